@@ -1,0 +1,174 @@
+"""The `remediator` command: serve, explain, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from remediator.alertmanager import PayloadError, parse_notification
+from remediator.config import ConfigError, Settings, load_settings
+from remediator.engine.assembly import load_registry, playbook_params
+from remediator.engine.engine import Engine
+from remediator.engine.explain import explain, render
+from remediator.engine.wiring import build_clients
+from remediator.http.app import Server, build_app
+from remediator.http.auth import Credentials
+from remediator.logs import configure, get_logger
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config) if args.config else None)
+
+
+def _fail(problems: list[str], what: str) -> int:
+    print(f"remediator: {what}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 2
+
+
+def webhook_credentials(settings: Settings, log: Any) -> Credentials:
+    """The configured credentials; with none configured, a generated token in a 0600 file.
+
+    A fresh install must not accept unauthenticated webhooks, yet must start with one command:
+    so it generates a token next to its state and says where to find it.
+    """
+    auth = settings.webhook.auth
+    if auth.disabled:
+        log.warning("webhook authentication is DISABLED: anyone who can reach the port can post")
+        return Credentials(disabled=True)
+    creds = Credentials(bearer=auth.bearer(), basic=auth.basic())
+    if creds.configured:
+        return creds
+    token_file = settings.state.path.resolve().parent / "webhook-token"
+    if not token_file.exists():
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    log.warning(
+        "no webhook credentials configured; using a generated bearer token",
+        token_file=str(token_file),
+    )
+    return Credentials(bearer=token_file.read_text(encoding="utf-8").strip())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _fail(exc.problems, "invalid configuration")
+    registry, problems = load_registry(settings)
+    _, param_problems = playbook_params(registry, settings)
+    problems += param_problems
+    try:
+        webhook_credentials_check(settings)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        return _fail(problems, f"{len(problems)} problem(s)")
+    print(f"configuration OK; {len(registry)} playbook(s) loaded:")
+    for spec in registry:
+        matchers = ", ".join(str(m) for m in spec.matchers)
+        print(f"  {spec.name} [{settings.mode_of(spec.name).value}] {{{matchers}}}")
+    return 0
+
+
+def webhook_credentials_check(settings: Settings) -> None:
+    auth = settings.webhook.auth
+    auth.bearer()
+    auth.basic()
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _fail(exc.problems, "invalid configuration")
+    registry, problems = load_registry(settings)
+    params, param_problems = playbook_params(registry, settings)
+    if problems + param_problems:
+        return _fail(problems + param_problems, "cannot load playbooks")
+    try:
+        body = Path(args.payload).read_bytes() if args.payload != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        return _fail([f"{args.payload}: {exc.strerror}"], "cannot read the payload")
+    try:
+        notification = parse_notification(body)
+    except PayloadError as exc:
+        details = [f"{e['loc']}: {e['msg']}" for e in exc.errors]
+        return _fail([exc.message, *details], "invalid payload")
+    clients = asyncio.run(build_clients(settings))
+    entries = explain(notification, registry, settings, params, clients.scope)
+    if args.json:
+        print(json.dumps({"truncated_alerts": notification.truncatedAlerts, "alerts": entries}))
+    else:
+        print(render(entries, notification.truncatedAlerts))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _fail(exc.problems, "invalid configuration")
+    configure(settings.logging.format, settings.logging.level)
+    log = get_logger(component="cli")
+    registry, problems = load_registry(settings)
+    params, param_problems = playbook_params(registry, settings)
+    if problems + param_problems:
+        return _fail(problems + param_problems, "refusing to start")
+    try:
+        credentials = webhook_credentials(settings, log)
+    except (ConfigError, OSError) as exc:
+        return _fail([str(exc)], "refusing to start")
+    return asyncio.run(_serve(settings, registry, params, credentials, log))
+
+
+async def _serve(
+    settings: Settings, registry: Any, params: Any, credentials: Credentials, log: Any
+) -> int:
+    engine = Engine(settings, registry, params)
+    app = build_app(settings, engine, credentials)
+    server = Server(app, settings.server.host, settings.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except Exception as exc:
+        log.error("cannot start", error=str(exc))
+        await server.stop()
+        return 1
+    log.info("listening", host=settings.server.host, port=server.port)
+    await stop.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon")
+    check = sub.add_parser("check", help="validate the config and load every playbook")
+    expl = sub.add_parser("explain", help="show what the daemon would do with a payload")
+    expl.add_argument("payload", help="Alertmanager webhook payload (JSON file, or - for stdin)")
+    expl.add_argument("--json", action="store_true", help="machine-readable output")
+    for p in (serve, check, expl):
+        p.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
+    args = parser.parse_args(argv)
+    handler = {"serve": cmd_serve, "check": cmd_check, "explain": cmd_explain}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Settings: the one place that reads the config file and the environment.
+
+Every other module receives the parsed `Settings` (or a section of it) explicitly, so a test can
+build any configuration in memory and nothing changes behind its back. The YAML file is optional;
+every key can be overridden from the environment as ``REMEDIATOR_<SECTION>__<KEY>``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+ENV_PREFIX = "REMEDIATOR_"
+
+# The environment a parse reads; load_settings sets it so tests can pass their own mapping.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("remediator_environ", default=None)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason, each naming its key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Mode(StrEnum):
+    SHADOW = "shadow"
+    APPROVE = "approve"
+    AUTO = "auto"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str | None:
+    """A secret given inline (usually from the environment) or in a file; the file wins."""
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([f"{what}: cannot read {file}: {exc.strerror}"]) from exc
+    return value.get_secret_value() if value is not None else None
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(9095, ge=0, le=65535, description="Port; 0 picks a free one.")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Bigger webhook bodies get 413.")
+
+
+class WebhookAuthSettings(Section):
+    disabled: bool = Field(False, description="Accept unauthenticated webhooks (warned at start).")
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    basic_username: str | None = None
+    basic_password: SecretStr | None = None
+    basic_password_file: Path | None = None
+
+    def bearer(self) -> str | None:
+        return read_secret(self.bearer_token, self.bearer_token_file, "webhook.auth.bearer_token")
+
+    def basic(self) -> tuple[str, str] | None:
+        password = read_secret(
+            self.basic_password, self.basic_password_file, "webhook.auth.basic_password"
+        )
+        if self.basic_username is None or password is None:
+            return None
+        return self.basic_username, password
+
+
+class WebhookSettings(Section):
+    auth: WebhookAuthSettings = WebhookAuthSettings()
+    max_alerts_per_notification: int = Field(1000, ge=1)
+    max_labels_per_alert: int = Field(128, ge=1)
+    max_label_value_bytes: int = Field(4096, ge=16)
+
+
+class StateSettings(Section):
+    backend: Literal["sqlite"] = Field("sqlite", description="Where the decision record lives.")
+    path: Path = Field(Path("remediator-state.db"), description="SQLite file (WAL mode).")
+    synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="full: fsync every commit (survives power loss); normal: survives a crash.",
+    )
+    batch_max: int = Field(256, ge=1, description="Notifications committed together at most.")
+    retention_days: int = Field(30, ge=1, description="Notifications older than this are pruned.")
+
+
+class DispatchSettings(Section):
+    queue_size: int = Field(10_000, ge=1, description="Alerts waiting for a worker; beyond: 503.")
+    workers: int = Field(8, ge=1, description="Playbook runs in parallel.")
+    playbook_timeout_seconds: float = Field(300.0, gt=0)
+
+
+class PlaybookSettings(Section):
+    enabled: bool = True
+    mode: Mode | None = Field(None, description="Overrides the global mode for this playbook.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoggingSettings(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """The whole configuration; see README "Configuration reference" for every key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    mode: Mode = Field(Mode.SHADOW, description="Default mode of every playbook.")
+    server: ServerSettings = ServerSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    state: StateSettings = StateSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    logging: LoggingSettings = LoggingSettings()
+    builtin_playbooks: bool = Field(True, description="Load the playbooks shipped in `playbooks/`.")
+    playbook_dirs: list[Path] = Field(default_factory=list)
+    playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _auth_is_usable(self) -> Settings:
+        auth = self.webhook.auth
+        if auth.basic_username is not None and (
+            auth.basic_password is None and auth.basic_password_file is None
+        ):
+            raise ValueError("webhook.auth.basic_username is set but no basic_password(_file)")
+        return self
+
+    def mode_of(self, playbook: str) -> Mode:
+        override = self.playbooks.get(playbook)
+        if override is not None and override.mode is not None:
+            return override.mode
+        return self.mode
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file is passed as init data (see load_settings), so the environment overrides it.
+        return _ScopedEnvSource(settings_cls), init_settings
+
+
+class _ScopedEnvSource(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        return parse_env_vars(
+            os.environ if environ is None else environ,
+            self.case_sensitive,
+            self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
+
+
+def _format_error(err: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {err['msg']}"
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse the YAML file (if any) and the environment; raise ConfigError naming each bad key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([f"{path}: {exc.strerror}"]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{path}: invalid YAML: {exc}"]) from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+        data = loaded
+    token = _ENVIRON.set(environ)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(e) for e in exc.errors()]) from exc
+    finally:
+        _ENVIRON.reset(token)

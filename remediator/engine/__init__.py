@@ -1,0 +1,1 @@
+"""The decision engine: intake, dispatch, the pipeline, guards and their seams."""

@@ -1,0 +1,78 @@
+"""`remediator explain`: what the daemon would do with a payload, computed offline.
+
+It uses the same matching and target resolution as the pipeline (`choose`), so what it prints
+is what the daemon decides; it never contacts a cluster or a database and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from remediator.alertmanager import Notification
+from remediator.config import Settings
+from remediator.engine.pipeline import choose
+from remediator.playbook import Registry, ResolveScope
+
+
+def explain(
+    notification: Notification,
+    registry: Registry,
+    settings: Settings,
+    params: dict[str, BaseModel],
+    scope: ResolveScope,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for alert in notification.alerts:
+        entry: dict[str, Any] = {
+            "alertname": alert.alertname,
+            "status": alert.status,
+            "episode": alert.episode_id,
+            "fingerprint": alert.fingerprint_or_computed,
+            "starts_at": alert.startsAt.isoformat(),
+        }
+        if alert.status == "resolved":
+            entry["decision"] = "resolved: closes the episode, never acts"
+            out.append(entry)
+            continue
+        choice = choose(registry, settings, alert.labels, scope)
+        entry["passed_over"] = [{"playbook": s.name, "why": why} for s, why in choice.passed_over]
+        if choice.chosen is None:
+            critical = alert.labels.get("severity") == "critical"
+            entry["decision"] = "no playbook" + ("; escalated (critical)" if critical else "")
+        else:
+            spec = choice.chosen
+            entry["playbook"] = spec.name
+            entry["mode"] = settings.mode_of(spec.name).value
+            entry["does"] = spec.description
+            entry["params"] = (
+                params[spec.name].model_dump(mode="json") if spec.name in params else {}
+            )
+            if choice.target is None:
+                entry["decision"] = f"refused: {choice.target_error}; escalated"
+            else:
+                entry["target"] = choice.target.key
+                entry["decision"] = {
+                    "shadow": "records the exact calls it would make; changes nothing",
+                    "approve": "records the calls and waits for an operator's approval",
+                    "auto": "acts, subject to the guards, then verifies",
+                }[entry["mode"]]
+        out.append(entry)
+    return out
+
+
+def render(entries: list[dict[str, Any]], truncated: int) -> str:
+    lines = []
+    if truncated:
+        lines.append(f"! Alertmanager truncated {truncated} alert(s) from this notification")
+    for e in entries:
+        lines.append(f"{e['alertname'] or '(no alertname)'} [{e['status']}] episode {e['episode']}")
+        if "playbook" in e:
+            lines.append(f"  playbook: {e['playbook']} (mode {e['mode']}): {e['does']}")
+        if "target" in e:
+            lines.append(f"  target:   {e['target']}")
+        for p in e.get("passed_over", []):
+            lines.append(f"  not used: {p['playbook']} ({p['why']})")
+        lines.append(f"  decision: {e['decision']}")
+    return "\n".join(lines)

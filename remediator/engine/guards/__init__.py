@@ -1,0 +1,1 @@
+"""Guards checked immediately before every action (kill switches, rate limits, blast radius...)."""

@@ -1,0 +1,252 @@
+"""One alert's way through the decision pipeline, after it was durably recorded.
+
+firing:   match playbooks -> resolve the target -> claim (episode, playbook) -> per-target lock
+          -> run the playbook under its mode and timeout (every action through the gate)
+          -> record the outcome -> verify / report / escalate.
+resolved: never acts; closes the episode (escalations resolved, reports updated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from remediator.config import Mode, PlaybookSettings, Settings
+from remediator.engine.hooks import Escalator, Guards, Reporter, Verifier
+from remediator.engine.locks import KeyedLocks
+from remediator.engine.run import EngineRun
+from remediator.logs import get_logger
+from remediator.metrics import Metrics
+from remediator.playbook import (
+    ActionRefused,
+    ClientFactory,
+    PlaybookSpec,
+    Registry,
+    ResolveScope,
+    Target,
+    TargetError,
+)
+from remediator.store import Store
+from remediator.store.records import DecisionKind, EpisodeRecord, RunState, WorkItem, WorkKind
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which playbook an alert gets, and why the others do not (also used by `explain`)."""
+
+    chosen: PlaybookSpec | None
+    target: Target | None
+    target_error: str | None
+    passed_over: list[tuple[PlaybookSpec, str]] = field(default_factory=list)
+
+
+def choose(
+    registry: Registry, settings: Settings, labels: Mapping[str, str], scope: ResolveScope
+) -> Choice:
+    """The highest-priority enabled playbook that matches; its target resolved from labels."""
+    passed: list[tuple[PlaybookSpec, str]] = []
+    chosen: PlaybookSpec | None = None
+    for spec in registry.match(labels):
+        if not settings.playbooks.get(spec.name, PlaybookSettings()).enabled:
+            passed.append((spec, "disabled in the configuration"))
+        elif chosen is None:
+            chosen = spec
+        else:
+            passed.append((spec, f"lower priority than {chosen.name}"))
+    if chosen is None:
+        return Choice(None, None, None, passed)
+    try:
+        return Choice(chosen, chosen.target(labels, scope), None, passed)
+    except TargetError as exc:
+        return Choice(chosen, None, str(exc), passed)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        params: Mapping[str, BaseModel],
+        store: Store,
+        metrics: Metrics,
+        guards: Guards,
+        escalator: Escalator,
+        reporter: Reporter,
+        verifier: Verifier,
+        clients: Mapping[str, ClientFactory],
+        scope: ResolveScope,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.params = params
+        self.store = store
+        self.metrics = metrics
+        self.guards = guards
+        self.escalator = escalator
+        self.reporter = reporter
+        self.verifier = verifier
+        self.clients = clients
+        self.scope = scope
+        self.locks = KeyedLocks()
+        self.log = get_logger(component="pipeline")
+
+    async def handle(self, item: WorkItem) -> None:
+        if item.kind is WorkKind.FIRING:
+            await self._firing(item)
+        else:
+            await self._resolved(item)
+
+    async def _resolved(self, item: WorkItem) -> None:
+        episode = await self.store.get_episode(item.episode_id)
+        await self.store.record_decision(
+            item.episode_id, None, DecisionKind.RESOLVED, "the alert resolved; nothing is done"
+        )
+        await self.escalator.resolved(item.episode_id)
+        details: dict[str, Any] = {"alertname": item.alert.alertname}
+        if episode is not None and episode.resolved_at is not None:
+            details["seconds_to_resolve"] = (
+                episode.resolved_at - episode.starts_at
+            ).total_seconds()
+        await self.reporter.report(item.episode_id, "resolved", details)
+
+    async def _firing(self, item: WorkItem) -> None:
+        alert = item.alert
+        log = self.log.bind(episode=item.episode_id, alertname=alert.alertname)
+        episode = await self.store.get_episode(item.episode_id)
+        if episode is None or episode.status != "firing":
+            await self.store.record_decision(
+                item.episode_id, None, DecisionKind.SKIPPED, "resolved before it was dispatched"
+            )
+            return
+        choice = choose(self.registry, self.settings, alert.labels, self.scope)
+        for other, why in choice.passed_over:
+            await self.store.record_decision(item.episode_id, other.name, DecisionKind.SKIPPED, why)
+        spec = choice.chosen
+        if spec is None:
+            await self._no_playbook(episode, log)
+            return
+        if choice.target is None:
+            reason = f"no valid target: {choice.target_error}"
+            await self.store.record_decision(
+                item.episode_id, spec.name, DecisionKind.REFUSED, reason
+            )
+            self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
+            log.warning("refused", playbook=spec.name, reason=reason)
+            await self.escalator.escalate(
+                item.episode_id, None, reason, {"kind": "refused", "playbook": spec.name}
+            )
+            return
+        await self.store.record_decision(
+            item.episode_id, spec.name, DecisionKind.MATCHED, f"target {choice.target.key}"
+        )
+        await self.run_playbook(spec, choice.target, episode, item, log)
+
+    async def _no_playbook(self, episode: EpisodeRecord, log: Any) -> None:
+        await self.store.record_decision(
+            episode.id, None, DecisionKind.NO_PLAYBOOK, "no enabled playbook matches"
+        )
+        log.info("no playbook")
+        if episode.labels.get("severity") == "critical":
+            await self.escalator.escalate(
+                episode.id,
+                None,
+                "a critical alert matches no playbook",
+                {"kind": "no_playbook", "alertname": episode.alertname, "labels": episode.labels},
+            )
+
+    async def run_playbook(
+        self,
+        spec: PlaybookSpec,
+        target: Target,
+        episode: EpisodeRecord,
+        item: WorkItem,
+        log: Any,
+        *,
+        mode: Mode | None = None,
+        run_id: int | None = None,
+    ) -> RunState:
+        """Run one playbook once for the episode. `run_id` resumes an approved run."""
+        mode = mode or self.settings.mode_of(spec.name)
+        if run_id is None:
+            run_id = await self.store.claim_run(episode.id, spec.name, target.key, mode.value)
+            if run_id is None:
+                await self.store.record_decision(
+                    episode.id, spec.name, DecisionKind.SKIPPED, "already handled for this episode"
+                )
+                return RunState.NOOP
+        dry_run = mode is not Mode.AUTO
+        log = log.bind(playbook=spec.name, target=target.key, run=run_id, mode=mode.value)
+        run = EngineRun(
+            run_id=run_id,
+            episode_id=episode.id,
+            playbook=spec.name,
+            target=target,
+            dry_run=dry_run,
+            store=self.store,
+            guards=self.guards,
+            log=log,
+        )
+        kwargs: dict[str, Any] = {
+            "alert": item.alert,
+            "episode": episode,
+            "params": self.params[spec.name],
+            "target": target,
+            "run": run,
+            "log": log,
+            "mode": mode,
+            "dry_run": dry_run,
+        }
+        for name, factory in self.clients.items():
+            kwargs[name] = factory(run)
+        error: str | None = None
+        async with self.locks.hold(target.key):
+            log.info("run started")
+            try:
+                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
+                    await spec.fn(**kwargs)
+                state = (
+                    RunState.ACTED
+                    if run.acted
+                    else RunState.PENDING_APPROVAL
+                    if mode is Mode.APPROVE and run.would
+                    else RunState.SHADOW
+                    if run.would
+                    else RunState.NOOP
+                )
+            except ActionRefused as refused:
+                state, error = RunState.REFUSED, str(refused)
+            except TimeoutError:
+                state = RunState.FAILED
+                error = f"timed out after {self.settings.dispatch.playbook_timeout_seconds:g} s"
+            except Exception as exc:  # a playbook bug must not take the daemon down
+                state, error = RunState.FAILED, f"{type(exc).__name__}: {exc}"
+                log.exception("playbook failed")
+        escalation = "; ".join(run.escalations) or None
+        if state in (RunState.REFUSED, RunState.FAILED):
+            escalation = "; ".join(filter(None, [error, escalation]))
+        await self.store.finish_run(
+            run_id, state, error=error, evidence=run.evidence_data, escalation=escalation
+        )
+        await self.store.record_decision(
+            episode.id, spec.name, DecisionKind(state.value), error or state.value, run_id
+        )
+        self.metrics.runs.labels(playbook=spec.name, outcome=state.value).inc()
+        log.info("run finished", state=state.value, error=error)
+        details = {
+            "kind": state.value,
+            "playbook": spec.name,
+            "target": target.key,
+            "mode": mode.value,
+            "evidence": run.evidence_data,
+        }
+        await self.reporter.report(episode.id, f"run_{state.value}", {**details, "run_id": run_id})
+        if escalation:
+            await self.escalator.escalate(episode.id, run_id, escalation, details)
+        if state is RunState.ACTED and spec.verify is not None:
+            await self.verifier.schedule(spec, run, item.alert)
+        return state

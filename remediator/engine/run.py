@@ -1,0 +1,128 @@
+"""The action gate behind `Run.act`: guard, record intent, act (or not, in shadow), record outcome.
+
+The intent is durable before the call starts, so a crash between the two leaves an `intent`
+row that start-up reconciliation turns into an escalation instead of a blind retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from remediator.engine.hooks import Guards
+from remediator.playbook import JSON, Action, ActionRefused, Target
+from remediator.store import Store
+from remediator.store.records import ActionState
+
+T = TypeVar("T")
+_MAX_RESULT = 2000
+
+
+def summarize(value: Any) -> JSON:
+    """Keep a call's result small and JSON-safe for the record."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value[:_MAX_RESULT]
+    if isinstance(value, dict | list) and len(repr(value)) <= _MAX_RESULT:
+        return value
+    return f"{type(value).__name__}: {repr(value)[:_MAX_RESULT]}"
+
+
+class EngineRun:
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        episode_id: str,
+        playbook: str,
+        target: Target,
+        dry_run: bool,
+        store: Store,
+        guards: Guards,
+        log: Any,
+    ) -> None:
+        self._run_id = run_id
+        self._episode_id = episode_id
+        self._playbook = playbook
+        self._target = target
+        self._dry_run = dry_run
+        self._store = store
+        self._guards = guards
+        self.log = log
+        self.acted = 0
+        self.would = 0
+        self.evidence_data: dict[str, JSON] = {}
+        self.escalations: list[str] = []
+
+    @property
+    def run_id(self) -> int:
+        return self._run_id
+
+    @property
+    def episode_id(self) -> str:
+        return self._episode_id
+
+    @property
+    def playbook(self) -> str:
+        return self._playbook
+
+    @property
+    def target(self) -> Target:
+        return self._target
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run
+
+    async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            await self._guards.check(self, action)
+        except ActionRefused as refused:
+            action_id = await self._intent(action)
+            await self._store.record_outcome(action_id, ActionState.REFUSED, error=str(refused))
+            raise
+        action_id = await self._intent(action)
+        if self._dry_run:
+            self.would += 1
+            self.log.info("would act", action=action.summary, verb=action.verb, body=action.body)
+            return None
+        self.log.info("acting", action=action.summary, verb=action.verb)
+        try:
+            result = await call()
+        except BaseException as exc:
+            # Shielded: a timeout cancelling the run must not also lose the outcome.
+            await asyncio.shield(
+                self._store.record_outcome(
+                    action_id, ActionState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
+                )
+            )
+            raise
+        await asyncio.shield(
+            self._store.record_outcome(action_id, ActionState.SUCCEEDED, result=summarize(result))
+        )
+        self.acted += 1
+        return result
+
+    async def _intent(self, action: Action) -> int:
+        return await self._store.record_intent(
+            self._run_id,
+            self._episode_id,
+            verb=action.verb,
+            resource=action.resource,
+            obj=action.target.key,
+            summary=action.summary,
+            body=action.body,
+            change=dict(action.change),
+            dry_run=self._dry_run,
+        )
+
+    async def record_call(self, verb: str, resource: str, obj: str, body: JSON = None) -> None:
+        await self._store.record_call(self._run_id, self._episode_id, verb, resource, obj, body)
+
+    def evidence(self, key: str, value: JSON) -> None:
+        self.evidence_data[key] = value
+
+    def escalate(self, reason: str) -> None:
+        self.escalations.append(reason)

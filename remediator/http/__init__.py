@@ -1,0 +1,1 @@
+"""The HTTP surface: the Alertmanager webhook, health, metrics (and the admin API)."""

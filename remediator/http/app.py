@@ -1,0 +1,60 @@
+"""Builds the aiohttp application and runs it as one supervised unit.
+
+The engine lives in the app's `cleanup_ctx`, so it starts before the first request is served
+and stops after the last; tests drive the same app through `aiohttp_client`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from remediator.config import Settings
+from remediator.engine.engine import Engine
+from remediator.http import health, webhook
+from remediator.http.auth import Credentials
+from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
+
+
+def build_app(settings: Settings, engine: Engine, credentials: Credentials) -> web.Application:
+    # aiohttp enforces the body limit while reading, so a huge body is never held in memory.
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[ENGINE] = engine
+    app[WEBHOOK_CREDENTIALS] = credentials
+    app.router.add_post("/webhook", webhook.receive)
+    app.router.add_post("/", webhook.receive)  # Alertmanager is often pointed at / by mistake
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", make_aiohttp_handler(engine.metrics.registry))
+
+    async def engine_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app.cleanup_ctx.append(engine_lifetime)
+    return app
+
+
+class Server:
+    """The daemon's HTTP server: `start()` returns once listening, `stop()` tears down."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._host = host
+        self._port = port
+        self.port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])  # the bound port, when 0 was asked
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

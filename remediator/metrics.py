@@ -1,0 +1,72 @@
+"""Every metric the daemon exports, on a registry passed in (a fresh one per test).
+
+The names are a contract: `alert_rules/remediator.rules.yml` alerts on them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.notifications = Counter(
+            "remediator_notifications",
+            "Webhook notifications by result (recorded, unauthorized, bad_request, ...).",
+            ["result"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "remediator_alerts", "Alerts received, by their own status.", ["status"], registry=r
+        )
+        self.episodes_opened = Counter(
+            "remediator_episodes_opened", "New alert episodes (fingerprint, startsAt).", registry=r
+        )
+        self.episodes_closed = Counter(
+            "remediator_episodes_closed", "Episodes closed by a resolved alert.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "remediator_dispatch_queue_depth", "Alerts waiting for a dispatch worker.", registry=r
+        )
+        self.intake_depth = Gauge(
+            "remediator_intake_queue_depth", "Notifications waiting to be recorded.", registry=r
+        )
+        self.runs = Counter(
+            "remediator_playbook_runs",
+            "Playbook runs by playbook and outcome "
+            "(acted, shadow, noop, skipped, refused, failed, pending_approval).",
+            ["playbook", "outcome"],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "remediator_webhook_latency_seconds",
+            "Time from request to acknowledgement (recorded durably).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.verifications = Counter(
+            "remediator_verifications",
+            "Verification outcomes (verified, not_verified, unknown).",
+            ["playbook", "result"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "remediator_breaker_open", "1 while the storm breaker stops remediation.", registry=r
+        )
+        self.escalation_deliveries = Counter(
+            "remediator_escalation_deliveries",
+            "Escalation and report deliveries by channel and result (ok, error).",
+            ["channel", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "remediator_outbox_pending",
+            "Reports and escalations waiting for delivery.",
+            ["channel"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "remediator_escalations", "Escalations raised, by reason kind.", ["reason"], registry=r
+        )

@@ -1,0 +1,81 @@
+"""What a running playbook receives: the action gate, evidence and escalation.
+
+Playbooks never call a mutating API directly. They describe each change as an `Action` and pass
+it, with the coroutine that performs it, to `Run.act`. The engine behind `act` checks the guards
+immediately before the call, honours the mode (shadow records the exact call and skips it), and
+writes the intent before and the outcome after, so that a crash in between is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from remediator.playbook.targets import Target
+
+T = TypeVar("T")
+JSON = Any  # what json.dumps accepts; kept loose on purpose for playbook authors
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to the world, described exactly enough to record, guard and report.
+
+    `change` carries the facts guards check (e.g. {"replicas": [3, 5]} or {"sessions": 4}); `body`
+    is the exact request (patch body, SQL) that is recorded and, in shadow mode, reported.
+    """
+
+    verb: str  # patch, create, delete, evict, terminate, ...
+    resource: str  # deployments/scale, pods/eviction, pg_stat_activity, ...
+    target: Target
+    summary: str  # human sentence: "scale shop/api 3 -> 5"
+    body: JSON = None
+    change: Mapping[str, JSON] = field(default_factory=dict)
+
+
+class ActionRefused(Exception):
+    """A guard refused the action; the playbook should stop (the engine escalates)."""
+
+    def __init__(self, guard: str, reason: str) -> None:
+        super().__init__(f"{guard}: {reason}")
+        self.guard = guard
+        self.reason = reason
+
+
+class Run(Protocol):
+    """One playbook run for one episode and one target."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def episode_id(self) -> str: ...
+    @property
+    def playbook(self) -> str: ...
+    @property
+    def target(self) -> Target: ...
+    @property
+    def dry_run(self) -> bool:
+        """True in shadow mode: `act` records the call and returns None without running it."""
+        ...
+
+    async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Guard, record intent, run `call` (unless dry run), record outcome; raises
+        ActionRefused when a guard says no."""
+        ...
+
+    async def record_call(self, verb: str, resource: str, obj: str, body: JSON = None) -> None:
+        """Record a non-mutating call (a read), so the record shows everything the run did."""
+        ...
+
+    def evidence(self, key: str, value: JSON) -> None:
+        """Before/after facts for the record and the report (e.g. "replicas_before": 3)."""
+        ...
+
+    def escalate(self, reason: str) -> None:
+        """Ask for humans at the end of the run, even if the run itself succeeded."""
+        ...
+
+
+# A client factory builds a run-bound client (e.g. one whose mutations go through run.act).
+ClientFactory = Callable[[Run], object]

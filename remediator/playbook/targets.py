@@ -1,0 +1,103 @@
+"""What a playbook acts on, derived from alert labels without letting a label reach further.
+
+A target names exactly one object. Resolvers validate every name against Kubernetes' DNS rules
+(or the configured database names) so `../`, `*`, empty strings or a crafted selector can never
+widen what a playbook touches: "zero does not mean all".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+# RFC 1123 label (namespaces, most names) and subdomain (pods, deployments may contain dots).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class TargetError(ValueError):
+    """The alert does not name one valid target; the reason is recorded and escalated."""
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # Deployment, StatefulSet, Pod, Database, ...
+    name: str
+    namespace: str | None = None
+    # Extra identifying facts a playbook may need (e.g. the pod behind a Deployment alert).
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Stable identity for locks, rate limits and kill switches: Kind/namespace/name."""
+        return (
+            f"{self.kind}/{self.namespace}/{self.name}"
+            if self.namespace
+            else (f"{self.kind}/{self.name}")
+        )
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class ResolveScope:
+    """What the configuration allows a resolver to choose from."""
+
+    databases: frozenset[str] = frozenset()
+
+
+Resolver = Callable[[Mapping[str, str], ResolveScope], Target]
+
+
+def dns_label(value: str | None, what: str) -> str:
+    if not value:
+        raise TargetError(f"label {what!r} is missing or empty")
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise TargetError(f"label {what!r} is not a valid Kubernetes name: {value[:80]!r}")
+    return value
+
+
+def dns_subdomain(value: str | None, what: str) -> str:
+    if not value:
+        raise TargetError(f"label {what!r} is missing or empty")
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise TargetError(f"label {what!r} is not a valid Kubernetes name: {value[:80]!r}")
+    return value
+
+
+def workload(kind: str, label: str, namespace_label: str = "namespace") -> Resolver:
+    """A namespaced object named by one label, e.g. workload("Deployment", "deployment")."""
+
+    def resolve(labels: Mapping[str, str], scope: ResolveScope) -> Target:
+        namespace = dns_label(labels.get(namespace_label), namespace_label)
+        name = dns_subdomain(labels.get(label), label)
+        return Target(kind=kind, name=name, namespace=namespace)
+
+    resolve.__doc__ = f"{kind} named by labels {namespace_label!r} and {label!r}"
+    return resolve
+
+
+def deployment(label: str = "deployment") -> Resolver:
+    return workload("Deployment", label)
+
+
+def statefulset(label: str = "statefulset") -> Resolver:
+    return workload("StatefulSet", label)
+
+
+def database(label: str = "datname", mapping: Mapping[str, str] | None = None) -> Resolver:
+    """A database from the config, chosen by a label value (optionally through a mapping)."""
+
+    def resolve(labels: Mapping[str, str], scope: ResolveScope) -> Target:
+        raw = labels.get(label)
+        if not raw:
+            raise TargetError(f"label {label!r} is missing or empty")
+        name = mapping.get(raw, raw) if mapping else raw
+        if name not in scope.databases:
+            raise TargetError(f"database {raw[:80]!r} is not configured under `databases`")
+        return Target(kind="Database", name=name)
+
+    resolve.__doc__ = f"a configured database chosen by label {label!r}"
+    return resolve

@@ -1,0 +1,12 @@
+"""The durable decision record: an interface and its backends."""
+
+from remediator.config import StateSettings
+from remediator.store.base import Store, StoreUnavailable
+from remediator.store.sqlite import SQLiteStore
+
+
+def make_store(settings: StateSettings) -> Store:
+    return SQLiteStore(settings.path, synchronous=settings.synchronous)
+
+
+__all__ = ["SQLiteStore", "Store", "StoreUnavailable", "make_store"]

@@ -1,0 +1,133 @@
+"""The storage interface the engine depends on; SQLite implements it, PostgreSQL can too.
+
+Every method is one durable step of the decision record. The claim of a run
+(`claim_run`) is the idempotency point: a unique (episode, playbook) row, so re-sent
+notifications and several replicas sharing a PostgreSQL store act at most once per episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from remediator.store.records import (
+    ActionRecord,
+    DecisionRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    IncomingNotification,
+    OutboxItem,
+    Recorded,
+    RunRecord,
+    WorkItem,
+)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take a write now (locked, disk full, down): answer 503, retry later."""
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise StoreUnavailable if the store cannot be read and written now."""
+        ...
+
+    # intake
+    async def record_notifications(
+        self, batch: Sequence[IncomingNotification]
+    ) -> list[Recorded]: ...
+    async def pending_work(self, limit: int) -> list[WorkItem]:
+        """Work recorded but not yet handled (after a restart, or after a queue overflow)."""
+        ...
+
+    async def mark_handled(self, item: WorkItem) -> None: ...
+
+    # decisions and runs
+    async def record_decision(
+        self,
+        episode_id: str,
+        playbook: str | None,
+        kind: str,
+        reason: str,
+        run_id: int | None = None,
+    ) -> None: ...
+    async def claim_run(
+        self, episode_id: str, playbook: str, target_key: str, mode: str
+    ) -> int | None:
+        """Create the run, or None if this (episode, playbook) was already claimed."""
+        ...
+
+    async def finish_run(
+        self,
+        run_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        escalation: str | None = None,
+    ) -> None: ...
+    async def record_call(
+        self, run_id: int, episode_id: str, verb: str, resource: str, obj: str, body: Any
+    ) -> None: ...
+    async def record_intent(
+        self,
+        run_id: int,
+        episode_id: str,
+        *,
+        verb: str,
+        resource: str,
+        obj: str,
+        summary: str,
+        body: Any,
+        change: dict[str, Any],
+        dry_run: bool,
+    ) -> int: ...
+    async def record_outcome(
+        self, action_id: int, state: str, *, result: Any = None, error: str | None = None
+    ) -> None: ...
+    async def interrupt_unfinished(self) -> list[ActionRecord]:
+        """At start-up: every intent without an outcome becomes `interrupted` (never re-run)."""
+        ...
+
+    # escalation and reports
+    async def add_escalation(
+        self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]
+    ) -> int: ...
+    async def enqueue_outbox(
+        self, channel: str, episode_id: str | None, kind: str, payload: dict[str, Any]
+    ) -> int: ...
+    async def due_outbox(self, channel: str, now: datetime, limit: int) -> list[OutboxItem]: ...
+    async def outbox_delivered(self, item_id: int, at: datetime) -> None: ...
+    async def outbox_failed(self, item_id: int, error: str, retry_at: datetime) -> None: ...
+    async def outbox_pending(self) -> dict[str, int]: ...
+
+    # reading the record
+    async def get_episode(self, episode_id: str) -> EpisodeRecord | None: ...
+    async def list_episodes(
+        self,
+        *,
+        status: str | None = None,
+        alertname: str | None = None,
+        namespace: str | None = None,
+        playbook: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EpisodeRecord]: ...
+    async def runs_for(self, episode_id: str) -> list[RunRecord]: ...
+    async def actions_for(self, episode_id: str) -> list[ActionRecord]: ...
+    async def decisions_for(self, episode_id: str) -> list[DecisionRecord]: ...
+    async def calls_for(self, episode_id: str) -> list[dict[str, Any]]: ...
+    async def escalations_for(self, episode_id: str) -> list[EscalationRecord]: ...
+    async def count_runs(
+        self,
+        *,
+        since: datetime,
+        states: Sequence[str],
+        target_key: str | None = None,
+        playbook: str | None = None,
+    ) -> int: ...
+    async def count_episodes(self) -> int: ...
+    async def prune(self, older_than: datetime) -> int: ...

@@ -1,0 +1,159 @@
+"""Plain records that cross the store boundary (the store never hands out rows or cursors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from remediator.alertmanager import Alert, Notification
+
+
+class WorkKind(StrEnum):
+    FIRING = "firing"  # a new episode: decide and maybe act
+    RESOLVED = "resolved"  # an episode closed: never act, only close what it opened
+
+
+@dataclass(frozen=True)
+class IncomingNotification:
+    notification: Notification
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    kind: WorkKind
+    episode_id: str
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one notification changed: the work it created (empty for a pure re-send)."""
+
+    notification_id: str
+    work: list[WorkItem]
+    new_episodes: int
+    resent_alerts: int
+    resolved_episodes: int
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    ACTED = "acted"  # changed something (auto mode)
+    SHADOW = "shadow"  # recorded what it would do, changed nothing
+    NOOP = "noop"  # ran, found nothing to do
+    REFUSED = "refused"  # a guard said no
+    FAILED = "failed"
+    PENDING_APPROVAL = "pending_approval"
+    INTERRUPTED = "interrupted"  # the daemon died with an intent and no outcome
+
+
+class ActionState(StrEnum):
+    INTENT = "intent"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    WOULD = "would"  # shadow mode: the exact call, not made
+    REFUSED = "refused"  # a guard said no; the call was not made
+    INTERRUPTED = "interrupted"
+
+
+class DecisionKind(StrEnum):
+    NO_PLAYBOOK = "no_playbook"
+    MATCHED = "matched"
+    SKIPPED = "skipped"
+    ACTED = "acted"
+    SHADOW = "shadow"
+    NOOP = "noop"
+    REFUSED = "refused"
+    FAILED = "failed"
+    PENDING_APPROVAL = "pending_approval"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    id: str
+    fingerprint: str
+    starts_at: datetime
+    alertname: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    notifications: int
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    id: int
+    run_id: int
+    episode_id: str
+    playbook: str
+    target_key: str
+    verb: str
+    resource: str
+    object: str
+    summary: str
+    body: Any
+    change: dict[str, Any]
+    state: str
+    intended_at: datetime
+    finished_at: datetime | None
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    episode_id: str
+    playbook: str
+    target_key: str
+    mode: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    escalation: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    episode_id: str
+    playbook: str | None
+    kind: str
+    reason: str
+    at: datetime
+    run_id: int | None
+
+
+@dataclass(frozen=True)
+class EscalationRecord:
+    id: int
+    episode_id: str
+    run_id: int | None
+    reason: str
+    details: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    channel: str
+    episode_id: str | None
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None

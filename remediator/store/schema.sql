@@ -1,0 +1,125 @@
+-- The decision record (SQLite). Timestamps are ISO 8601 UTC text; JSON columns are text.
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    status TEXT NOT NULL,
+    alerts INTEGER NOT NULL,
+    truncated_alerts INTEGER NOT NULL,
+    new_episodes INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_received ON notifications (received_at);
+
+CREATE TABLE IF NOT EXISTS episodes (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    alertname TEXT NOT NULL,
+    namespace TEXT,
+    status TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    generator_url TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    resolved_at TEXT,
+    notifications INTEGER NOT NULL DEFAULT 1,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    first_notification TEXT NOT NULL,
+    -- NULL until the dispatcher has finished with the firing / the resolution.
+    firing_handled_at TEXT,
+    resolved_handled_at TEXT
+);
+CREATE INDEX IF NOT EXISTS episodes_pending_firing ON episodes (first_seen)
+    WHERE firing_handled_at IS NULL AND status = 'firing';
+CREATE INDEX IF NOT EXISTS episodes_pending_resolved ON episodes (resolved_at)
+    WHERE resolved_handled_at IS NULL AND status = 'resolved';
+CREATE INDEX IF NOT EXISTS episodes_last_seen ON episodes (last_seen);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    playbook TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT,
+    evidence TEXT NOT NULL DEFAULT '{}',
+    escalation TEXT,
+    -- The claim: one run per episode and playbook, whatever re-sends or replicas do.
+    UNIQUE (episode_id, playbook)
+);
+CREATE INDEX IF NOT EXISTS runs_target ON runs (target_key, started_at);
+CREATE INDEX IF NOT EXISTS runs_playbook ON runs (playbook, started_at);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    playbook TEXT,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS decisions_episode ON decisions (episode_id);
+
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    episode_id TEXT NOT NULL,
+    verb TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    object TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    body TEXT NOT NULL,
+    change TEXT NOT NULL,
+    state TEXT NOT NULL,
+    intended_at TEXT NOT NULL,
+    finished_at TEXT,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_episode ON actions (episode_id);
+CREATE INDEX IF NOT EXISTS actions_open ON actions (state) WHERE state = 'intent';
+
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    episode_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    verb TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    object TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_episode ON calls (episode_id);
+
+CREATE TABLE IF NOT EXISTS escalations (
+    id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    run_id INTEGER,
+    reason TEXT NOT NULL,
+    details TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS escalations_episode ON escalations (episode_id);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    episode_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at TEXT,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, next_attempt_at, id)
+    WHERE delivered_at IS NULL;

@@ -1,0 +1,636 @@
+"""The embedded store: one SQLite file in WAL mode, nothing else to run.
+
+All writes go through one connection under one asyncio lock, so a multi-statement write is one
+transaction even though many coroutines share the connection. Intake writes arrive in batches
+(see engine/intake.py) so that one fsync covers many notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from remediator.alertmanager import Alert
+from remediator.store.base import StoreUnavailable
+from remediator.store.records import (
+    ActionRecord,
+    ActionState,
+    DecisionRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    IncomingNotification,
+    OutboxItem,
+    Recorded,
+    RunRecord,
+    WorkItem,
+    WorkKind,
+)
+
+_MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
+
+
+def ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class SQLiteStore:
+    def __init__(
+        self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path)
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            schema = resources.files("remediator.store").joinpath("schema.sql").read_text()
+            await db.executescript(schema)
+            await db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open state file {self.path}: {exc}") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            db = self.db
+            try:
+                yield db
+                await db.commit()
+            except sqlite3.Error as exc:
+                await self._rollback(db)
+                raise StoreUnavailable(f"state write failed: {exc}") from exc
+            except BaseException:
+                await self._rollback(db)
+                raise
+
+    @staticmethod
+    async def _rollback(db: aiosqlite.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):  # the original error is the one to report
+            await db.rollback()
+
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self.db.execute(sql, tuple(params)) as cursor:
+                cursor.row_factory = sqlite3.Row
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"state read failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        # BEGIN IMMEDIATE takes the write lock: a read-only or locked file fails here, not later.
+        async with self._write() as db:
+            await db.execute("BEGIN IMMEDIATE")
+
+    # -- intake --------------------------------------------------------------------------
+    async def _statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), _MAX_PARAMS):
+            chunk = ids[start : start + _MAX_PARAMS]
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(
+                f"SELECT id, status FROM episodes WHERE id IN ({marks})", chunk
+            ) as cursor:
+                for row in await cursor.fetchall():
+                    found[row[0]] = row[1]
+        return found
+
+    async def record_notifications(self, batch: Sequence[IncomingNotification]) -> list[Recorded]:
+        at = ts(now())
+        inserts: list[tuple[Any, ...]] = []
+        resends: list[tuple[Any, ...]] = []
+        resolves: list[tuple[Any, ...]] = []
+        notes: list[tuple[Any, ...]] = []
+        results: list[Recorded] = []
+        async with self._write() as db:
+            keyed = [[(a, a.episode_id) for a in item.notification.alerts] for item in batch]
+            ids = list({eid for alerts in keyed for _, eid in alerts})
+            known = await self._statuses(ids)
+            for item, alerts in zip(batch, keyed, strict=True):
+                n = item.notification
+                nid = f"n-{uuid.uuid4().hex[:20]}"
+                truncated = 1 if n.truncatedAlerts > 0 else 0
+                work: list[WorkItem] = []
+                new = resent = resolved = 0
+                for alert, eid in alerts:
+                    state = known.get(eid)
+                    if state is None:
+                        firing = alert.status == "firing"
+                        inserts.append(_episode_row(alert, eid, at, nid, truncated, firing))
+                        known[eid] = alert.status
+                        if firing:
+                            work.append(WorkItem(WorkKind.FIRING, eid, alert))
+                            new += 1
+                    elif alert.status == "resolved" and state == "firing":
+                        resolves.append((_resolved_at(alert), at, truncated, eid))
+                        known[eid] = "resolved"
+                        work.append(WorkItem(WorkKind.RESOLVED, eid, alert))
+                        resolved += 1
+                    else:
+                        # A re-send (or a late firing after the resolve): no new work.
+                        resends.append((at, dumps(alert.annotations), truncated, eid))
+                        resent += 1
+                notes.append(
+                    (
+                        nid,
+                        ts(item.received_at),
+                        n.groupKey,
+                        n.receiver,
+                        n.status,
+                        len(n.alerts),
+                        n.truncatedAlerts,
+                        new,
+                        item.body.decode("utf-8", "replace"),
+                    )
+                )
+                results.append(Recorded(nid, work, new, resent, resolved))
+            await db.executemany("INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)", notes)
+            if inserts:
+                await db.executemany(
+                    "INSERT INTO episodes (id, fingerprint, starts_at, alertname, namespace, "
+                    "status, labels, annotations, generator_url, first_seen, last_seen, "
+                    "resolved_at, truncated, first_notification, firing_handled_at, "
+                    "resolved_handled_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    inserts,
+                )
+            if resends:
+                await db.executemany(
+                    "UPDATE episodes SET last_seen = ?, notifications = notifications + 1, "
+                    "annotations = ?, truncated = max(truncated, ?) WHERE id = ?",
+                    resends,
+                )
+            if resolves:
+                await db.executemany(
+                    "UPDATE episodes SET status = 'resolved', resolved_at = ?, last_seen = ?, "
+                    "notifications = notifications + 1, truncated = max(truncated, ?) "
+                    "WHERE id = ?",
+                    resolves,
+                )
+        return results
+
+    async def pending_work(self, limit: int) -> list[WorkItem]:
+        rows = await self._read(
+            "SELECT *, 'firing' AS work FROM episodes WHERE status = 'firing' "
+            "AND firing_handled_at IS NULL ORDER BY first_seen LIMIT ?",
+            (limit,),
+        )
+        rows += await self._read(
+            "SELECT *, 'resolved' AS work FROM episodes WHERE status = 'resolved' "
+            "AND resolved_handled_at IS NULL ORDER BY resolved_at LIMIT ?",
+            (limit,),
+        )
+        items = []
+        for row in rows:
+            alert = Alert(
+                status=row["status"],
+                labels=json.loads(row["labels"]),
+                annotations=json.loads(row["annotations"]),
+                startsAt=datetime.fromisoformat(row["starts_at"]),
+                endsAt=parse_ts(row["resolved_at"]),
+                generatorURL=row["generator_url"],
+                fingerprint=row["fingerprint"],
+            )
+            items.append(WorkItem(WorkKind(row["work"]), row["id"], alert))
+        return items
+
+    async def mark_handled(self, item: WorkItem) -> None:
+        column = "firing_handled_at" if item.kind is WorkKind.FIRING else "resolved_handled_at"
+        async with self._write() as db:
+            await db.execute(
+                f"UPDATE episodes SET {column} = ? WHERE id = ?", (ts(now()), item.episode_id)
+            )
+
+    # -- decisions and runs --------------------------------------------------------------
+    async def record_decision(
+        self,
+        episode_id: str,
+        playbook: str | None,
+        kind: str,
+        reason: str,
+        run_id: int | None = None,
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
+                "VALUES (?,?,?,?,?,?)",
+                (episode_id, playbook, kind, reason, ts(now()), run_id),
+            )
+
+    async def claim_run(
+        self, episode_id: str, playbook: str, target_key: str, mode: str
+    ) -> int | None:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at) "
+                "VALUES (?,?,?,?,'running',?) ON CONFLICT (episode_id, playbook) DO NOTHING",
+                (episode_id, playbook, target_key, mode, ts(now())),
+            )
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    async def finish_run(
+        self,
+        run_id: int,
+        state: str,
+        *,
+        error: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        escalation: str | None = None,
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE runs SET state = ?, finished_at = ?, error = ?, evidence = ?, "
+                "escalation = ? WHERE id = ?",
+                (state, ts(now()), error, dumps(evidence or {}), escalation, run_id),
+            )
+
+    async def record_call(
+        self, run_id: int, episode_id: str, verb: str, resource: str, obj: str, body: Any
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO calls (run_id, episode_id, at, verb, resource, object, body) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (run_id, episode_id, ts(now()), verb, resource, obj, dumps(body)),
+            )
+
+    async def record_intent(
+        self,
+        run_id: int,
+        episode_id: str,
+        *,
+        verb: str,
+        resource: str,
+        obj: str,
+        summary: str,
+        body: Any,
+        change: dict[str, Any],
+        dry_run: bool,
+    ) -> int:
+        state = ActionState.WOULD if dry_run else ActionState.INTENT
+        at = ts(now())
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
+                "change, state, intended_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    episode_id,
+                    verb,
+                    resource,
+                    obj,
+                    summary,
+                    dumps(body),
+                    dumps(change),
+                    state,
+                    at,
+                    at if dry_run else None,
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def record_outcome(
+        self, action_id: int, state: str, *, result: Any = None, error: str | None = None
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
+                (state, ts(now()), dumps(result), error, action_id),
+            )
+
+    async def interrupt_unfinished(self) -> list[ActionRecord]:
+        rows = await self._read(
+            "SELECT a.*, r.playbook, r.target_key FROM actions a JOIN runs r ON r.id = a.run_id "
+            "WHERE a.state = 'intent' ORDER BY a.id"
+        )
+        at = ts(now())
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE actions SET state = 'interrupted', finished_at = ?, "
+                "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent'",
+                (at,),
+            )
+            await db.execute(
+                "UPDATE runs SET state = 'interrupted', finished_at = ?, "
+                "error = 'the daemon stopped during the run' WHERE state = 'running'",
+                (at,),
+            )
+        return [_action(row, state=ActionState.INTERRUPTED) for row in rows]
+
+    # -- escalation and outbox -----------------------------------------------------------
+    async def add_escalation(
+        self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]
+    ) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO escalations (episode_id, run_id, reason, details, created_at) "
+                "VALUES (?,?,?,?,?)",
+                (episode_id, run_id, reason, dumps(details), ts(now())),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def enqueue_outbox(
+        self, channel: str, episode_id: str | None, kind: str, payload: dict[str, Any]
+    ) -> int:
+        at = ts(now())
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO outbox (channel, episode_id, kind, payload, created_at, "
+                "next_attempt_at) VALUES (?,?,?,?,?,?)",
+                (channel, episode_id, kind, dumps(payload), at, at),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def due_outbox(self, channel: str, at: datetime, limit: int) -> list[OutboxItem]:
+        rows = await self._read(
+            "SELECT * FROM outbox WHERE channel = ? AND delivered_at IS NULL "
+            "AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (channel, ts(at), limit),
+        )
+        return [
+            OutboxItem(
+                id=row["id"],
+                channel=row["channel"],
+                episode_id=row["episode_id"],
+                kind=row["kind"],
+                payload=json.loads(row["payload"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+                attempts=row["attempts"],
+                next_attempt_at=datetime.fromisoformat(row["next_attempt_at"]),
+                last_error=row["last_error"],
+            )
+            for row in rows
+        ]
+
+    async def outbox_delivered(self, item_id: int, at: datetime) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
+                (ts(at), item_id),
+            )
+
+    async def outbox_failed(self, item_id: int, error: str, retry_at: datetime) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE id = ?",
+                (error[:2000], ts(retry_at), item_id),
+            )
+
+    async def outbox_pending(self) -> dict[str, int]:
+        rows = await self._read(
+            "SELECT channel, count(*) AS n FROM outbox WHERE delivered_at IS NULL GROUP BY channel"
+        )
+        return {row["channel"]: row["n"] for row in rows}
+
+    # -- reading the record --------------------------------------------------------------
+    async def get_episode(self, episode_id: str) -> EpisodeRecord | None:
+        rows = await self._read("SELECT * FROM episodes WHERE id = ?", (episode_id,))
+        return _episode(rows[0]) if rows else None
+
+    async def list_episodes(
+        self,
+        *,
+        status: str | None = None,
+        alertname: str | None = None,
+        namespace: str | None = None,
+        playbook: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[EpisodeRecord]:
+        where, params = [], []
+        if status is not None:
+            where.append("e.status = ?")
+            params.append(status)
+        if alertname is not None:
+            where.append("e.alertname = ?")
+            params.append(alertname)
+        if namespace is not None:
+            where.append("e.namespace = ?")
+            params.append(namespace)
+        if playbook is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM runs r WHERE r.episode_id = e.id AND r.playbook = ?)"
+            )
+            params.append(playbook)
+        if since is not None:
+            where.append("e.first_seen >= ?")
+            params.append(ts(since))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._read(
+            f"SELECT e.* FROM episodes e {clause} ORDER BY e.first_seen DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_episode(row) for row in rows]
+
+    async def runs_for(self, episode_id: str) -> list[RunRecord]:
+        rows = await self._read(
+            "SELECT * FROM runs WHERE episode_id = ? ORDER BY id", (episode_id,)
+        )
+        return [
+            RunRecord(
+                id=row["id"],
+                episode_id=row["episode_id"],
+                playbook=row["playbook"],
+                target_key=row["target_key"],
+                mode=row["mode"],
+                state=row["state"],
+                started_at=datetime.fromisoformat(row["started_at"]),
+                finished_at=parse_ts(row["finished_at"]),
+                error=row["error"],
+                evidence=json.loads(row["evidence"]),
+                escalation=row["escalation"],
+            )
+            for row in rows
+        ]
+
+    async def actions_for(self, episode_id: str) -> list[ActionRecord]:
+        rows = await self._read(
+            "SELECT a.*, r.playbook, r.target_key FROM actions a JOIN runs r ON r.id = a.run_id "
+            "WHERE a.episode_id = ? ORDER BY a.id",
+            (episode_id,),
+        )
+        return [_action(row) for row in rows]
+
+    async def decisions_for(self, episode_id: str) -> list[DecisionRecord]:
+        rows = await self._read(
+            "SELECT * FROM decisions WHERE episode_id = ? ORDER BY id", (episode_id,)
+        )
+        return [
+            DecisionRecord(
+                id=row["id"],
+                episode_id=row["episode_id"],
+                playbook=row["playbook"],
+                kind=row["kind"],
+                reason=row["reason"],
+                at=datetime.fromisoformat(row["at"]),
+                run_id=row["run_id"],
+            )
+            for row in rows
+        ]
+
+    async def calls_for(self, episode_id: str) -> list[dict[str, Any]]:
+        rows = await self._read(
+            "SELECT * FROM calls WHERE episode_id = ? ORDER BY id", (episode_id,)
+        )
+        return [{**dict(row), "body": json.loads(row["body"])} for row in rows]
+
+    async def escalations_for(self, episode_id: str) -> list[EscalationRecord]:
+        rows = await self._read(
+            "SELECT * FROM escalations WHERE episode_id = ? ORDER BY id", (episode_id,)
+        )
+        return [
+            EscalationRecord(
+                id=row["id"],
+                episode_id=row["episode_id"],
+                run_id=row["run_id"],
+                reason=row["reason"],
+                details=json.loads(row["details"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    async def count_runs(
+        self,
+        *,
+        since: datetime,
+        states: Sequence[str],
+        target_key: str | None = None,
+        playbook: str | None = None,
+    ) -> int:
+        where = ["started_at >= ?", f"state IN ({','.join('?' * len(states))})"]
+        params: list[Any] = [ts(since), *states]
+        if target_key is not None:
+            where.append("target_key = ?")
+            params.append(target_key)
+        if playbook is not None:
+            where.append("playbook = ?")
+            params.append(playbook)
+        rows = await self._read(f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", params)
+        return int(rows[0][0])
+
+    async def count_episodes(self) -> int:
+        rows = await self._read("SELECT count(*) FROM episodes")
+        return int(rows[0][0])
+
+    async def prune(self, older_than: datetime) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "DELETE FROM notifications WHERE received_at < ?", (ts(older_than),)
+            )
+            return cursor.rowcount
+
+
+def _episode_row(
+    alert: Alert, eid: str, at: str, nid: str, truncated: int, firing: bool
+) -> tuple[Any, ...]:
+    return (
+        eid,
+        alert.fingerprint_or_computed,
+        ts(alert.startsAt),
+        alert.alertname,
+        alert.labels.get("namespace"),
+        alert.status,
+        dumps(alert.labels),
+        dumps(alert.annotations),
+        alert.generatorURL,
+        at,
+        at,
+        None if firing else _resolved_at(alert),
+        truncated,
+        nid,
+        None if firing else at,  # a resolve for an episode never seen firing: nothing to do
+        None if firing else at,
+    )
+
+
+def _resolved_at(alert: Alert) -> str:
+    if alert.endsAt is not None and alert.endsAt > alert.startsAt:
+        return ts(alert.endsAt)
+    return ts(now())
+
+
+def _episode(row: sqlite3.Row) -> EpisodeRecord:
+    return EpisodeRecord(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        starts_at=datetime.fromisoformat(row["starts_at"]),
+        alertname=row["alertname"],
+        status=row["status"],
+        labels=json.loads(row["labels"]),
+        annotations=json.loads(row["annotations"]),
+        generator_url=row["generator_url"],
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+        resolved_at=parse_ts(row["resolved_at"]),
+        notifications=row["notifications"],
+        truncated=bool(row["truncated"]),
+    )
+
+
+def _action(row: sqlite3.Row, state: str | None = None) -> ActionRecord:
+    return ActionRecord(
+        id=row["id"],
+        run_id=row["run_id"],
+        episode_id=row["episode_id"],
+        playbook=row["playbook"],
+        target_key=row["target_key"],
+        verb=row["verb"],
+        resource=row["resource"],
+        object=row["object"],
+        summary=row["summary"],
+        body=json.loads(row["body"]),
+        change=json.loads(row["change"]),
+        state=state or row["state"],
+        intended_at=datetime.fromisoformat(row["intended_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=row["error"],
+    )
