@@ -25,6 +25,8 @@ from remediator.engine.hooks import (
 from remediator.engine.intake import Intake
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.recovery import reconcile_interrupted
+from remediator.engine.run import REVERT
+from remediator.engine.timers import Timers
 from remediator.engine.wiring import ClientSet, build_clients
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -65,6 +67,7 @@ class Engine:
         self.pipeline: Pipeline
         self.dispatcher: Dispatcher
         self.intake: Intake
+        self.timers: Timers
 
     async def start(self) -> None:
         await self.store.open()
@@ -85,6 +88,8 @@ class Engine:
             clients=self.clients.factories,
             scope=self.clients.scope,
         )
+        self.timers = Timers(self.store)
+        self.timers.on(REVERT, self.pipeline.revert)
         interrupted = await reconcile_interrupted(self.store, escalator)
         if interrupted:
             self.log.warning("reconciled interrupted actions", count=interrupted)
@@ -101,6 +106,7 @@ class Engine:
         )
         await self.dispatcher.start()
         await self.intake.start()
+        await self.timers.start()
         self.started = True
         self.log.info(
             "engine started",
@@ -111,6 +117,7 @@ class Engine:
 
     async def stop(self) -> None:
         if self.started:
+            await self.timers.stop()
             await self.intake.stop()
             await self.dispatcher.stop()
             self.started = False

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
 from remediator.engine.hooks import Escalator, Guards, Reporter, Verifier
 from remediator.engine.locks import KeyedLocks
@@ -31,7 +32,14 @@ from remediator.playbook import (
     TargetError,
 )
 from remediator.store import Store
-from remediator.store.records import DecisionKind, EpisodeRecord, RunState, WorkItem, WorkKind
+from remediator.store.records import (
+    DecisionKind,
+    EpisodeRecord,
+    RunState,
+    TimerRecord,
+    WorkItem,
+    WorkKind,
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ class Pipeline:
             item.episode_id, None, DecisionKind.RESOLVED, "the alert resolved; nothing is done"
         )
         await self.escalator.resolved(item.episode_id)
+        if episode is not None and episode.resolved_at is not None:
+            await self.store.arm_timers(item.episode_id, episode.resolved_at)
         details: dict[str, Any] = {"alertname": item.alert.alertname}
         if episode is not None and episode.resolved_at is not None:
             details["seconds_to_resolve"] = (
@@ -181,28 +191,8 @@ class Pipeline:
                 return RunState.NOOP
         dry_run = mode is not Mode.AUTO
         log = log.bind(playbook=spec.name, target=target.key, run=run_id, mode=mode.value)
-        run = EngineRun(
-            run_id=run_id,
-            episode_id=episode.id,
-            playbook=spec.name,
-            target=target,
-            dry_run=dry_run,
-            store=self.store,
-            guards=self.guards,
-            log=log,
-        )
-        kwargs: dict[str, Any] = {
-            "alert": item.alert,
-            "episode": episode,
-            "params": self.params[spec.name],
-            "target": target,
-            "run": run,
-            "log": log,
-            "mode": mode,
-            "dry_run": dry_run,
-        }
-        for name, factory in self.clients.items():
-            kwargs[name] = factory(run)
+        run = self._new_run(spec, target, episode.id, run_id, dry_run, log)
+        kwargs = self._kwargs(spec, target, episode, item.alert, run, log, mode)
         error: str | None = None
         async with self.locks.hold(target.key):
             log.info("run started")
@@ -250,3 +240,100 @@ class Pipeline:
         if state is RunState.ACTED and spec.verify is not None:
             await self.verifier.schedule(spec, run, item.alert)
         return state
+
+    def _new_run(
+        self,
+        spec: PlaybookSpec,
+        target: Target,
+        episode_id: str,
+        run_id: int,
+        dry_run: bool,
+        log: Any,
+    ) -> EngineRun:
+        return EngineRun(
+            run_id=run_id,
+            episode_id=episode_id,
+            playbook=spec.name,
+            target=target,
+            dry_run=dry_run,
+            store=self.store,
+            guards=self.guards,
+            log=log,
+            has_revert=spec.revert is not None,
+        )
+
+    def _kwargs(
+        self,
+        spec: PlaybookSpec,
+        target: Target,
+        episode: EpisodeRecord,
+        alert: Alert,
+        run: EngineRun,
+        log: Any,
+        mode: Mode,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "alert": alert,
+            "episode": episode,
+            "params": self.params[spec.name],
+            "target": target,
+            "run": run,
+            "log": log,
+            "mode": mode,
+            "dry_run": run.dry_run,
+        }
+        for name, factory in self.clients.items():
+            kwargs[name] = factory(run)
+        return kwargs
+
+    async def revert(self, timer: TimerRecord) -> None:
+        """A `run.on_resolved` timer came due: call the playbook's revert handler once."""
+        spec = self.registry.get(timer.playbook or "")
+        episode = await self.store.get_episode(timer.episode_id)
+        if spec is None or spec.revert is None or episode is None or timer.run_id is None:
+            raise LookupError(f"cannot revert: playbook {timer.playbook!r} or episode is gone")
+        target = spec.target(episode.labels, self.scope)
+        dry_run = bool(timer.payload.get("dry_run", True))
+        mode = Mode.AUTO if not dry_run else Mode.SHADOW
+        log = self.log.bind(
+            episode=episode.id, playbook=spec.name, target=target.key, run=timer.run_id, revert=True
+        )
+        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log)
+        alert = Alert(
+            status="resolved",
+            labels=episode.labels,
+            annotations=episode.annotations,
+            startsAt=episode.starts_at,
+            endsAt=episode.resolved_at,
+            generatorURL=episode.generator_url,
+            fingerprint=episode.fingerprint,
+        )
+        kwargs = self._kwargs(spec, target, episode, alert, run, log, mode)
+        async with self.locks.hold(target.key):
+            try:
+                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
+                    await spec.revert(**kwargs, data=timer.payload.get("data"))
+            except Exception as exc:
+                reason = f"revert failed: {type(exc).__name__}: {exc}"
+                await self.store.record_decision(
+                    episode.id, spec.name, DecisionKind.FAILED, reason, timer.run_id
+                )
+                await self.escalator.escalate(
+                    episode.id,
+                    timer.run_id,
+                    reason,
+                    {"kind": "revert_failed", "playbook": spec.name},
+                )
+                raise
+        await self.store.record_decision(
+            episode.id,
+            spec.name,
+            DecisionKind.REVERTED,
+            "reverted after the alert resolved",
+            timer.run_id,
+        )
+        await self.reporter.report(
+            episode.id,
+            "reverted",
+            {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
+        )

@@ -16,6 +16,7 @@ from remediator.store import Store
 from remediator.store.records import ActionState
 
 T = TypeVar("T")
+REVERT = "revert"  # timer kind: a playbook's revert handler, armed when the episode resolves
 _MAX_RESULT = 2000
 
 
@@ -42,6 +43,7 @@ class EngineRun:
         store: Store,
         guards: Guards,
         log: Any,
+        has_revert: bool = False,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -55,6 +57,7 @@ class EngineRun:
         self.would = 0
         self.evidence_data: dict[str, JSON] = {}
         self.escalations: list[str] = []
+        self._has_revert = has_revert
 
     @property
     def run_id(self) -> int:
@@ -126,3 +129,16 @@ class EngineRun:
 
     def escalate(self, reason: str) -> None:
         self.escalations.append(reason)
+
+    async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
+        if not self._has_revert:
+            raise TypeError(f"playbook {self._playbook} has no revert= handler to call later")
+        await self._store.add_timer(
+            REVERT,
+            self._episode_id,
+            due_at=None,
+            run_id=self._run_id,
+            playbook=self._playbook,
+            delay_seconds=delay_seconds,
+            payload={"data": data, "target": self._target.key, "dry_run": self._dry_run},
+        )

@@ -76,6 +76,11 @@ class Run(Protocol):
         """Ask for humans at the end of the run, even if the run itself succeeded."""
         ...
 
+    async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
+        """When the episode's alert resolves, wait `delay_seconds`, then call the playbook's
+        `revert` handler with `data` (durable: survives a restart). E.g. scale back down."""
+        ...
+
 
 # A client factory builds a run-bound client (e.g. one whose mutations go through run.act).
 ClientFactory = Callable[[Run], object]

@@ -50,6 +50,9 @@ class PlaybookSpec:
     verify: Verify | None = field(default_factory=Verify)
     description: str = ""
     source: str = ""
+    # Called (with the usual keywords plus `data`) after the episode resolves, for changes the
+    # playbook asked to undo with `run.on_resolved` (e.g. return to the replicas it found).
+    revert: PlaybookFn | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all_match(self.matchers, labels)
@@ -106,6 +109,7 @@ def playbook(
     params: type[BaseModel] = NoParams,
     priority: int = 0,
     verify: Verify | None = Verify(),
+    revert: PlaybookFn | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Register an async function as a playbook for the alerts `match` selects."""
@@ -133,6 +137,7 @@ def playbook(
             verify=verify,
             description=inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0],
             source=inspect.getsourcefile(fn) or "",
+            revert=revert,
         )
         (registry or _CURRENT.get()).add(spec)
         return fn

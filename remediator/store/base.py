@@ -20,6 +20,7 @@ from remediator.store.records import (
     OutboxItem,
     Recorded,
     RunRecord,
+    TimerRecord,
     WorkItem,
 )
 
@@ -103,6 +104,30 @@ class Store(Protocol):
     async def outbox_delivered(self, item_id: int, at: datetime) -> None: ...
     async def outbox_failed(self, item_id: int, error: str, retry_at: datetime) -> None: ...
     async def outbox_pending(self) -> dict[str, int]: ...
+
+    # durable timers
+    async def add_timer(
+        self,
+        kind: str,
+        episode_id: str,
+        *,
+        due_at: datetime | None,
+        run_id: int | None = None,
+        playbook: str | None = None,
+        delay_seconds: float = 0.0,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        """due_at None: the timer waits for its episode to resolve, then fires after delay."""
+        ...
+
+    async def arm_timers(self, episode_id: str, resolved_at: datetime) -> int:
+        """The episode resolved: timers waiting for it become due at resolved_at + delay."""
+        ...
+
+    async def due_timers(self, at: datetime, limit: int) -> list[TimerRecord]: ...
+    async def finish_timer(self, timer_id: int, state: str, error: str | None = None) -> None: ...
+    async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int: ...
+    async def timers_for(self, episode_id: str) -> list[TimerRecord]: ...
 
     # reading the record
     async def get_episode(self, episode_id: str) -> EpisodeRecord | None: ...

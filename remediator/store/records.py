@@ -71,6 +71,7 @@ class DecisionKind(StrEnum):
     FAILED = "failed"
     PENDING_APPROVAL = "pending_approval"
     RESOLVED = "resolved"
+    REVERTED = "reverted"
 
 
 @dataclass(frozen=True)
@@ -157,3 +158,16 @@ class OutboxItem:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class TimerRecord:
+    id: int
+    kind: str
+    episode_id: str
+    run_id: int | None
+    playbook: str | None
+    due_at: datetime | None
+    state: str
+    payload: dict[str, Any]
+    created_at: datetime

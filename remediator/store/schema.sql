@@ -123,3 +123,22 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, next_attempt_at, id)
     WHERE delivered_at IS NULL;
+
+-- Durable timers: verification after a bake time, approval time-outs, reverts after a
+-- cool-down. A timer with due_at NULL waits for its episode to resolve (see arm_timers).
+CREATE TABLE IF NOT EXISTS timers (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    episode_id TEXT NOT NULL,
+    run_id INTEGER,
+    playbook TEXT,
+    delay_seconds REAL NOT NULL DEFAULT 0,
+    due_at TEXT,
+    state TEXT NOT NULL DEFAULT 'waiting',
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at) WHERE state = 'waiting';
+CREATE INDEX IF NOT EXISTS timers_episode ON timers (episode_id);

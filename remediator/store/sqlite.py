@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from remediator.store.records import (
     OutboxItem,
     Recorded,
     RunRecord,
+    TimerRecord,
     WorkItem,
     WorkKind,
 )
@@ -429,6 +430,79 @@ class SQLiteStore:
         )
         return {row["channel"]: row["n"] for row in rows}
 
+    # -- durable timers ------------------------------------------------------------------
+    async def add_timer(
+        self,
+        kind: str,
+        episode_id: str,
+        *,
+        due_at: datetime | None,
+        run_id: int | None = None,
+        playbook: str | None = None,
+        delay_seconds: float = 0.0,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO timers (kind, episode_id, run_id, playbook, delay_seconds, due_at, "
+                "payload, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    kind,
+                    episode_id,
+                    run_id,
+                    playbook,
+                    delay_seconds,
+                    ts(due_at) if due_at is not None else None,
+                    dumps(payload or {}),
+                    ts(now()),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def arm_timers(self, episode_id: str, resolved_at: datetime) -> int:
+        rows = await self._read(
+            "SELECT id, delay_seconds FROM timers WHERE episode_id = ? AND due_at IS NULL "
+            "AND state = 'waiting'",
+            (episode_id,),
+        )
+        async with self._write() as db:
+            await db.executemany(
+                "UPDATE timers SET due_at = ? WHERE id = ?",
+                [(ts(resolved_at + timedelta(seconds=row[1])), row[0]) for row in rows],
+            )
+        return len(rows)
+
+    async def due_timers(self, at: datetime, limit: int) -> list[TimerRecord]:
+        rows = await self._read(
+            "SELECT * FROM timers WHERE state = 'waiting' AND due_at IS NOT NULL AND due_at <= ? "
+            "ORDER BY due_at, id LIMIT ?",
+            (ts(at), limit),
+        )
+        return [_timer(row) for row in rows]
+
+    async def finish_timer(self, timer_id: int, state: str, error: str | None = None) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ?",
+                (state, ts(now()), error, timer_id),
+            )
+
+    async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE timers SET state = 'cancelled', finished_at = ? WHERE episode_id = ? "
+                "AND state = 'waiting' AND (? IS NULL OR kind = ?)",
+                (ts(now()), episode_id, kind, kind),
+            )
+            return cursor.rowcount
+
+    async def timers_for(self, episode_id: str) -> list[TimerRecord]:
+        rows = await self._read(
+            "SELECT * FROM timers WHERE episode_id = ? ORDER BY id", (episode_id,)
+        )
+        return [_timer(row) for row in rows]
+
     # -- reading the record --------------------------------------------------------------
     async def get_episode(self, episode_id: str) -> EpisodeRecord | None:
         rows = await self._read("SELECT * FROM episodes WHERE id = ?", (episode_id,))
@@ -633,4 +707,18 @@ def _action(row: sqlite3.Row, state: str | None = None) -> ActionRecord:
         finished_at=parse_ts(row["finished_at"]),
         result=json.loads(row["result"]) if row["result"] else None,
         error=row["error"],
+    )
+
+
+def _timer(row: sqlite3.Row) -> TimerRecord:
+    return TimerRecord(
+        id=row["id"],
+        kind=row["kind"],
+        episode_id=row["episode_id"],
+        run_id=row["run_id"],
+        playbook=row["playbook"],
+        due_at=parse_ts(row["due_at"]),
+        state=row["state"],
+        payload=json.loads(row["payload"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
