@@ -333,8 +333,8 @@ class ManagedServer(abc.ABC):
             if returncode is not None:
                 self._proc = None
                 tail = log_tail(self.log_path)
-                # Only this attempt's output counts: an earlier clash must not
-                # turn a later, different failure into an endless retry.
+                # Only this attempt's output counts, so a clash in an earlier
+                # attempt cannot disguise a different failure as another clash.
                 with self.log_path.open("rb") as log:
                     log.seek(log_start)
                     if b"address already in use" in log.read().lower():
@@ -342,8 +342,7 @@ class ManagedServer(abc.ABC):
                             f"{self.name}: a port was already in use; log tail:\n{tail}"
                         )
                 raise ServerStartError(
-                    f"{self.name} exited with code {returncode} during startup; "
-                    f"log {self.log_path} tail:\n{tail}"
+                    f"{self.name} exited with code {returncode} during startup; log tail:\n{tail}"
                 )
             if self._is_ready():
                 return
@@ -352,7 +351,7 @@ class ManagedServer(abc.ABC):
                 self._proc = None
                 raise ServerStartError(
                     f"{self.name} not ready after {self.startup_timeout}s; "
-                    f"log {self.log_path} tail:\n{log_tail(self.log_path)}"
+                    f"log tail:\n{log_tail(self.log_path)}"
                 )
             time.sleep(_POLL_INTERVAL)
 

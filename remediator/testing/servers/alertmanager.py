@@ -192,7 +192,9 @@ class AlertmanagerServer(ManagedServer):
         return command + self.extra_args
 
     def _is_ready(self) -> bool:
-        return http_ok(f"{self.url}/-/ready") and listener_owned_by(self.pid, self.port)
+        # Ownership first: it is cheap, and probing a port someone else holds
+        # could hang on a listener that never answers.
+        return listener_owned_by(self.pid, self.port) and http_ok(f"{self.url}/-/ready")
 
 
 class AlertmanagerCluster:

@@ -210,4 +210,6 @@ class PrometheusServer(ManagedServer):
         ]
 
     def _is_ready(self) -> bool:
-        return http_ok(f"{self.url}/-/ready") and listener_owned_by(self.pid, self.port)
+        # Ownership first: it is cheap, and probing a port someone else holds
+        # could hang on a listener that never answers.
+        return listener_owned_by(self.pid, self.port) and http_ok(f"{self.url}/-/ready")
