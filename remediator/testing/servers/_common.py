@@ -224,9 +224,6 @@ class ManagedServer(abc.ABC):
     def _popen_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def _cleanup_data(self, base_dir: Path) -> None:
-        shutil.rmtree(base_dir, ignore_errors=True)
-
     # -- public surface -------------------------------------------------------
 
     @property
@@ -367,11 +364,11 @@ class ManagedServer(abc.ABC):
 
     def _discard_dir(self) -> None:
         if self._base_dir is not None:
-            self._cleanup_data(self._base_dir)
+            shutil.rmtree(self._base_dir, ignore_errors=True)
 
 
-def loopback_url(port: int, path: str = "") -> str:
-    return f"http://{LOOPBACK}:{port}{path}"
+def loopback_url(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}"
 
 
 def wait_for(
