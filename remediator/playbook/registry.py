@@ -139,7 +139,7 @@ def playbook(
             source=inspect.getsourcefile(fn) or "",
             revert=revert,
         )
-        (registry or _CURRENT.get()).add(spec)
+        (registry if registry is not None else _CURRENT.get()).add(spec)
         return fn
 
     return decorator

@@ -90,7 +90,8 @@ class Store(Protocol):
         self, action_id: int, state: str, *, result: Any = None, error: str | None = None
     ) -> None: ...
     async def interrupt_unfinished(self) -> list[ActionRecord]:
-        """At start-up: every intent without an outcome becomes `interrupted` (never re-run)."""
+        """At start-up: every intent without an outcome becomes `interrupted` (never re-run);
+        a run that died before its first action is released so the episode runs again."""
         ...
 
     # escalation and reports

@@ -350,6 +350,25 @@ class SQLiteStore:
         )
         at = ts(now())
         async with self._write() as db:
+            # A run that died before its first action changed nothing: release its claim so
+            # the episode is dispatched again, as if the run had never started.
+            await db.execute(
+                "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
+                "SELECT episode_id, playbook, 'skipped', "
+                "'interrupted before any action; released to run again', ?, id FROM runs r "
+                "WHERE state = 'running' AND NOT EXISTS "
+                "(SELECT 1 FROM actions a WHERE a.run_id = r.id AND a.state != 'would')",
+                (at,),
+            )
+            await db.execute(
+                "UPDATE episodes SET firing_handled_at = NULL WHERE id IN (SELECT episode_id "
+                "FROM runs r WHERE state = 'running' AND NOT EXISTS "
+                "(SELECT 1 FROM actions a WHERE a.run_id = r.id AND a.state != 'would'))"
+            )
+            await db.execute(
+                "DELETE FROM runs WHERE state = 'running' AND NOT EXISTS "
+                "(SELECT 1 FROM actions a WHERE a.run_id = runs.id AND a.state != 'would')"
+            )
             await db.execute(
                 "UPDATE actions SET state = 'interrupted', finished_at = ?, "
                 "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent'",

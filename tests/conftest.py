@@ -1,0 +1,99 @@
+"""Shared fixtures: a real daemon (engine + aiohttp app) on a temp SQLite file, and a check that
+no test leaves a task running."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from remediator.config import Settings, load_settings
+from remediator.engine.assembly import playbook_params
+from remediator.engine.engine import Engine, Hooks
+from remediator.engine.wiring import ClientSet
+from remediator.http.app import build_app
+from remediator.http.auth import Credentials
+from remediator.playbook import Registry
+from remediator.testing.alerts import body
+
+TOKEN = "test-token"
+
+
+@pytest.fixture(autouse=True)
+async def no_pending_tasks() -> AsyncIterator[None]:
+    yield
+    current = asyncio.current_task()
+    for _ in range(50):  # give cancelled tasks a few loop turns to finish
+        leftover = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not leftover:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"tasks left running after the test: {leftover}")
+
+
+@dataclass
+class Daemon:
+    client: TestClient[Any, Any]
+    engine: Engine
+    settings: Settings
+
+    async def post(
+        self,
+        payload: Mapping[str, Any] | bytes,
+        *,
+        token: str | None = TOKEN,
+        path: str = "/webhook",
+    ) -> tuple[int, Any]:
+        data = payload if isinstance(payload, bytes) else body(payload)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = await self.client.post(path, data=data, headers=headers)
+        try:
+            content = await resp.json()
+        except Exception:
+            content = await resp.text()
+        return resp.status, content
+
+    async def settle(self) -> None:
+        """Wait until every recorded alert was dispatched and handled."""
+        await asyncio.sleep(0)
+        await self.engine.dispatcher.drained()
+
+
+MakeDaemon = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+async def make_daemon(aiohttp_client: Any, state_path: Path) -> AsyncIterator[MakeDaemon]:
+    async def make(
+        registry: Registry,
+        *,
+        config: Mapping[str, Any] | None = None,
+        credentials: Credentials | None = None,
+        hooks: Hooks | None = None,
+        clients: ClientSet | None = None,
+    ) -> Daemon:
+        data: dict[str, Any] = {"builtin_playbooks": False, "state": {"path": str(state_path)}}
+        for key, value in (config or {}).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        settings = Settings(**data) if data else load_settings()
+        params, problems = playbook_params(registry, settings)
+        assert not problems, problems
+        engine = Engine(settings, registry, params, hooks=hooks, clients=clients)
+        app = build_app(settings, engine, credentials or Credentials(bearer=TOKEN))
+        client = await aiohttp_client(app)
+        return Daemon(client, engine, settings)
+
+    yield make
