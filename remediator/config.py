@@ -114,6 +114,43 @@ class PlaybookSettings(Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class DatabaseSettings(Section):
+    """One PostgreSQL database playbooks may act on; alerts can only choose among these."""
+
+    dsn: SecretStr | None = Field(
+        None, description="postgresql:// URL (usually from the environment); never logged."
+    )
+    dsn_file: Path | None = Field(None, description="File holding the URL; wins over `dsn`.")
+    datname: str | None = Field(
+        None, description="Database whose sessions are managed; default: the one the DSN names."
+    )
+    aliases: list[str] = Field(
+        default_factory=list, description="Other alert label values that name this database."
+    )
+    protected_applications: list[str] = Field(
+        default_factory=lambda: ["pg_dump"],
+        description="application_name values whose sessions are never terminated.",
+    )
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(10_000, ge=100, description="Server-side, per statement.")
+    terminate_wait_ms: int = Field(
+        500, ge=0, description="How long pg_terminate_backend waits for each session to exit."
+    )
+
+    @model_validator(mode="after")
+    def _has_dsn(self) -> DatabaseSettings:
+        if self.dsn is None and self.dsn_file is None:
+            raise ValueError("set `dsn` or `dsn_file`")
+        return self
+
+    def dsn_value(self) -> str:
+        """Read on every connection, so a rotated secret file is picked up without a restart."""
+        value = read_secret(self.dsn, self.dsn_file, "dsn")
+        if not value:
+            raise ConfigError(["dsn: empty"])
+        return value
+
+
 class LoggingSettings(Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -138,6 +175,9 @@ class Settings(BaseSettings):
     builtin_playbooks: bool = Field(True, description="Load the playbooks shipped in `playbooks/`.")
     playbook_dirs: list[Path] = Field(default_factory=list)
     playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
+    databases: dict[str, DatabaseSettings] = Field(
+        default_factory=dict, description="PostgreSQL databases by name (see DatabaseSettings)."
+    )
 
     @model_validator(mode="after")
     def _auth_is_usable(self) -> Settings:
@@ -146,6 +186,17 @@ class Settings(BaseSettings):
             auth.basic_password is None and auth.basic_password_file is None
         ):
             raise ValueError("webhook.auth.basic_username is set but no basic_password(_file)")
+        return self
+
+    @model_validator(mode="after")
+    def _database_names_are_unique(self) -> Settings:
+        seen: dict[str, str] = {}
+        for name, database in self.databases.items():
+            for label in [name, *database.aliases]:
+                if seen.setdefault(label, name) != name:
+                    raise ValueError(
+                        f"databases: {label!r} names both {seen[label]!r} and {name!r}"
+                    )
         return self
 
     def mode_of(self, playbook: str) -> Mode:
