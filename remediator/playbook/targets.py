@@ -46,6 +46,9 @@ class ResolveScope:
     """What the configuration allows a resolver to choose from."""
 
     databases: frozenset[str] = frozenset()
+    # Other label values naming a configured database (alias -> name), so every alias of one
+    # database yields the same target key (one lock, one rate limit).
+    database_aliases: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 Resolver = Callable[[Mapping[str, str], ResolveScope], Target]
@@ -95,6 +98,7 @@ def database(label: str = "datname", mapping: Mapping[str, str] | None = None) -
         if not raw:
             raise TargetError(f"label {label!r} is missing or empty")
         name = mapping.get(raw, raw) if mapping else raw
+        name = scope.database_aliases.get(name, name)
         if name not in scope.databases:
             raise TargetError(f"database {raw[:80]!r} is not configured under `databases`")
         return Target(kind="Database", name=name)
