@@ -66,11 +66,13 @@ class ServerSettings(Section):
 
 class WebhookAuthSettings(Section):
     disabled: bool = Field(False, description="Accept unauthenticated webhooks (warned at start).")
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = None
-    basic_username: str | None = None
-    basic_password: SecretStr | None = None
-    basic_password_file: Path | None = None
+    bearer_token: SecretStr | None = Field(
+        None, description="Token Alertmanager sends as `Authorization: Bearer`."
+    )
+    bearer_token_file: Path | None = Field(None, description="File holding the bearer token.")
+    basic_username: str | None = Field(None, description="HTTP basic user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP basic password.")
+    basic_password_file: Path | None = Field(None, description="File holding the password.")
 
     def bearer(self) -> str | None:
         return read_secret(self.bearer_token, self.bearer_token_file, "webhook.auth.bearer_token")
@@ -86,9 +88,11 @@ class WebhookAuthSettings(Section):
 
 class WebhookSettings(Section):
     auth: WebhookAuthSettings = WebhookAuthSettings()
-    max_alerts_per_notification: int = Field(1000, ge=1)
-    max_labels_per_alert: int = Field(128, ge=1)
-    max_label_value_bytes: int = Field(4096, ge=16)
+    max_alerts_per_notification: int = Field(1000, ge=1, description="More alerts: 422.")
+    max_labels_per_alert: int = Field(128, ge=1, description="More labels on an alert: 422.")
+    max_label_value_bytes: int = Field(
+        4096, ge=16, description="Longer label or annotation values: 422."
+    )
 
 
 class StateSettings(Section):
@@ -103,15 +107,21 @@ class StateSettings(Section):
 
 
 class DispatchSettings(Section):
-    queue_size: int = Field(10_000, ge=1, description="Alerts waiting for a worker; beyond: 503.")
+    queue_size: int = Field(
+        10_000, ge=1, description="Alerts queued in memory; more wait in the store (not lost)."
+    )
     workers: int = Field(8, ge=1, description="Playbook runs in parallel.")
-    playbook_timeout_seconds: float = Field(300.0, gt=0)
+    playbook_timeout_seconds: float = Field(
+        300.0, gt=0, description="A playbook run taking longer is cancelled and escalated."
+    )
 
 
 class PlaybookSettings(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="A disabled playbook never matches.")
     mode: Mode | None = Field(None, description="Overrides the global mode for this playbook.")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The playbook's parameters (see its docstring)."
+    )
 
 
 class DatabaseSettings(Section):
@@ -152,8 +162,10 @@ class DatabaseSettings(Section):
 
 
 class LoggingSettings(Section):
-    format: Literal["auto", "json", "console"] = "auto"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a TTY, JSON lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 
 
 class Settings(BaseSettings):
@@ -173,8 +185,12 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = DispatchSettings()
     logging: LoggingSettings = LoggingSettings()
     builtin_playbooks: bool = Field(True, description="Load the playbooks shipped in `playbooks/`.")
-    playbook_dirs: list[Path] = Field(default_factory=list)
-    playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
+    playbook_dirs: list[Path] = Field(
+        default_factory=list, description="Directories of your own playbook files (*.py)."
+    )
+    playbooks: dict[str, PlaybookSettings] = Field(
+        default_factory=dict, description="Per-playbook settings, by playbook name."
+    )
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=dict, description="PostgreSQL databases by name (see DatabaseSettings)."
     )

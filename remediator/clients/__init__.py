@@ -1,0 +1,1 @@
+"""Network clients: the only modules that talk to Kubernetes, Prometheus, PostgreSQL, Slack, PagerDuty."""
