@@ -23,6 +23,9 @@ from remediator.testing.alerts import body
 
 TOKEN = "test-token"
 
+# Real-server fixtures (postgres_server, prometheus_factory, ...) for every test folder.
+pytest_plugins = ["remediator.testing.pytest_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 async def no_pending_tasks() -> AsyncIterator[None]:
