@@ -161,6 +161,218 @@ class DatabaseSettings(Section):
         return value
 
 
+class KillSwitchSettings(Section):
+    default_expiry_seconds: float | None = Field(
+        None, gt=0, description="Expiry of a pause given without one; unset: until resumed."
+    )
+
+
+class RateWindow(Section):
+    max_actions: int = Field(ge=0, description="Acting runs allowed in the window (0: none).")
+    window_seconds: float = Field(3600.0, gt=0, description="Length of the sliding window.")
+
+
+class RateLimitSettings(Section):
+    """Counted from the durable record, so they hold across restarts. The unit is one acting
+    run: a playbook run that made at least one real action (not a dry run, not refused)."""
+
+    per_target_per_episode: int = Field(
+        1, ge=1, description="Acting runs on one target within one alert episode."
+    )
+    per_target: RateWindow = Field(
+        RateWindow(max_actions=3), description="Acting runs on one target (workload) per window."
+    )
+    per_playbook: RateWindow = Field(
+        RateWindow(max_actions=20), description="Acting runs of one playbook per window."
+    )
+    playbooks: dict[str, RateWindow] = Field(
+        default_factory=dict, description="Per-playbook override of `per_playbook`, by name."
+    )
+    all_playbooks: RateWindow = Field(
+        RateWindow(max_actions=50), description="Acting runs of all playbooks together per window."
+    )
+    target_cooldown_seconds: float = Field(
+        0.0, ge=0, description="Quiet time after an acting run before the same target again."
+    )
+    playbook_cooldown_seconds: float = Field(
+        0.0, ge=0, description="Quiet time after an acting run before the same playbook again."
+    )
+
+
+class BlastRadiusSettings(Section):
+    allow_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces actions may touch (shell wildcards); empty: all not denied.",
+    )
+    deny_namespaces: list[str] = Field(
+        default_factory=lambda: ["kube-system"],
+        description="Namespaces never touched (shell wildcards); wins over the allow list.",
+    )
+    max_replicas: int = Field(50, ge=1, description="No scale above this many replicas.")
+    min_replicas: int = Field(1, ge=0, description="No scale below this many replicas.")
+    max_scale_step: int = Field(5, ge=1, description="Largest change of replicas in one action.")
+    max_pods_per_episode: int = Field(
+        1, ge=1, description="Pods deleted or evicted per workload within one episode."
+    )
+    max_sessions_per_run: int = Field(
+        10, ge=1, description="Database sessions terminated by one playbook run."
+    )
+
+
+class StormSettings(Section):
+    distinct_targets: int = Field(
+        10, ge=1, description="More distinct targets alerting within the window opens it."
+    )
+    window_seconds: float = Field(300.0, gt=0, description="Window for `distinct_targets`.")
+    share_of_known_workloads: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Also open when this share of the targets seen in the known-workloads "
+        "window alerts within the window; unset: off.",
+    )
+    known_workloads_window_seconds: float = Field(
+        7 * 86400.0, gt=0, description="How far back targets count as known workloads."
+    )
+    min_targets_for_share: int = Field(
+        5, ge=1, description="The share rule needs at least this many targets in the window."
+    )
+    failed_verification_share: float = Field(
+        0.5, gt=0, le=1, description="Open above this share of failed recent verifications."
+    )
+    min_verifications: int = Field(
+        4, ge=1, description="The failed share needs at least this many recent verifications."
+    )
+    verification_window_seconds: float = Field(
+        3600.0, gt=0, description="Verifications this recent count for the failed share."
+    )
+    expiry_seconds: float | None = Field(
+        None, gt=0, description="Close by itself after this long; unset: an operator closes it."
+    )
+
+
+class ConcurrencySettings(Section):
+    max_in_flight: int = Field(
+        4, ge=1, description="Real actions executing at once; more are refused and escalated."
+    )
+
+
+class GuardSettings(Section):
+    """Checked immediately before every action, in this order."""
+
+    kill_switch: KillSwitchSettings = KillSwitchSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    blast_radius: BlastRadiusSettings = BlastRadiusSettings()
+    storm: StormSettings = StormSettings()
+    concurrency: ConcurrencySettings = ConcurrencySettings()
+
+
+class ApprovalSettings(Section):
+    timeout_seconds: float = Field(
+        1800.0, gt=0, description="A pending approval not decided by then expires and escalates."
+    )
+
+
+class PrometheusSettings(Section):
+    url: str | None = Field(
+        None,
+        description="Prometheus base URL for verification; unset: every verification is "
+        "`unknown` and escalated.",
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Per verification query.")
+    retries: int = Field(1, ge=0, description="Quick retries of a failed query.")
+    bearer_token: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer`.")
+    bearer_token_file: Path | None = Field(None, description="File holding the bearer token.")
+    verify_tls: bool = Field(True, description="Check the server certificate.")
+
+    def bearer(self) -> str | None:
+        return read_secret(self.bearer_token, self.bearer_token_file, "prometheus.bearer_token")
+
+
+class SlackEscalationSettings(Section):
+    channel: str | None = Field(None, description="Channel ID or name; unset: Slack is off.")
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
+    token_file: Path | None = Field(None, description="File holding the bot token.")
+    mention: str = Field(
+        "<!here>", description="Who is called, e.g. `<!subteam^S0123ABC>` for the on-call group."
+    )
+    base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Per request.")
+
+    def token_value(self) -> str | None:
+        return read_secret(self.token, self.token_file, "escalation.slack.token")
+
+
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+_PAGERDUTY_SEVERITIES: dict[str, PagerDutySeverity] = {
+    "critical": "critical",
+    "page": "critical",
+    "error": "error",
+    "warning": "warning",
+    "info": "info",
+}
+
+
+class PagerDutySettings(Section):
+    routing_key: SecretStr | None = Field(
+        None, description="Events API v2 integration key; unset (and no file): PagerDuty is off."
+    )
+    routing_key_file: Path | None = Field(None, description="File holding the routing key.")
+    events_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", description="Events API v2 endpoint."
+    )
+    severity_map: dict[str, PagerDutySeverity] = Field(
+        default_factory=lambda: dict(_PAGERDUTY_SEVERITIES),
+        description="Alert `severity` label -> PagerDuty severity.",
+    )
+    default_severity: PagerDutySeverity = Field(
+        "error", description="For alerts whose severity is not in the map."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Per request.")
+
+    def key(self) -> str | None:
+        return read_secret(
+            self.routing_key, self.routing_key_file, "escalation.pagerduty.routing_key"
+        )
+
+
+class OutgoingWebhookSettings(Section):
+    url: str | None = Field(None, description="URL escalations are POSTed to as JSON; unset: off.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    bearer_token: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer`.")
+    bearer_token_file: Path | None = Field(None, description="File holding the bearer token.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Per request.")
+
+    def bearer(self) -> str | None:
+        return read_secret(self.bearer_token, self.bearer_token_file, "escalation.webhook")
+
+
+class DeliverySettings(Section):
+    """How the outbox retries a channel: quick retries within one attempt, then a persisted
+    capped exponential backoff with jitter between attempts (or the channel's Retry-After)."""
+
+    quick_retries: int = Field(2, ge=0, description="Immediate retries within one attempt.")
+    quick_wait_seconds: float = Field(0.2, ge=0, description="Base wait between quick retries.")
+    initial_backoff_seconds: float = Field(2.0, gt=0, description="Wait after a failed attempt.")
+    max_backoff_seconds: float = Field(300.0, gt=0, description="Cap of the backoff.")
+    jitter_seconds: float = Field(1.0, ge=0, description="Random extra wait, up to this.")
+    poll_seconds: float = Field(5.0, gt=0, description="Idle channels look for work this often.")
+
+
+class EscalationSettings(Section):
+    slack: SlackEscalationSettings = SlackEscalationSettings()
+    pagerduty: PagerDutySettings = PagerDutySettings()
+    webhook: OutgoingWebhookSettings = OutgoingWebhookSettings()
+    delivery: DeliverySettings = DeliverySettings()
+
+    @model_validator(mode="after")
+    def _slack_is_usable(self) -> EscalationSettings:
+        slack = self.slack
+        if slack.channel is not None and slack.token is None and slack.token_file is None:
+            raise ValueError("escalation.slack.channel is set but no token(_file)")
+        return self
+
+
 class LoggingSettings(Section):
     format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON lines otherwise."
@@ -194,6 +406,10 @@ class Settings(BaseSettings):
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=dict, description="PostgreSQL databases by name (see DatabaseSettings)."
     )
+    guards: GuardSettings = GuardSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    escalation: EscalationSettings = EscalationSettings()
 
     @model_validator(mode="after")
     def _auth_is_usable(self) -> Settings:

@@ -13,14 +13,19 @@ from typing import Any, Protocol
 
 from remediator.store.records import (
     ActionRecord,
+    ApprovalRecord,
+    AuditRecord,
+    BreakerRecord,
     DecisionRecord,
     EpisodeRecord,
     EscalationRecord,
     IncomingNotification,
+    KillSwitchRecord,
     OutboxItem,
     Recorded,
     RunRecord,
     TimerRecord,
+    VerificationRecord,
     WorkItem,
 )
 
@@ -157,3 +162,79 @@ class Store(Protocol):
     ) -> int: ...
     async def count_episodes(self) -> int: ...
     async def prune(self, older_than: datetime) -> int: ...
+
+    # governance (engine/guards, engine/governance.py); operator mutations write the audit log
+    async def add_kill_switch(
+        self, scope: str, key: str, *, reason: str, who: str, expires_at: datetime | None
+    ) -> KillSwitchRecord: ...
+    async def lift_kill_switch(
+        self, switch_id: int, *, who: str, reason: str
+    ) -> KillSwitchRecord | None:
+        """None if the switch does not exist or is no longer active."""
+        ...
+
+    async def kill_switches(self, *, at: datetime | None = None) -> list[KillSwitchRecord]:
+        """Switches active at `at`; every switch ever set when `at` is None."""
+        ...
+
+    async def acting_runs(
+        self,
+        *,
+        since: datetime | None = None,
+        target_key: str | None = None,
+        playbook: str | None = None,
+        episode_id: str | None = None,
+        exclude_run: int | None = None,
+    ) -> list[datetime]:
+        """The rate-limit ledger: runs that made at least one real action (intent, succeeded,
+        failed or interrupted; never a dry run or a refusal), each as the time of its first
+        real action at or after `since`, oldest first."""
+        ...
+
+    async def count_run_targets(self, since: datetime) -> int:
+        """Distinct targets of runs started since then (the storm breaker's window)."""
+        ...
+
+    async def open_breaker(
+        self, reason: str, details: dict[str, Any], expires_at: datetime | None
+    ) -> BreakerRecord | None:
+        """Open the breaker; None if it already was open (so exactly one opener pages)."""
+        ...
+
+    async def current_breaker(self) -> BreakerRecord | None:
+        """The breaker not closed yet (possibly past its expiry), if any."""
+        ...
+
+    async def close_breaker(
+        self, *, who: str, reason: str, at: datetime | None = None
+    ) -> BreakerRecord | None: ...
+    async def last_breaker_close(self) -> datetime | None: ...
+    async def add_approval(
+        self, run_id: int, episode_id: str, playbook: str, target_key: str, expires_at: datetime
+    ) -> ApprovalRecord: ...
+    async def decide_approval(
+        self, run_id: int, state: str, *, who: str, reason: str
+    ) -> ApprovalRecord | None:
+        """Decide a pending approval once; None if it is not pending. Approving sets the run
+        back to `running`."""
+        ...
+
+    async def get_approval(self, run_id: int) -> ApprovalRecord | None: ...
+    async def approvals(self, *, state: str | None = None) -> list[ApprovalRecord]: ...
+    async def record_verification(
+        self,
+        *,
+        episode_id: str,
+        run_id: int,
+        playbook: str,
+        target_key: str,
+        query: str,
+        result: str,
+        detail: str,
+    ) -> int: ...
+    async def verifications_for(self, episode_id: str) -> list[VerificationRecord]: ...
+    async def recent_verifications(self, since: datetime) -> list[str]:
+        """Results of verifications since then, newest first."""
+        ...
+
+    async def audit_log(self, limit: int = 100) -> list[AuditRecord]: ...

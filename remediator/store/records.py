@@ -171,3 +171,103 @@ class TimerRecord:
     state: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+# -- governance: kill switches, the storm breaker, approvals, verifications, the audit log ------
+
+
+class Scope(StrEnum):
+    """What a kill switch stops: everything, one playbook, or one target (Kind/ns/name)."""
+
+    GLOBAL = "global"
+    PLAYBOOK = "playbook"
+    TARGET = "target"
+
+
+@dataclass(frozen=True)
+class KillSwitchRecord:
+    id: int
+    scope: str
+    key: str  # "" for global, the playbook name, or the target key
+    reason: str
+    who: str
+    created_at: datetime
+    expires_at: datetime | None
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+
+    def active(self, at: datetime) -> bool:
+        return self.lifted_at is None and (self.expires_at is None or self.expires_at > at)
+
+
+@dataclass(frozen=True)
+class BreakerRecord:
+    id: int
+    opened_at: datetime
+    reason: str
+    details: dict[str, Any]
+    expires_at: datetime | None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+
+    @property
+    def page_key(self) -> str:
+        """The escalation (PagerDuty dedup_key) its opening raised: one page per opening."""
+        return f"storm-breaker-{self.id}"
+
+    def open_at(self, at: datetime) -> bool:
+        return self.closed_at is None and (self.expires_at is None or self.expires_at > at)
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    run_id: int
+    episode_id: str
+    playbook: str
+    target_key: str
+    requested_at: datetime
+    expires_at: datetime
+    state: str
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+
+
+class VerificationResult(StrEnum):
+    VERIFIED = "verified"
+    NOT_VERIFIED = "not_verified"
+    UNKNOWN = "unknown"  # Prometheus unreachable or the query cannot be evaluated
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    id: int
+    episode_id: str
+    run_id: int
+    playbook: str
+    target_key: str
+    query: str
+    result: str
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One governance mutation: who did what, to what, when and why."""
+
+    id: int
+    at: datetime
+    who: str
+    action: str
+    subject: str
+    reason: str
+    details: dict[str, Any]

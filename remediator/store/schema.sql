@@ -142,3 +142,72 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at) WHERE state = 'waiting';
 CREATE INDEX IF NOT EXISTS timers_episode ON timers (episode_id);
+
+-- Governance (engine/guards, engine/governance.py): all of it survives restarts.
+-- Kill switches: scope global (key ''), playbook (key = name) or target (key = Kind/ns/name).
+CREATE TABLE IF NOT EXISTS kill_switches (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    who TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    lifted_at TEXT,
+    lifted_by TEXT
+);
+CREATE INDEX IF NOT EXISTS kill_switches_live ON kill_switches (scope, key) WHERE lifted_at IS NULL;
+
+-- The storm breaker: at most one row with closed_at NULL (opening checks in the same write).
+CREATE TABLE IF NOT EXISTS breaker (
+    id INTEGER PRIMARY KEY,
+    opened_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    details TEXT NOT NULL,
+    expires_at TEXT,
+    closed_at TEXT,
+    closed_by TEXT,
+    close_reason TEXT
+);
+
+-- Approve mode: one pending approval per run, decided once.
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    playbook TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (expires_at) WHERE state = 'pending';
+
+CREATE TABLE IF NOT EXISTS verifications (
+    id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    playbook TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    query TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verifications_episode ON verifications (episode_id);
+CREATE INDEX IF NOT EXISTS verifications_at ON verifications (at);
+
+-- Rate limits read real actions by time (see GovernanceSQL.acting_runs).
+CREATE INDEX IF NOT EXISTS actions_intended ON actions (intended_at) WHERE state != 'would';
+
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    who TEXT NOT NULL,
+    action TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    details TEXT NOT NULL
+);

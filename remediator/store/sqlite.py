@@ -14,7 +14,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import aiosqlite
 
 from remediator.alertmanager import Alert
 from remediator.store.base import StoreUnavailable
+from remediator.store.codec import dumps, now, parse_ts, ts
 from remediator.store.records import (
     ActionRecord,
     ActionState,
@@ -37,27 +38,12 @@ from remediator.store.records import (
     WorkItem,
     WorkKind,
 )
+from remediator.store.sqlite_governance import GovernanceSQL
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 
 
-def ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-class SQLiteStore:
+class SQLiteStore(GovernanceSQL):
     def __init__(
         self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
     ) -> None:
