@@ -203,14 +203,20 @@ class Connection:
             can_read_stats=row["can_read_stats"],
         )
 
-    async def require_terminate_privileges(self) -> Privileges:
+    async def require_terminate_privileges(self, *, allow_superuser: bool) -> Privileges:
         """Fail loudly where PostgreSQL would fail silently or half-way.
 
         Without pg_read_all_stats, other roles' `state` reads as NULL, nothing ever matches and
-        the run would look like a clean no-op. Without pg_signal_backend, the statement would
-        terminate the role's own sessions and then fail on the first other role's.
+        the run would look like a clean no-op. Without pg_signal_backend (or, for superusers'
+        sessions, without being a superuser), the statement would terminate some sessions and
+        then fail on the first one it may not signal.
         """
         found = await self.privileges()
+        if allow_superuser and not found.superuser:
+            raise PrivilegeMissing(
+                f"database {self._database}: allow_superuser is set but role {found.role!r} is "
+                "not a superuser, and only superusers may terminate superusers' sessions"
+            )
         grant = f"GRANT {{}} TO {found.role}"
         if not found.can_read_stats:
             raise PrivilegeMissing(

@@ -7,11 +7,13 @@ whose mutating calls go through `run.act`. Playbooks name what they need as keyw
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 
-from remediator.config import Settings
+from remediator.clients.postgres import PostgresClient
+from remediator.config import DatabaseSettings, Settings
 from remediator.playbook import ClientFactory, ResolveScope
+from remediator.playbook.postgres import Postgres
 
 
 @dataclass
@@ -35,4 +37,29 @@ class ClientSet:
 
 async def build_clients(settings: Settings) -> ClientSet:
     """Open the clients the configuration asks for."""
-    return ClientSet()
+    clients = ClientSet()
+    if settings.databases:
+        add_postgres(clients, settings.databases)
+    return clients
+
+
+def add_postgres(clients: ClientSet, databases: Mapping[str, DatabaseSettings]) -> None:
+    """`postgres=`: the configured databases; alert labels can name only these (or aliases)."""
+    by_name = {
+        name: PostgresClient(
+            name,
+            db.dsn_value,
+            datname=db.datname,
+            protected_applications=db.protected_applications,
+            connect_timeout_seconds=db.connect_timeout_seconds,
+            statement_timeout_ms=db.statement_timeout_ms,
+            terminate_wait_ms=db.terminate_wait_ms,
+        )
+        for name, db in databases.items()
+    }
+    clients.add("postgres", lambda run: Postgres(run, by_name))
+    clients.scope = replace(
+        clients.scope,
+        databases=frozenset(by_name),
+        database_aliases={alias: name for name, db in databases.items() for alias in db.aliases},
+    )
