@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from tests.alert_rules.support import (
+    HUMAN_ONLY,
     PLAYBOOK_CONTRACTS,
     README,
     REQUIRED_ANNOTATIONS,
     RUNBOOK_BASE,
     UNIT_TESTS_DIR,
     WORKLOAD_LABELS,
-    HUMAN_ONLY,
     Rule,
     alerting_rules,
     duration,
@@ -83,7 +83,7 @@ def _copy_pair(rules_file: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_harness_detects_a_wrong_expected_label(promtool: str, tmp_path: Path) -> None:
-    rules_copy, test_copy = _copy_pair(rule_files()[0], tmp_path)
+    _, test_copy = _copy_pair(rule_files()[0], tmp_path)
     control = run([promtool, "test", "rules", str(test_copy)])
     assert control.returncode == 0, explain(control)
 
