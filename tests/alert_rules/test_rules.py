@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.alert_rules import support
 from tests.alert_rules.support import (
     HUMAN_ONLY,
     PLAYBOOK_CONTRACTS,
@@ -335,3 +336,22 @@ def test_firing_cases_assert_the_labels_the_playbook_needs(name: str) -> None:
         assert any("deployment" in labels for labels in fired), (
             f"{name}: no case shows `deployment` derived from the owner"
         )
+
+
+@pytest.mark.parametrize("name", ALERT_NAMES)
+def test_readme_documents_the_alert_and_its_metrics(name: str) -> None:
+    readme = README.read_text(encoding="utf-8")
+    alerts, _, rest = readme.partition("## Metrics each rule expects")
+    metrics, _, _ = rest.partition("\n## ")
+    assert f"| [{name}](#{name.lower()}) |" in alerts, "row in the alerts table"
+    assert f"| {name} |" in metrics, "row in the exporter contract table"
+
+
+def test_a_missing_binary_fails_naming_the_debian_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(support.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(support.os, "access", lambda _path, _mode: False)
+    for name, package in [("promtool", "prometheus"), ("amtool", "prometheus-alertmanager")]:
+        with pytest.raises(pytest.fail.Exception, match=f"Debian package '{package}'"):
+            tool(name)
