@@ -52,6 +52,11 @@ class SQLiteStore(GovernanceSQL):
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # Group commit: writers share one open transaction; the committer task commits it
+        # (one fsync) for everyone queued so far and resolves `_tx_done` for them.
+        self._tx_done: asyncio.Future[None] | None = None
+        self._dirty = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -68,8 +73,16 @@ class SQLiteStore(GovernanceSQL):
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open state file {self.path}: {exc}") from exc
         self._db = db
+        self._committer = asyncio.create_task(self._commit_loop())
 
     async def close(self) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
+            async with self._lock:
+                await self._commit()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -82,17 +95,63 @@ class SQLiteStore(GovernanceSQL):
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One atomic write, durable when the `async with` ends.
+
+        The block runs inside a savepoint of the shared transaction, so a failing block undoes
+        only itself; the caller then waits for the group commit that covers its writes.
+        """
         async with self._lock:
             db = self.db
             try:
-                yield db
-                await db.commit()
+                if not db.in_transaction:
+                    await db.execute("BEGIN")
+                    self._tx_done = asyncio.get_running_loop().create_future()
+                await db.execute("SAVEPOINT w")
             except sqlite3.Error as exc:
-                await self._rollback(db)
                 raise StoreUnavailable(f"state write failed: {exc}") from exc
-            except BaseException:
-                await self._rollback(db)
+            try:
+                yield db
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK TO w")
+                    await db.execute("RELEASE w")
+                self._dirty.set()  # the others' writes in this transaction still get committed
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"state write failed: {exc}") from exc
                 raise
+            try:
+                await db.execute("RELEASE w")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"state write failed: {exc}") from exc
+            done = self._tx_done
+            self._dirty.set()
+        assert done is not None
+        await asyncio.shield(done)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            # The lock is FIFO: everyone who queued before us is in this commit.
+            async with self._lock:
+                self._dirty.clear()
+                await self._commit()
+
+    async def _commit(self) -> None:
+        done, self._tx_done = self._tx_done, None
+        db = self._db
+        if db is None or not db.in_transaction:
+            if done is not None and not done.done():
+                done.set_result(None)
+            return
+        try:
+            await db.commit()
+        except sqlite3.Error as exc:
+            await self._rollback(db)
+            if done is not None and not done.done():
+                done.set_exception(StoreUnavailable(f"state commit failed: {exc}"))
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
 
     @staticmethod
     async def _rollback(db: aiosqlite.Connection) -> None:
@@ -108,9 +167,16 @@ class SQLiteStore(GovernanceSQL):
             raise StoreUnavailable(f"state read failed: {exc}") from exc
 
     async def ping(self) -> None:
-        # BEGIN IMMEDIATE takes the write lock: a read-only or locked file fails here, not later.
-        async with self._write() as db:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._lock:
+            db = self.db
+            await self._commit()  # writes pending in the shared transaction go first
+            try:
+                # BEGIN IMMEDIATE takes the write lock: a locked or read-only file fails here.
+                await db.execute("BEGIN IMMEDIATE")
+                await db.rollback()
+            except sqlite3.Error as exc:
+                await self._rollback(db)
+                raise StoreUnavailable(f"state store not writable: {exc}") from exc
 
     # -- intake --------------------------------------------------------------------------
     async def _statuses(self, ids: Sequence[str]) -> dict[str, str]:
