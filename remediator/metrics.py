@@ -70,3 +70,10 @@ class Metrics:
         self.escalations = Counter(
             "remediator_escalations", "Escalations raised, by reason kind.", ["reason"], registry=r
         )
+        self.guard_refusals = Counter(
+            "remediator_guard_refusals",
+            "Actions refused, by guard (kill_switch, rate_limit, blast_radius, storm_breaker, "
+            "concurrency, approval).",
+            ["guard"],
+            registry=r,
+        )

@@ -1,32 +1,44 @@
 """The engine: store, intake, dispatcher and pipeline assembled and run as one unit.
 
-`Engine.start` opens the store, reconciles interrupted intents, and starts the background
-tasks; `Engine.stop` stops them in reverse. The HTTP surface holds one Engine.
+`Engine.start` opens the store, builds the governance (guards, escalation through the outbox,
+verification, approvals) from the settings, reconciles interrupted intents, and starts the
+background tasks; `Engine.stop` stops them in reverse. The HTTP surface holds one Engine. A
+test can replace any seam with its own `Hooks`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 from pydantic import BaseModel
 
-from remediator.config import Settings
+from remediator.clients.prometheus import PrometheusClient
+from remediator.config import PrometheusSettings, Settings
+from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
+from remediator.engine.channels import build_channels
 from remediator.engine.dispatch import Dispatcher
+from remediator.engine.escalate import Escalation
+from remediator.engine.governance import Governance
+from remediator.engine.guards import build_guards
+from remediator.engine.guards.storm import StormBreaker
+from remediator.engine.hooks import (
+    Approvals as ApprovalsHook,
+)
 from remediator.engine.hooks import (
     Escalator,
     Guards,
-    NoGuards,
     NoReports,
-    NoVerification,
-    RecordingEscalator,
     Reporter,
     Verifier,
 )
 from remediator.engine.intake import Intake
+from remediator.engine.outbox import Outbox
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.recovery import reconcile_interrupted
 from remediator.engine.run import REVERT
 from remediator.engine.timers import Timers
+from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.wiring import ClientSet, build_clients
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -36,10 +48,25 @@ from remediator.store import Store, make_store
 
 @dataclass
 class Hooks:
+    """Seams a test (or an embedding) replaces; None means: built from the settings."""
+
     guards: Guards | None = None
     escalator: Escalator | None = None
     reporter: Reporter | None = None
     verifier: Verifier | None = None
+    approvals: ApprovalsHook | None = None
+
+
+def prometheus_client(settings: PrometheusSettings) -> PrometheusClient | None:
+    if settings.url is None:
+        return None
+    return PrometheusClient(
+        settings.url,
+        timeout=settings.timeout_seconds,
+        retries=settings.retries,
+        bearer=settings.bearer(),
+        verify_tls=settings.verify_tls,
+    )
 
 
 class Engine:
@@ -68,29 +95,18 @@ class Engine:
         self.dispatcher: Dispatcher
         self.intake: Intake
         self.timers: Timers
+        self.outbox: Outbox
+        self.breaker: StormBreaker
+        self.governance: Governance
+        self._session: aiohttp.ClientSession | None = None
+        self._prometheus: PrometheusClient | None = None
 
     async def start(self) -> None:
         await self.store.open()
         if self._given_clients is None:
             self.clients = await build_clients(self.settings)
-        hooks = self._hooks
-        escalator = hooks.escalator or RecordingEscalator(self.store, self.metrics)
-        self.pipeline = Pipeline(
-            settings=self.settings,
-            registry=self.registry,
-            params=self.params,
-            store=self.store,
-            metrics=self.metrics,
-            guards=hooks.guards or NoGuards(),
-            escalator=escalator,
-            reporter=hooks.reporter or NoReports(),
-            verifier=hooks.verifier or NoVerification(),
-            clients=self.clients.factories,
-            scope=self.clients.scope,
-        )
-        self.timers = Timers(self.store)
-        self.timers.on(REVERT, self.pipeline.revert)
-        interrupted = await reconcile_interrupted(self.store, escalator)
+        await self._build_governed_pipeline()
+        interrupted = await reconcile_interrupted(self.store, self.pipeline.escalator)
         if interrupted:
             self.log.warning("reconciled interrupted actions", count=interrupted)
         dispatch = self.settings.dispatch
@@ -104,6 +120,8 @@ class Engine:
         self.intake = Intake(
             self.store, self.dispatcher, self.metrics, batch_max=self.settings.state.batch_max
         )
+        await self.breaker.status()  # the gauge shows a breaker left open before a restart
+        await self.outbox.start()
         await self.dispatcher.start()
         await self.intake.start()
         await self.timers.start()
@@ -115,12 +133,74 @@ class Engine:
             state=str(self.settings.state.path),
         )
 
+    async def _build_governed_pipeline(self) -> None:
+        settings, store, metrics, hooks = self.settings, self.store, self.metrics, self._hooks
+        self.timers = Timers(store)
+        self._session = aiohttp.ClientSession()
+        self.outbox = Outbox(
+            store,
+            metrics,
+            build_channels(settings.escalation, self._session),
+            settings.escalation.delivery,
+        )
+        escalator = hooks.escalator or Escalation(store, metrics, self.outbox)
+        governed = build_guards(settings.guards, store, escalator, metrics)
+        self.breaker = governed.breaker
+        approvals = Approvals(
+            store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
+        )
+        reporter = hooks.reporter or NoReports()
+        verifier = hooks.verifier
+        if verifier is None:
+            self._prometheus = prometheus_client(settings.prometheus)
+            verification = Verification(
+                store=store,
+                metrics=metrics,
+                prometheus=self._prometheus,
+                escalator=escalator,
+                reporter=reporter,
+                breaker=self.breaker,
+                timers=self.timers,
+            )
+            self.timers.on(VERIFY, verification.on_timer)
+            verifier = verification
+        self.pipeline = Pipeline(
+            settings=settings,
+            registry=self.registry,
+            params=self.params,
+            store=store,
+            metrics=metrics,
+            guards=hooks.guards or governed.chain,
+            escalator=escalator,
+            reporter=reporter,
+            verifier=verifier,
+            approvals=hooks.approvals or approvals,
+            clients=self.clients.factories,
+            scope=self.clients.scope,
+        )
+        self.timers.on(REVERT, self.pipeline.revert)
+        self.timers.on(APPROVAL_TIMEOUT, approvals.on_timeout)
+        self.governance = Governance(
+            store=store,
+            pipeline=self.pipeline,
+            breaker=self.breaker,
+            approvals=approvals,
+            settings=settings.guards.kill_switch,
+        )
+
     async def stop(self) -> None:
         if self.started:
             await self.timers.stop()
             await self.intake.stop()
             await self.dispatcher.stop()
+            await self.outbox.stop()
             self.started = False
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._prometheus is not None:
+            self._prometheus.close()
+            self._prometheus = None
         if self._given_clients is None:
             await self.clients.close()
         await self.store.close()

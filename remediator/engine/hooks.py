@@ -7,6 +7,7 @@ escalations recorded durably (so nothing is lost before any channel is configure
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Protocol
 
 from remediator.alertmanager import Alert
@@ -35,11 +36,19 @@ class Guards(Protocol):
         in every mode (shadow mode shows what would have been refused)."""
         ...
 
+    def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
+        """Held while a real (not dry-run) call executes, entered right after a passed check:
+        what a cap on actions in flight counts."""
+        ...
+
 
 class Escalator(Protocol):
     async def escalate(
         self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]
-    ) -> None: ...
+    ) -> None:
+        """Ask humans to look. `episode_id` is the episode, or for a system-wide page (the storm
+        breaker) a stable key of its own; either way it is the page's deduplication key."""
+        ...
 
     async def resolved(self, episode_id: str) -> None:
         """The episode's alert resolved: close what the escalation opened (e.g. PagerDuty)."""
@@ -56,13 +65,23 @@ class Verifier(Protocol):
         ...
 
 
+class Approvals(Protocol):
+    async def requested(self, run: RunInfo) -> None:
+        """An approve-mode run recorded the calls it would make: wait for a human decision
+        (durably, with a timeout that escalates)."""
+        ...
+
+
 class NoGuards:
     async def check(self, run: RunInfo, action: Action) -> None:
         return None
 
+    def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
+
 
 class RecordingEscalator:
-    """Records every escalation; the channels (Slack, PagerDuty, webhook) build on this."""
+    """Records every escalation; engine/escalate.py delivers them to the channels on top."""
 
     def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
-from remediator.engine.hooks import Escalator, Guards, Reporter, Verifier
+from remediator.engine.hooks import Approvals, Escalator, Guards, Reporter, Verifier
 from remediator.engine.locks import KeyedLocks
 from remediator.engine.run import EngineRun
 from remediator.logs import get_logger
@@ -86,6 +86,7 @@ class Pipeline:
         escalator: Escalator,
         reporter: Reporter,
         verifier: Verifier,
+        approvals: Approvals,
         clients: Mapping[str, ClientFactory],
         scope: ResolveScope,
     ) -> None:
@@ -98,9 +99,12 @@ class Pipeline:
         self.escalator = escalator
         self.reporter = reporter
         self.verifier = verifier
+        self.approvals = approvals
         self.clients = clients
         self.scope = scope
         self.locks = KeyedLocks()
+        # One admission at a time: guard check + intent (see EngineRun.act).
+        self.admission = asyncio.Lock()
         self.log = get_logger(component="pipeline")
 
     async def handle(self, item: WorkItem) -> None:
@@ -194,6 +198,7 @@ class Pipeline:
         run = self._new_run(spec, target, episode.id, run_id, dry_run, log)
         kwargs = self._kwargs(spec, target, episode, item.alert, run, log, mode)
         error: str | None = None
+        guard: str | None = None
         async with self.locks.hold(target.key):
             log.info("run started")
             try:
@@ -209,7 +214,7 @@ class Pipeline:
                     else RunState.NOOP
                 )
             except ActionRefused as refused:
-                state, error = RunState.REFUSED, str(refused)
+                state, error, guard = RunState.REFUSED, str(refused), refused.guard
             except TimeoutError:
                 state = RunState.FAILED
                 error = f"timed out after {self.settings.dispatch.playbook_timeout_seconds:g} s"
@@ -234,7 +239,11 @@ class Pipeline:
             "mode": mode.value,
             "evidence": run.evidence_data,
         }
+        if guard is not None:
+            details["guard"] = guard
         await self.reporter.report(episode.id, f"run_{state.value}", {**details, "run_id": run_id})
+        if state is RunState.PENDING_APPROVAL:
+            await self.approvals.requested(run)
         if escalation:
             await self.escalator.escalate(episode.id, run_id, escalation, details)
         if state is RunState.ACTED and spec.verify is not None:
@@ -258,6 +267,7 @@ class Pipeline:
             dry_run=dry_run,
             store=self.store,
             guards=self.guards,
+            admission=self.admission,
             log=log,
             has_revert=spec.revert is not None,
         )

@@ -2,11 +2,16 @@
 
 The intent is durable before the call starts, so a crash between the two leaves an `intent`
 row that start-up reconciliation turns into an escalation instead of a blind retry.
+
+Check and intent happen under one admission lock shared by every run: the rate limits are
+counted from recorded intents and the concurrency cap from taken slots, so two runs checking at
+the same moment cannot both pass a limit that only one of them fits under.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -42,6 +47,7 @@ class EngineRun:
         dry_run: bool,
         store: Store,
         guards: Guards,
+        admission: asyncio.Lock,
         log: Any,
         has_revert: bool = False,
     ) -> None:
@@ -52,6 +58,7 @@ class EngineRun:
         self._dry_run = dry_run
         self._store = store
         self._guards = guards
+        self._admission = admission
         self.log = log
         self.acted = 0
         self.would = 0
@@ -80,17 +87,28 @@ class EngineRun:
         return self._dry_run
 
     async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
-        try:
-            await self._guards.check(self, action)
-        except ActionRefused as refused:
-            action_id = await self._intent(action)
-            await self._store.record_outcome(action_id, ActionState.REFUSED, error=str(refused))
-            raise
-        action_id = await self._intent(action)
-        if self._dry_run:
-            self.would += 1
-            self.log.info("would act", action=action.summary, verb=action.verb, body=action.body)
-            return None
+        async with contextlib.AsyncExitStack() as in_flight:
+            async with self._admission:
+                try:
+                    await self._guards.check(self, action)
+                except ActionRefused as refused:
+                    action_id = await self._intent(action)
+                    await self._store.record_outcome(
+                        action_id, ActionState.REFUSED, error=str(refused)
+                    )
+                    raise
+                action_id = await self._intent(action)
+                if self._dry_run:
+                    self.would += 1
+                    self.log.info(
+                        "would act", action=action.summary, verb=action.verb, body=action.body
+                    )
+                    return None
+                await in_flight.enter_async_context(self._guards.acting(self, action))
+            result = await self._call(action, action_id, call)
+        return result
+
+    async def _call(self, action: Action, action_id: int, call: Callable[[], Awaitable[T]]) -> T:
         self.log.info("acting", action=action.summary, verb=action.verb)
         try:
             result = await call()

@@ -1,1 +1,101 @@
-"""Guards checked immediately before every action (kill switches, rate limits, blast radius...)."""
+"""Guards checked immediately before every action, in a fixed order; the first refusal wins.
+
+Order: kill switch, rate limits, blast radius, storm breaker, concurrency, then the approval
+match for approved runs. Cheap, operator-driven refusals come first so the recorded reason is
+the most useful one. Every refusal is counted and logged here with its guard and reason; the
+run records it on the action (see engine/run.py) and the pipeline escalates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from remediator.config import GuardSettings
+from remediator.engine.guards.approval import ApprovedCalls
+from remediator.engine.guards.blast import BlastRadiusGuard
+from remediator.engine.guards.concurrency import ConcurrencyGuard
+from remediator.engine.guards.killswitch import KillSwitchGuard
+from remediator.engine.guards.ratelimit import RateLimitGuard
+from remediator.engine.guards.storm import StormBreaker
+from remediator.engine.hooks import Escalator, RunInfo
+from remediator.logs import get_logger
+from remediator.metrics import Metrics
+from remediator.playbook import Action, ActionRefused
+from remediator.store import Store
+
+
+class Guard(Protocol):
+    name: str
+
+    async def check(self, run: RunInfo, action: Action) -> None:
+        """Raise ActionRefused(self.name, why) to stop the action."""
+        ...
+
+
+class GuardChain:
+    """The `Guards` the pipeline uses: every guard in order, and the concurrency slot."""
+
+    def __init__(
+        self, guards: Sequence[Guard], concurrency: ConcurrencyGuard, metrics: Metrics
+    ) -> None:
+        self.guards = list(guards)
+        self._concurrency = concurrency
+        self._metrics = metrics
+        self._log = get_logger(component="guards")
+
+    async def check(self, run: RunInfo, action: Action) -> None:
+        for guard in self.guards:
+            try:
+                await guard.check(run, action)
+            except ActionRefused as refused:
+                self._metrics.guard_refusals.labels(guard=refused.guard).inc()
+                self._log.warning(
+                    "action refused",
+                    guard=refused.guard,
+                    reason=refused.reason,
+                    episode=run.episode_id,
+                    playbook=run.playbook,
+                    target=action.target.key,
+                    action=action.summary,
+                    dry_run=run.dry_run,
+                )
+                raise
+
+    def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
+        return self._concurrency.slot()
+
+
+@dataclass(frozen=True)
+class Governed:
+    """The guard chain and the parts of it other components steer."""
+
+    chain: GuardChain
+    breaker: StormBreaker
+    approved: ApprovedCalls
+
+
+def build_guards(
+    settings: GuardSettings, store: Store, escalator: Escalator, metrics: Metrics
+) -> Governed:
+    breaker = StormBreaker(store, settings.storm, escalator, metrics)
+    approved = ApprovedCalls()
+    concurrency = ConcurrencyGuard(settings.concurrency.max_in_flight)
+    chain = GuardChain(
+        [
+            KillSwitchGuard(store),
+            RateLimitGuard(store, settings.rate_limits),
+            BlastRadiusGuard(store, settings.blast_radius),
+            breaker,
+            concurrency,
+            approved,
+        ],
+        concurrency,
+        metrics,
+    )
+    return Governed(chain, breaker, approved)
+
+
+__all__ = ["Governed", "GuardChain", "build_guards"]

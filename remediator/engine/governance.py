@@ -1,0 +1,141 @@
+"""The operator's levers, one engine-level API for the admin HTTP surface and the CLI.
+
+Pause and resume (kill switches at three scopes, with reason and optional expiry), the storm
+breaker's status and closing it, pending approvals and their decisions, the audit log. Every
+mutation names who and why; the store writes the audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from remediator.config import KillSwitchSettings
+from remediator.engine.approvals import ApprovalError, Approvals
+from remediator.engine.guards.storm import StormBreaker
+from remediator.engine.pipeline import Pipeline
+from remediator.store import Store
+from remediator.store.records import (
+    ApprovalRecord,
+    ApprovalState,
+    AuditRecord,
+    BreakerRecord,
+    KillSwitchRecord,
+    RunState,
+    Scope,
+)
+
+
+class GovernanceError(ValueError):
+    """An operator request that cannot be carried out as asked (the message says why)."""
+
+
+def _required(value: str, what: str) -> str:
+    if not value or not value.strip():
+        raise GovernanceError(f"{what} is required")
+    return value.strip()
+
+
+class Governance:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        pipeline: Pipeline,
+        breaker: StormBreaker,
+        approvals: Approvals,
+        settings: KillSwitchSettings,
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._breaker = breaker
+        self._approvals = approvals
+        self._settings = settings
+
+    # -- kill switches -------------------------------------------------------------------
+    async def pause(
+        self,
+        scope: Scope | str,
+        key: str = "",
+        *,
+        who: str,
+        reason: str,
+        expires_in: timedelta | None = None,
+    ) -> KillSwitchRecord:
+        """Stop remediation: everything (GLOBAL), one playbook (its name) or one target (its
+        key, `Kind/namespace/name`). Without `expires_in`, the configured default applies
+        (`guards.kill_switch.default_expiry_seconds`; unset: until resumed)."""
+        try:
+            scope = Scope(scope)
+        except ValueError:
+            raise GovernanceError(f"unknown scope {scope!r} (global, playbook, target)") from None
+        key = key.strip()
+        if scope is Scope.GLOBAL and key:
+            raise GovernanceError("a global pause takes no key")
+        if scope is Scope.PLAYBOOK and self._pipeline.registry.get(key) is None:
+            raise GovernanceError(f"no playbook named {key!r} is loaded")
+        if scope is Scope.TARGET and len([p for p in key.split("/") if p]) not in (2, 3):
+            raise GovernanceError(f"{key!r} is not a target key (Kind/namespace/name)")
+        if expires_in is None and self._settings.default_expiry_seconds is not None:
+            expires_in = timedelta(seconds=self._settings.default_expiry_seconds)
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise GovernanceError("expires_in must be positive")
+        return await self._store.add_kill_switch(
+            scope.value,
+            key,
+            reason=_required(reason, "reason"),
+            who=_required(who, "who"),
+            expires_at=datetime.now(UTC) + expires_in if expires_in else None,
+        )
+
+    async def resume(self, switch_id: int, *, who: str, reason: str) -> KillSwitchRecord:
+        lifted = await self._store.lift_kill_switch(
+            switch_id, who=_required(who, "who"), reason=_required(reason, "reason")
+        )
+        if lifted is None:
+            raise GovernanceError(f"kill switch {switch_id} is not active")
+        return lifted
+
+    async def switches(self, *, include_inactive: bool = False) -> list[KillSwitchRecord]:
+        """Active switches; with `include_inactive`, every switch ever set (lifted, expired)."""
+        if include_inactive:
+            return await self._store.kill_switches()
+        return await self._store.kill_switches(at=datetime.now(UTC))
+
+    # -- the storm breaker ---------------------------------------------------------------
+    async def breaker(self) -> BreakerRecord | None:
+        """The open breaker, or None when remediation may proceed."""
+        return await self._breaker.status()
+
+    async def close_breaker(self, *, who: str, reason: str) -> BreakerRecord:
+        closed = await self._breaker.close(
+            who=_required(who, "who"), reason=_required(reason, "reason")
+        )
+        if closed is None:
+            raise GovernanceError("the storm breaker is not open")
+        return closed
+
+    # -- approvals -----------------------------------------------------------------------
+    async def pending_approvals(self) -> list[ApprovalRecord]:
+        now = datetime.now(UTC)
+        pending = await self._store.approvals(state=ApprovalState.PENDING)
+        return [a for a in pending if a.expires_at > now]
+
+    async def approve(self, run_id: int, *, who: str, reason: str) -> RunState:
+        """Run the pending run for real, under every guard; returns how it ended."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        try:
+            return await self._approvals.approve(self._pipeline, run_id, who=who, reason=reason)
+        except ApprovalError as exc:
+            raise GovernanceError(str(exc)) from exc
+
+    async def deny(self, run_id: int, *, who: str, reason: str) -> ApprovalRecord:
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        try:
+            return await self._approvals.deny(run_id, who=who, reason=reason)
+        except ApprovalError as exc:
+            raise GovernanceError(str(exc)) from exc
+
+    # -- the record of all of the above --------------------------------------------------
+    async def audit(self, limit: int = 100) -> list[AuditRecord]:
+        """Newest first: every pause, resume, breaker open/close and approval decision."""
+        return await self._store.audit_log(limit)

@@ -1,0 +1,120 @@
+"""Blast radius: what a single action, run or episode may touch, whatever the alert says.
+
+Alert labels are input from the outside: a crafted or broken alert must not widen the scope. So
+the namespace of both the workload and the touched object is checked against the allow and deny
+lists, an action must name exactly one object, and the facts in `Action.change` (see
+`remediator.playbook.changes`) are bounded: replicas within [min, max] and a bounded step, pods
+per workload per episode, database sessions per run. A count of zero or less is refused too:
+"zero does not mean all". PodDisruptionBudgets are the Kubernetes playbooks' part: they evict
+through the Eviction API, which answers 429 when a budget forbids it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from remediator.config import BlastRadiusSettings
+from remediator.engine.hooks import RunInfo
+from remediator.playbook import Action, ActionRefused
+from remediator.playbook.changes import COUNTED, PODS, REPLICAS, SESSIONS
+from remediator.store import Store
+from remediator.store.records import ActionRecord, ActionState
+
+NAME = "blast_radius"
+_REAL = {ActionState.INTENT, ActionState.SUCCEEDED, ActionState.FAILED, ActionState.INTERRUPTED}
+
+
+def _refuse(reason: str) -> ActionRefused:
+    return ActionRefused(NAME, reason)
+
+
+def _any_match(value: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(value, pattern) for pattern in patterns)
+
+
+def _count(change: dict[str, Any], key: str) -> int:
+    value = change[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refuse(f"change {key!r} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise _refuse(f"{key} = {value}: an empty or unbounded selection (zero does not mean all)")
+    return value
+
+
+def _counted(actions: Iterable[ActionRecord], key: str, run: RunInfo, *, same_run: bool) -> int:
+    """What earlier actions already touched: real ones, plus this run's own dry-run ones (so a
+    shadow run shows the refusal the real run would get)."""
+    total = 0
+    for record in actions:
+        if same_run and record.run_id != run.run_id:
+            continue
+        counts = record.state in _REAL or (
+            run.dry_run and record.run_id == run.run_id and record.state == ActionState.WOULD
+        )
+        value = record.change.get(key)
+        if counts and isinstance(value, int) and not isinstance(value, bool):
+            total += value
+    return total
+
+
+class BlastRadiusGuard:
+    name = NAME
+
+    def __init__(self, store: Store, settings: BlastRadiusSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def check(self, run: RunInfo, action: Action) -> None:
+        for target in (run.target, action.target):
+            if not target.name.strip():
+                raise _refuse(f"{target.kind} with an empty name: zero does not mean all")
+            if target.namespace is not None:
+                self._check_namespace(target.namespace)
+        change = dict(action.change)
+        if REPLICAS in change:
+            self._check_replicas(change[REPLICAS])
+        counts = {key: _count(change, key) for key in COUNTED if key in change}
+        if not counts:
+            return
+        history = await self._store.actions_for(run.episode_id)
+        s = self._settings
+        if PODS in counts:
+            workload = [a for a in history if a.target_key == run.target.key]
+            before = _counted(workload, PODS, run, same_run=False)
+            if before + counts[PODS] > s.max_pods_per_episode:
+                raise _refuse(
+                    f"{before} pod(s) of {run.target.key} already restarted in this episode; "
+                    f"{counts[PODS]} more exceeds {s.max_pods_per_episode} per episode"
+                )
+        if SESSIONS in counts:
+            before = _counted(history, SESSIONS, run, same_run=True)
+            if before + counts[SESSIONS] > s.max_sessions_per_run:
+                raise _refuse(
+                    f"{before + counts[SESSIONS]} database sessions in one run exceeds "
+                    f"{s.max_sessions_per_run}"
+                )
+
+    def _check_namespace(self, namespace: str) -> None:
+        s = self._settings
+        if _any_match(namespace, s.deny_namespaces):
+            raise _refuse(f"namespace {namespace!r} is denied")
+        if s.allow_namespaces and not _any_match(namespace, s.allow_namespaces):
+            raise _refuse(f"namespace {namespace!r} is not in the allow list")
+
+    def _check_replicas(self, value: Any) -> None:
+        s = self._settings
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        ):
+            raise _refuse(f"change {REPLICAS!r} must be [before, after] counts, got {value!r}")
+        before, after = value
+        if after > s.max_replicas:
+            raise _refuse(f"{after} replicas exceeds the cap of {s.max_replicas}")
+        if after < s.min_replicas:
+            raise _refuse(f"{after} replicas is below the floor of {s.min_replicas}")
+        if abs(after - before) > s.max_scale_step:
+            raise _refuse(f"scaling {before} -> {after} exceeds the step cap of {s.max_scale_step}")

@@ -1,0 +1,175 @@
+"""Delivery of queued messages (escalations now, Slack reports later) from the durable outbox.
+
+Nothing that talks to a channel runs in the pipeline: the pipeline writes a row and moves on,
+and one task per channel delivers that channel's rows in order (a PagerDuty resolve must not
+overtake its trigger). A failed delivery is retried quickly a couple of times (tenacity), then
+the row gets a next attempt time from a capped exponential backoff with jitter (tenacity's wait
+strategy, evaluated for the row's attempt count and persisted), or exactly what the channel
+asked for in Retry-After. The head of a channel blocks the rows behind it until it is
+delivered; a channel that is down shows up as `remediator_outbox_pending{channel}` rising,
+`remediator_escalation_deliveries_total{result="error"}` and a warning per failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from remediator.clients.delivery import DeliveryError
+from remediator.config import DeliverySettings
+from remediator.logs import get_logger
+from remediator.metrics import Metrics
+from remediator.store import Store, StoreUnavailable
+from remediator.store.records import OutboxItem
+
+Deliver = Callable[[OutboxItem], Awaitable[None]]
+
+# due_outbox(channel, _ANY_TIME, 1) is the head of the channel whatever its retry time.
+_ANY_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _quick_retry(exc: BaseException) -> bool:
+    """Worth an immediate retry: a network error or a 5xx, never a 4xx or an explicit wait."""
+    return (
+        isinstance(exc, DeliveryError)
+        and exc.retry_after is None
+        and (exc.status is None or exc.status >= 500)
+    )
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        channels: Mapping[str, Deliver],
+        settings: DeliverySettings,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._channels = dict(channels)
+        self._settings = settings
+        self._backoff = wait_exponential_jitter(
+            multiplier=settings.initial_backoff_seconds,
+            max=settings.max_backoff_seconds,
+            jitter=settings.jitter_seconds,
+        )
+        self._wake = {name: asyncio.Event() for name in self._channels}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log = get_logger(component="outbox")
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    async def enqueue(
+        self, channel: str, episode_id: str | None, kind: str, payload: dict[str, Any]
+    ) -> int:
+        """Queue a message durably; its channel's task delivers it soon after."""
+        if channel not in self._channels:
+            raise KeyError(f"no outbox channel {channel!r}")
+        item_id = await self._store.enqueue_outbox(channel, episode_id, kind, payload)
+        self._wake[channel].set()
+        await self._update_pending()
+        return item_id
+
+    async def start(self) -> None:
+        await self._update_pending()
+        self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def deliver_due(self, channel: str) -> float:
+        """Deliver the channel's due messages in order; return seconds until the head is due
+        (or the poll interval when nothing waits)."""
+        while True:
+            head = await self._store.due_outbox(channel, _ANY_TIME, 1)
+            if not head:
+                return self._settings.poll_seconds
+            wait = (head[0].next_attempt_at - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                return min(wait, self._settings.poll_seconds)
+            await self._attempt(channel, head[0])
+
+    async def _loop(self, channel: str) -> None:
+        wake = self._wake[channel]
+        while True:
+            wake.clear()
+            try:
+                wait = await self.deliver_due(channel)
+            except StoreUnavailable as exc:
+                self._log.error("cannot read the outbox", channel=channel, error=str(exc))
+                wait = self._settings.poll_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), wait)
+
+    async def _attempt(self, channel: str, item: OutboxItem) -> None:
+        s = self._settings
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(s.quick_retries + 1),
+            wait=wait_exponential_jitter(
+                multiplier=s.quick_wait_seconds,
+                max=max(s.quick_wait_seconds * 4, 0.0),
+                jitter=s.quick_wait_seconds,
+            ),
+            retry=retry_if_exception(_quick_retry),
+            reraise=True,
+        )
+        retry_after: float | None = None
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._channels[channel](item)
+        except DeliveryError as exc:
+            error, retry_after = str(exc), exc.retry_after
+        except Exception as exc:  # a formatting bug must not stop the channel's task
+            error = f"{type(exc).__name__}: {exc}"
+            self._log.exception("delivery crashed", channel=channel, item=item.id)
+        else:
+            await self._store.outbox_delivered(item.id, datetime.now(UTC))
+            self._metrics.escalation_deliveries.labels(channel=channel, result="ok").inc()
+            await self._update_pending()
+            return
+        delay = retry_after if retry_after is not None else self.backoff(item.attempts + 1)
+        await self._store.outbox_failed(
+            item.id, error, datetime.now(UTC) + timedelta(seconds=delay)
+        )
+        self._metrics.escalation_deliveries.labels(channel=channel, result="error").inc()
+        await self._update_pending()
+        self._log.warning(
+            "delivery failed",
+            channel=channel,
+            item=item.id,
+            kind=item.kind,
+            attempts=item.attempts + 1,
+            retry_in_seconds=round(delay, 3),
+            error=error,
+        )
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt (tenacity's strategy)."""
+        state = RetryCallState(AsyncRetrying(), None, (), {})
+        state.attempt_number = attempts
+        return float(self._backoff(state))
+
+    async def _update_pending(self) -> None:
+        pending = await self._store.outbox_pending()
+        for name in self._channels:
+            self._metrics.outbox_pending.labels(channel=name).set(pending.get(name, 0))
