@@ -1,0 +1,302 @@
+"""In-process fakes of the services remediator escalates to, speaking their real protocols.
+
+Each is an aiohttp application on 127.0.0.1 (port 0) that validates what it receives the way
+the real service does, records every request, and can be told to fail the next requests (500,
+429 with Retry-After, ...). Use them to test your own configuration and playbooks:
+
+    async with FakePagerDuty(routing_key="R" * 32) as pagerduty:
+        settings = {"escalation": {"pagerduty": {"routing_key": "R" * 32,
+                                                  "events_url": pagerduty.url}}}
+        ...
+        events = await pagerduty.wait_for(1)
+        assert events[0]["event_action"] == "trigger"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+from remediator.testing.servers import LOOPBACK
+
+__all__ = ["Failure", "FakePagerDuty", "FakeSlack", "FakeWebhook", "Request"]
+
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How to answer one request instead of accepting it."""
+
+    status: int
+    retry_after: float | None = None
+    body: str = "injected failure"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as received: accepted ones are `valid`, others carry the `errors`."""
+
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+    status: int
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and 200 <= self.status < 300
+
+
+class _FakeService(ABC):
+    """Start/stop on a loopback port, failure injection and the log of requests."""
+
+    path = "/"
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._failures: list[Failure] = []
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._changed = asyncio.Condition()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}{self.path}"
+
+    @property
+    def accepted(self) -> list[Any]:
+        """Bodies of the requests that were valid and accepted, in arrival order."""
+        return [r.body for r in self.requests if r.valid]
+
+    @property
+    def invalid(self) -> list[Request]:
+        """Requests refused because they broke the protocol (not injected failures)."""
+        return [r for r in self.requests if r.errors]
+
+    def fail_next(self, *failures: Failure) -> None:
+        """Answer the next requests with these failures, in order, then accept again."""
+        self._failures.extend(failures)
+
+    async def start(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, LOOPBACK, 0)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Any]:
+        """Wait until `count` requests were accepted; returns their bodies."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.accepted) >= count)
+        return self.accepted
+
+    async def wait_for_requests(self, count: int, within: float = 10.0) -> list[Request]:
+        """Wait until `count` requests arrived, accepted or not."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.requests) >= count)
+        return self.requests
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        headers = dict(request.headers)
+        if request.path != self.path or request.method != "POST":
+            errors = [f"{request.method} {request.path}: expected POST {self.path}"]
+            status, response = 404, web.json_response({"error": errors[0]}, status=404)
+        elif self._failures:
+            failure = self._failures.pop(0)
+            extra = (
+                {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
+            )
+            errors, status = [], failure.status
+            response = web.json_response(
+                {"error": failure.body}, status=failure.status, headers=extra
+            )
+        else:
+            errors = self.validate(headers, body)
+            status, response = self.answer(body, errors)
+        async with self._changed:
+            self.requests.append(Request(request.path, headers, body, status, errors))
+            self._changed.notify_all()
+        return response
+
+    @abstractmethod
+    def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        """The protocol violations in one request (empty: valid)."""
+
+    @abstractmethod
+    def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
+        """The status and response the real service would give."""
+
+
+def _string(errors: list[str], container: Mapping[str, Any], key: str, *, limit: int) -> None:
+    value = container.get(key)
+    if not isinstance(value, str) or not value:
+        errors.append(f"{key} must be a non-empty string")
+    elif len(value) > limit:
+        errors.append(f"{key} is longer than {limit} characters")
+
+
+class FakePagerDuty(_FakeService):
+    """The Events API v2 endpoint (`POST /v2/enqueue`): 202 for a valid event, 400 otherwise.
+
+    Validates what PagerDuty does: `routing_key` (equal to the expected one if given),
+    `event_action`, `dedup_key` (required to resolve or acknowledge), and for a trigger the
+    `payload` with `summary` (<= 1024), `source`, `severity` and optional string fields.
+    """
+
+    path = "/v2/enqueue"
+
+    def __init__(self, routing_key: str | None = None) -> None:
+        super().__init__()
+        self.routing_key = routing_key
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(self.accepted)
+
+    def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        if not isinstance(body, dict):
+            return ["the body must be a JSON object"]
+        errors: list[str] = []
+        key = body.get("routing_key")
+        if not isinstance(key, str) or not key:
+            errors.append("routing_key must be a non-empty string")
+        elif self.routing_key is not None and key != self.routing_key:
+            errors.append("routing_key is not a known integration key")
+        action = body.get("event_action")
+        if action not in PAGERDUTY_ACTIONS:
+            errors.append(f"event_action must be one of {PAGERDUTY_ACTIONS}")
+        dedup = body.get("dedup_key")
+        if dedup is not None and (not isinstance(dedup, str) or len(dedup) > 255):
+            errors.append("dedup_key must be a string of at most 255 characters")
+        if action in ("resolve", "acknowledge") and not dedup:
+            errors.append(f"dedup_key is required to {action}")
+        if action == "trigger":
+            payload = body.get("payload")
+            if not isinstance(payload, dict):
+                return [*errors, "payload must be an object"]
+            _string(errors, payload, "summary", limit=1024)
+            _string(errors, payload, "source", limit=1024)
+            if payload.get("severity") not in PAGERDUTY_SEVERITIES:
+                errors.append(f"payload.severity must be one of {PAGERDUTY_SEVERITIES}")
+            for optional in ("component", "group", "class", "timestamp"):
+                if optional in payload and not isinstance(payload[optional], str):
+                    errors.append(f"payload.{optional} must be a string")
+        return errors
+
+    def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
+        if errors:
+            return 400, web.json_response(
+                {"status": "invalid event", "message": "Event object is invalid", "errors": errors},
+                status=400,
+            )
+        dedup = body.get("dedup_key") or f"fake-{len(self.requests)}"
+        return 202, web.json_response(
+            {"status": "success", "message": "Event processed", "dedup_key": dedup}, status=202
+        )
+
+
+class FakeWebhook(_FakeService):
+    """A generic JSON receiver at `POST /hook`: 200 for a valid body, 400 otherwise.
+
+    `headers` must be present with these values (e.g. an Authorization header); `validate`
+    returns the problems of a body (default: it must be a JSON object).
+    """
+
+    path = "/hook"
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        validate: Callable[[Any], list[str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.expected_headers = dict(headers or {})
+        self.validate_body = validate or (
+            lambda body: [] if isinstance(body, dict) else ["the body must be a JSON object"]
+        )
+
+    def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        errors = [
+            f"header {name} is missing or wrong"
+            for name, value in self.expected_headers.items()
+            if headers.get(name) != value
+        ]
+        return errors + self.validate_body(body)
+
+    def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
+        if errors:
+            return 400, web.json_response({"errors": errors}, status=400)
+        return 200, web.json_response({"ok": True})
+
+
+class FakeSlack(_FakeService):
+    """Slack's Web API `chat.postMessage` (point `base_url` at `api_url`): checks the bot token
+    and the channel; answers like Slack (HTTP 200 with `ok`, or 429 with Retry-After)."""
+
+    path = "/api/chat.postMessage"
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/api/"
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.accepted)
+
+    def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return ["invalid_auth"]
+        if not isinstance(body, dict) or not body.get("channel"):
+            return ["channel_not_found"]
+        if not body.get("text") and not body.get("blocks"):
+            return ["no_text"]
+        return []
+
+    def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
+        if errors:
+            return 200, web.json_response({"ok": False, "error": errors[0]})
+        ts = f"{1700000000 + len(self.requests)}.000100"
+        return 200, web.json_response({"ok": True, "channel": body["channel"], "ts": ts})

@@ -1,0 +1,142 @@
+"""Test playbooks and payload helpers for the governance tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from remediator.playbook import JSON, Action, Registry, Target, Verify, playbook, targets
+from remediator.store.records import ActionRecord, RunRecord
+from remediator.testing.alerts import alert, notification
+from tests.conftest import Daemon
+
+START = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+PD_KEY = "R" * 32
+
+
+def labels(deployment: str = "orders", namespace: str = "shop", **extra: str) -> dict[str, str]:
+    return {
+        "alertname": "KafkaLagHigh",
+        "namespace": namespace,
+        "deployment": deployment,
+        "severity": "warning",
+        **extra,
+    }
+
+
+def firing(*alert_labels: Mapping[str, str], minutes: int = 0) -> dict[str, Any]:
+    return notification([alert(a, starts_at=START + timedelta(minutes=minutes)) for a in alert_labels])
+
+
+def resolved(*alert_labels: Mapping[str, str], minutes: int = 0) -> dict[str, Any]:
+    return notification(
+        [
+            alert(a, status="resolved", starts_at=START + timedelta(minutes=minutes))
+            for a in alert_labels
+        ]
+    )
+
+
+@dataclass
+class World:
+    """What the test playbooks really did: (playbook, object key) per executed call."""
+
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set, calls wait for it (to hold actions in flight)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def targets(self) -> list[str]:
+        return [key for _, key in self.calls]
+
+
+Change = Callable[[Target], Mapping[str, JSON]]
+Touch = Callable[[Target], list[Target]]
+
+
+def add_playbook(
+    registry: Registry,
+    world: World,
+    *,
+    name: str = "scale",
+    match: str = 'alertname="KafkaLagHigh"',
+    change: Change | None = None,
+    touch: Touch | None = None,
+    verb: str = "patch",
+    resource: str = "deployments/scale",
+    verify: Verify | None = None,
+    priority: int = 0,
+) -> None:
+    """A playbook making one action per touched object (default: the target itself)."""
+
+    @playbook(
+        match=match,
+        target=targets.deployment(),
+        name=name,
+        registry=registry,
+        verify=verify,
+        priority=priority,
+    )
+    async def act(*, run: Any, target: Target, **_: Any) -> None:
+        for obj in touch(target) if touch else [target]:
+
+            async def call(obj: Target = obj) -> str:
+                world.started.set()
+                if world.gate is not None:
+                    await world.gate.wait()
+                world.calls.append((name, obj.key))
+                return "ok"
+
+            await run.act(
+                Action(
+                    verb,
+                    resource,
+                    obj,
+                    f"{verb} {obj.key}",
+                    body={"spec": {"replicas": 3}},
+                    change=dict(change(target)) if change else {},
+                ),
+                call,
+            )
+
+
+def registry_with(world: World, **kwargs: Any) -> Registry:
+    registry = Registry()
+    add_playbook(registry, world, **kwargs)
+    return registry
+
+
+async def runs(daemon: Daemon) -> list[RunRecord]:
+    out: list[RunRecord] = []
+    for episode in await daemon.engine.store.list_episodes(limit=10_000):
+        out += await daemon.engine.store.runs_for(episode.id)
+    return sorted(out, key=lambda r: r.id)
+
+
+async def actions(daemon: Daemon) -> list[ActionRecord]:
+    out: list[ActionRecord] = []
+    for episode in await daemon.engine.store.list_episodes(limit=10_000):
+        out += await daemon.engine.store.actions_for(episode.id)
+    return sorted(out, key=lambda a: a.id)
+
+
+async def refusals(daemon: Daemon) -> list[str]:
+    """`guard: reason` of every refused action, in order."""
+    return [a.error or "" for a in await actions(daemon) if a.state == "refused"]
+
+
+async def post_and_settle(daemon: Daemon, payload: Mapping[str, Any]) -> None:
+    status, answer = await daemon.post(payload)
+    assert status == 200, answer
+    await daemon.settle()
+
+
+def auto(**config: Any) -> dict[str, Any]:
+    """A config in auto mode, verification off unless a test asks for it."""
+    return {"mode": "auto", **config}
+
+
+def guards(**sections: Any) -> dict[str, Any]:
+    return {"guards": sections}
