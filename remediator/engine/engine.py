@@ -118,7 +118,11 @@ class Engine:
             workers=dispatch.workers,
         )
         self.intake = Intake(
-            self.store, self.dispatcher, self.metrics, batch_max=self.settings.state.batch_max
+            self.store,
+            self.dispatcher,
+            self.metrics,
+            batch_max=self.settings.state.batch_max,
+            needs_work=self.pipeline.needs_work,
         )
         await self.breaker.status()  # the gauge shows a breaker left open before a restart
         await self.outbox.start()

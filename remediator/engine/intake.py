@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from remediator.alertmanager import Notification
+from remediator.alertmanager import Alert, Notification
 from remediator.engine.dispatch import Dispatcher
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -35,12 +36,14 @@ class Intake:
         *,
         max_pending: int = 2048,
         batch_max: int = 256,
+        needs_work: Callable[[Alert], bool] | None = None,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._metrics = metrics
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
         self._batch_max = batch_max
+        self._needs_work = needs_work
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger(component="intake")
 
@@ -80,7 +83,9 @@ class Intake:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            results = await self._store.record_notifications([incoming for incoming, _ in batch])
+            results = await self._store.record_notifications(
+                [incoming for incoming, _ in batch], self._needs_work
+            )
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
                 # One bad notification must not fail the others: retry them one by one.

@@ -128,6 +128,17 @@ class Pipeline:
             ).total_seconds()
         await self.reporter.report(item.episode_id, "resolved", details)
 
+    def needs_work(self, alert: Alert) -> bool:
+        """Whether a new firing alert needs dispatch. Decided at intake, so alerts no playbook
+        handles (the bulk of a storm) cost one row instead of a trip through the workers; a
+        critical one still goes through, to be escalated."""
+        if alert.labels.get("severity") == "critical":
+            return True
+        return any(
+            self.settings.playbooks.get(spec.name, PlaybookSettings()).enabled
+            for spec in self.registry.match(alert.labels)
+        )
+
     async def _firing(self, item: WorkItem) -> None:
         alert = item.alert
         log = self.log.bind(episode=item.episode_id, alertname=alert.alertname)

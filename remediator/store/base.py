@@ -7,10 +7,11 @@ notifications and several replicas sharing a PostgreSQL store act at most once p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from remediator.alertmanager import Alert
 from remediator.store.records import (
     ActionRecord,
     ApprovalRecord,
@@ -43,8 +44,14 @@ class Store(Protocol):
 
     # intake
     async def record_notifications(
-        self, batch: Sequence[IncomingNotification]
-    ) -> list[Recorded]: ...
+        self,
+        batch: Sequence[IncomingNotification],
+        needs_work: Callable[[Alert], bool] | None = None,
+    ) -> list[Recorded]:
+        """Record a batch in one transaction. A new firing alert for which `needs_work` says
+        no is decided on arrival (`no_playbook`) instead of being queued for dispatch."""
+        ...
+
     async def pending_work(self, limit: int) -> list[WorkItem]:
         """Work recorded but not yet handled (after a restart, or after a queue overflow)."""
         ...

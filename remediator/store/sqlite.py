@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -39,8 +39,12 @@ from remediator.store.records import (
     WorkKind,
 )
 from remediator.store.sqlite_governance import GovernanceSQL
+from remediator.store.writelock import PriorityLock
 
-_MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
+_MAX_PARAMS = 900
+NO_WORK_REASON = (
+    "no enabled playbook matches"  # below SQLite's historic limit of 999 host parameters
+)
 
 
 class SQLiteStore(GovernanceSQL):
@@ -51,7 +55,7 @@ class SQLiteStore(GovernanceSQL):
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._lock = PriorityLock()
         # Group commit: writers share one open transaction; the committer task commits it
         # (one fsync) for everyone queued so far and resolves `_tx_done` for them.
         self._tx_done: asyncio.Future[None] | None = None
@@ -81,7 +85,7 @@ class SQLiteStore(GovernanceSQL):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._committer
             self._committer = None
-            async with self._lock:
+            async with self._lock.hold(urgent=True):
                 await self._commit()
         if self._db is not None:
             await self._db.close()
@@ -94,13 +98,14 @@ class SQLiteStore(GovernanceSQL):
         return self._db
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _write(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """One atomic write, durable when the `async with` ends.
 
         The block runs inside a savepoint of the shared transaction, so a failing block undoes
         only itself; the caller then waits for the group commit that covers its writes.
+        `urgent` writes (webhook intake) go before queued background writes.
         """
-        async with self._lock:
+        async with self._lock.hold(urgent=urgent):
             db = self.db
             try:
                 if not db.in_transaction:
@@ -128,11 +133,34 @@ class SQLiteStore(GovernanceSQL):
         assert done is not None
         await asyncio.shield(done)
 
+    async def _write1(
+        self, sql: str, params: Sequence[Any] = (), *, urgent: bool = False
+    ) -> tuple[int | None, int]:
+        """A single-statement write (SQLite undoes a failed statement by itself, so no
+        savepoint is needed): returns (lastrowid, rowcount) once durable."""
+        async with self._lock.hold(urgent=urgent):
+            db = self.db
+            try:
+                if not db.in_transaction:
+                    await db.execute("BEGIN")
+                    self._tx_done = asyncio.get_running_loop().create_future()
+                cursor = await db.execute(sql, params)
+            except sqlite3.Error as exc:
+                self._dirty.set()
+                raise StoreUnavailable(f"state write failed: {exc}") from exc
+            result = (cursor.lastrowid, cursor.rowcount)
+            done = self._tx_done
+            self._dirty.set()
+        assert done is not None
+        await asyncio.shield(done)
+        return result
+
     async def _commit_loop(self) -> None:
         while True:
             await self._dirty.wait()
-            # The lock is FIFO: everyone who queued before us is in this commit.
-            async with self._lock:
+            # Urgent, like intake: whoever waits for durability should not wait for background
+            # writes queued behind; those land in the next commit.
+            async with self._lock.hold(urgent=True):
                 self._dirty.clear()
                 await self._commit()
 
@@ -167,7 +195,7 @@ class SQLiteStore(GovernanceSQL):
             raise StoreUnavailable(f"state read failed: {exc}") from exc
 
     async def ping(self) -> None:
-        async with self._lock:
+        async with self._lock.hold(urgent=True):
             db = self.db
             await self._commit()  # writes pending in the shared transaction go first
             try:
@@ -191,14 +219,19 @@ class SQLiteStore(GovernanceSQL):
                     found[row[0]] = row[1]
         return found
 
-    async def record_notifications(self, batch: Sequence[IncomingNotification]) -> list[Recorded]:
+    async def record_notifications(
+        self,
+        batch: Sequence[IncomingNotification],
+        needs_work: Callable[[Alert], bool] | None = None,
+    ) -> list[Recorded]:
         at = ts(now())
         inserts: list[tuple[Any, ...]] = []
         resends: list[tuple[Any, ...]] = []
         resolves: list[tuple[Any, ...]] = []
         notes: list[tuple[Any, ...]] = []
+        decided: list[tuple[Any, ...]] = []
         results: list[Recorded] = []
-        async with self._write() as db:
+        async with self._write(urgent=True) as db:
             keyed = [[(a, a.episode_id) for a in item.notification.alerts] for item in batch]
             ids = list({eid for alerts in keyed for _, eid in alerts})
             known = await self._statuses(ids)
@@ -212,11 +245,14 @@ class SQLiteStore(GovernanceSQL):
                     state = known.get(eid)
                     if state is None:
                         firing = alert.status == "firing"
-                        inserts.append(_episode_row(alert, eid, at, nid, truncated, firing))
+                        wanted = firing and (needs_work is None or needs_work(alert))
+                        inserts.append(_episode_row(alert, eid, at, nid, truncated, wanted))
                         known[eid] = alert.status
-                        if firing:
+                        if wanted:
                             work.append(WorkItem(WorkKind.FIRING, eid, alert))
-                            new += 1
+                        elif firing:
+                            decided.append((eid, NO_WORK_REASON, at))
+                        new += firing
                     elif alert.status == "resolved" and state == "firing":
                         resolves.append((_resolved_at(alert), at, truncated, eid))
                         known[eid] = "resolved"
@@ -249,6 +285,12 @@ class SQLiteStore(GovernanceSQL):
                     "resolved_handled_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO NOTHING",
                     inserts,
+                )
+            if decided:
+                await db.executemany(
+                    "INSERT INTO decisions (episode_id, playbook, kind, reason, at) "
+                    "VALUES (?, NULL, 'no_playbook', ?, ?)",
+                    decided,
                 )
             if resends:
                 await db.executemany(
@@ -292,10 +334,9 @@ class SQLiteStore(GovernanceSQL):
 
     async def mark_handled(self, item: WorkItem) -> None:
         column = "firing_handled_at" if item.kind is WorkKind.FIRING else "resolved_handled_at"
-        async with self._write() as db:
-            await db.execute(
-                f"UPDATE episodes SET {column} = ? WHERE id = ?", (ts(now()), item.episode_id)
-            )
+        await self._write1(
+            f"UPDATE episodes SET {column} = ? WHERE id = ?", (ts(now()), item.episode_id)
+        )
 
     # -- decisions and runs --------------------------------------------------------------
     async def record_decision(
@@ -306,23 +347,21 @@ class SQLiteStore(GovernanceSQL):
         reason: str,
         run_id: int | None = None,
     ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
-                "VALUES (?,?,?,?,?,?)",
-                (episode_id, playbook, kind, reason, ts(now()), run_id),
-            )
+        await self._write1(
+            "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
+            "VALUES (?,?,?,?,?,?)",
+            (episode_id, playbook, kind, reason, ts(now()), run_id),
+        )
 
     async def claim_run(
         self, episode_id: str, playbook: str, target_key: str, mode: str
     ) -> int | None:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at) "
-                "VALUES (?,?,?,?,'running',?) ON CONFLICT (episode_id, playbook) DO NOTHING",
-                (episode_id, playbook, target_key, mode, ts(now())),
-            )
-            return cursor.lastrowid if cursor.rowcount == 1 else None
+        lastrowid, rowcount = await self._write1(
+            "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at) "
+            "VALUES (?,?,?,?,'running',?) ON CONFLICT (episode_id, playbook) DO NOTHING",
+            (episode_id, playbook, target_key, mode, ts(now())),
+        )
+        return lastrowid if rowcount == 1 else None
 
     async def finish_run(
         self,
@@ -333,22 +372,20 @@ class SQLiteStore(GovernanceSQL):
         evidence: dict[str, Any] | None = None,
         escalation: str | None = None,
     ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE runs SET state = ?, finished_at = ?, error = ?, evidence = ?, "
-                "escalation = ? WHERE id = ?",
-                (state, ts(now()), error, dumps(evidence or {}), escalation, run_id),
-            )
+        await self._write1(
+            "UPDATE runs SET state = ?, finished_at = ?, error = ?, evidence = ?, "
+            "escalation = ? WHERE id = ?",
+            (state, ts(now()), error, dumps(evidence or {}), escalation, run_id),
+        )
 
     async def record_call(
         self, run_id: int, episode_id: str, verb: str, resource: str, obj: str, body: Any
     ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO calls (run_id, episode_id, at, verb, resource, object, body) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (run_id, episode_id, ts(now()), verb, resource, obj, dumps(body)),
-            )
+        await self._write1(
+            "INSERT INTO calls (run_id, episode_id, at, verb, resource, object, body) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (run_id, episode_id, ts(now()), verb, resource, obj, dumps(body)),
+        )
 
     async def record_intent(
         self,
@@ -365,35 +402,33 @@ class SQLiteStore(GovernanceSQL):
     ) -> int:
         state = ActionState.WOULD if dry_run else ActionState.INTENT
         at = ts(now())
-        async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
-                "change, state, intended_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    episode_id,
-                    verb,
-                    resource,
-                    obj,
-                    summary,
-                    dumps(body),
-                    dumps(change),
-                    state,
-                    at,
-                    at if dry_run else None,
-                ),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        lastrowid, _rowcount = await self._write1(
+            "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
+            "change, state, intended_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                episode_id,
+                verb,
+                resource,
+                obj,
+                summary,
+                dumps(body),
+                dumps(change),
+                state,
+                at,
+                at if dry_run else None,
+            ),
+        )
+        assert lastrowid is not None
+        return lastrowid
 
     async def record_outcome(
         self, action_id: int, state: str, *, result: Any = None, error: str | None = None
     ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
-                (state, ts(now()), dumps(result), error, action_id),
-            )
+        await self._write1(
+            "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
+            (state, ts(now()), dumps(result), error, action_id),
+        )
 
     async def interrupt_unfinished(self) -> list[ActionRecord]:
         rows = await self._read(
@@ -437,27 +472,25 @@ class SQLiteStore(GovernanceSQL):
     async def add_escalation(
         self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]
     ) -> int:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT INTO escalations (episode_id, run_id, reason, details, created_at) "
-                "VALUES (?,?,?,?,?)",
-                (episode_id, run_id, reason, dumps(details), ts(now())),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        lastrowid, _rowcount = await self._write1(
+            "INSERT INTO escalations (episode_id, run_id, reason, details, created_at) "
+            "VALUES (?,?,?,?,?)",
+            (episode_id, run_id, reason, dumps(details), ts(now())),
+        )
+        assert lastrowid is not None
+        return lastrowid
 
     async def enqueue_outbox(
         self, channel: str, episode_id: str | None, kind: str, payload: dict[str, Any]
     ) -> int:
         at = ts(now())
-        async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT INTO outbox (channel, episode_id, kind, payload, created_at, "
-                "next_attempt_at) VALUES (?,?,?,?,?,?)",
-                (channel, episode_id, kind, dumps(payload), at, at),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        lastrowid, _rowcount = await self._write1(
+            "INSERT INTO outbox (channel, episode_id, kind, payload, created_at, "
+            "next_attempt_at) VALUES (?,?,?,?,?,?)",
+            (channel, episode_id, kind, dumps(payload), at, at),
+        )
+        assert lastrowid is not None
+        return lastrowid
 
     async def due_outbox(self, channel: str, at: datetime, limit: int) -> list[OutboxItem]:
         rows = await self._read(
@@ -481,19 +514,17 @@ class SQLiteStore(GovernanceSQL):
         ]
 
     async def outbox_delivered(self, item_id: int, at: datetime) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (ts(at), item_id),
-            )
+        await self._write1(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
+            (ts(at), item_id),
+        )
 
     async def outbox_failed(self, item_id: int, error: str, retry_at: datetime) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-                "WHERE id = ?",
-                (error[:2000], ts(retry_at), item_id),
-            )
+        await self._write1(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "WHERE id = ?",
+            (error[:2000], ts(retry_at), item_id),
+        )
 
     async def outbox_pending(self) -> dict[str, int]:
         rows = await self._read(
@@ -513,23 +544,22 @@ class SQLiteStore(GovernanceSQL):
         delay_seconds: float = 0.0,
         payload: dict[str, Any] | None = None,
     ) -> int:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT INTO timers (kind, episode_id, run_id, playbook, delay_seconds, due_at, "
-                "payload, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    kind,
-                    episode_id,
-                    run_id,
-                    playbook,
-                    delay_seconds,
-                    ts(due_at) if due_at is not None else None,
-                    dumps(payload or {}),
-                    ts(now()),
-                ),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        lastrowid, _rowcount = await self._write1(
+            "INSERT INTO timers (kind, episode_id, run_id, playbook, delay_seconds, due_at, "
+            "payload, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                kind,
+                episode_id,
+                run_id,
+                playbook,
+                delay_seconds,
+                ts(due_at) if due_at is not None else None,
+                dumps(payload or {}),
+                ts(now()),
+            ),
+        )
+        assert lastrowid is not None
+        return lastrowid
 
     async def arm_timers(self, episode_id: str, resolved_at: datetime) -> int:
         rows = await self._read(
@@ -553,20 +583,18 @@ class SQLiteStore(GovernanceSQL):
         return [_timer(row) for row in rows]
 
     async def finish_timer(self, timer_id: int, state: str, error: str | None = None) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ?",
-                (state, ts(now()), error, timer_id),
-            )
+        await self._write1(
+            "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ?",
+            (state, ts(now()), error, timer_id),
+        )
 
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE timers SET state = 'cancelled', finished_at = ? WHERE episode_id = ? "
-                "AND state = 'waiting' AND (? IS NULL OR kind = ?)",
-                (ts(now()), episode_id, kind, kind),
-            )
-            return cursor.rowcount
+        _lastrowid, rowcount = await self._write1(
+            "UPDATE timers SET state = 'cancelled', finished_at = ? WHERE episode_id = ? "
+            "AND state = 'waiting' AND (? IS NULL OR kind = ?)",
+            (ts(now()), episode_id, kind, kind),
+        )
+        return rowcount
 
     async def timers_for(self, episode_id: str) -> list[TimerRecord]:
         rows = await self._read(
@@ -706,16 +734,17 @@ class SQLiteStore(GovernanceSQL):
         return int(rows[0][0])
 
     async def prune(self, older_than: datetime) -> int:
-        async with self._write() as db:
-            cursor = await db.execute(
-                "DELETE FROM notifications WHERE received_at < ?", (ts(older_than),)
-            )
-            return cursor.rowcount
+        _lastrowid, rowcount = await self._write1(
+            "DELETE FROM notifications WHERE received_at < ?", (ts(older_than),)
+        )
+        return rowcount
 
 
 def _episode_row(
-    alert: Alert, eid: str, at: str, nid: str, truncated: int, firing: bool
+    alert: Alert, eid: str, at: str, nid: str, truncated: int, wanted: bool
 ) -> tuple[Any, ...]:
+    """`wanted`: a firing alert that needs dispatch; anything else is handled on arrival."""
+    firing = alert.status == "firing"
     return (
         eid,
         alert.fingerprint_or_computed,
@@ -731,7 +760,7 @@ def _episode_row(
         None if firing else _resolved_at(alert),
         truncated,
         nid,
-        None if firing else at,  # a resolve for an episode never seen firing: nothing to do
+        None if wanted else at,  # nothing to dispatch: no playbook, or resolved on arrival
         None if firing else at,
     )
 
