@@ -215,7 +215,8 @@ class ResourceApi:
         return self.replace_scale(target, scale, dry_run)
 
     def evict(self, target: Target, body: Any, dry_run: bool) -> JsonObj:
-        if not isinstance(body, dict) or body.get("kind") != "Eviction":
+        # Like the apiserver, a body without kind/apiVersion defaults to the endpoint's type.
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
             raise errors.bad_request("the request body must be a policy/v1 Eviction")
         if (body.get("metadata") or {}).get("name", target.name) != target.name:
             raise errors.bad_request("name in URL does not match name in Eviction object")

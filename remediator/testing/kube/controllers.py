@@ -90,6 +90,9 @@ class ControllerManager:
             except Exception as exc:  # keep the cluster running; the emulator reports it on stop
                 log.exception("controller pass failed")
                 self.errors.append(exc)
+            # asyncio.timeout rather than wait_for: on 3.11, wait_for can swallow a
+            # cancellation that races with the event being set, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._tick)
+                async with asyncio.timeout(self._tick):
+                    await self._wake.wait()
             self._wake.clear()

@@ -113,7 +113,9 @@ class ApiServer:
             except ValueError:
                 entry.body = raw.decode(errors="replace")
         response = await handler(request)
-        entry.status = response.status
+        transport = request.transport
+        # A request whose connection was dropped (fault injection) never got a status.
+        entry.status = None if transport is None or transport.is_closing() else response.status
         return response
 
     @web.middleware

@@ -155,8 +155,15 @@ class Store:
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt, name)
         if status_only:
+            # Status writes may also carry annotations (the Deployment controller records
+            # its revision that way), but never spec or labels.
             new = copy.deepcopy(current)
             new["status"] = copy.deepcopy(obj.get("status"))
+            annotations = meta.get("annotations")
+            if annotations:
+                new["metadata"]["annotations"] = copy.deepcopy(annotations)
+            else:
+                new["metadata"].pop("annotations", None)
         else:
             new = self._merge_main_update(rt, current, obj)
         if pruned(new) == pruned(current):
@@ -230,6 +237,11 @@ class Store:
     def subscribe(self, rt: ResourceType, namespace: str | None, since: int | None) -> Watch:
         """Start a watch; with `since`, events newer than that version are replayed first."""
         watch = Watch(self, rt, namespace)
+        oldest = self._history[0].resource_version if self._history else self._rv + 1
+        if since is not None and since < self._rv and oldest > since + 1:
+            raise errors.ApiError(
+                410, f"too old resource version: {since} ({oldest - 1})", reason="Expired"
+            )
         if since is not None:
             for event in self._history:
                 if event.resource_version > since and watch.wants(event):

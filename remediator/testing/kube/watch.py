@@ -82,7 +82,8 @@ async def _follow(
     loop = asyncio.get_running_loop()
     while (remaining := deadline - loop.time()) > 0:
         try:
-            event = await asyncio.wait_for(queue.get(), min(remaining, _IDLE_CHECK_S))
+            async with asyncio.timeout(min(remaining, _IDLE_CHECK_S)):
+                event = await queue.get()
         except TimeoutError:
             if request.transport is None or request.transport.is_closing():
                 return
