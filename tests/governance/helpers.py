@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +28,9 @@ def labels(deployment: str = "orders", namespace: str = "shop", **extra: str) ->
 
 
 def firing(*alert_labels: Mapping[str, str], minutes: int = 0) -> dict[str, Any]:
-    return notification([alert(a, starts_at=START + timedelta(minutes=minutes)) for a in alert_labels])
+    return notification(
+        [alert(a, starts_at=START + timedelta(minutes=minutes)) for a in alert_labels]
+    )
 
 
 def resolved(*alert_labels: Mapping[str, str], minutes: int = 0) -> dict[str, Any]:
@@ -47,6 +49,7 @@ class World:
     calls: list[tuple[str, str]] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set, calls wait for it (to hold actions in flight)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0  # calls held at the gate now
 
     def targets(self) -> list[str]:
         return [key for _, key in self.calls]
@@ -85,7 +88,9 @@ def add_playbook(
             async def call(obj: Target = obj) -> str:
                 world.started.set()
                 if world.gate is not None:
+                    world.waiting += 1
                     await world.gate.wait()
+                    world.waiting -= 1
                 world.calls.append((name, obj.key))
                 return "ok"
 
@@ -127,6 +132,12 @@ async def refusals(daemon: Daemon) -> list[str]:
     return [a.error or "" for a in await actions(daemon) if a.state == "refused"]
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
 async def post_and_settle(daemon: Daemon, payload: Mapping[str, Any]) -> None:
     status, answer = await daemon.post(payload)
     assert status == 200, answer
@@ -140,3 +151,23 @@ def auto(**config: Any) -> dict[str, Any]:
 
 def guards(**sections: Any) -> dict[str, Any]:
     return {"guards": sections}
+
+
+def fast_delivery() -> dict[str, Any]:
+    """Outbox retries in milliseconds, so failure tests take no time."""
+    return {
+        "quick_retries": 1,
+        "quick_wait_seconds": 0.01,
+        "initial_backoff_seconds": 0.05,
+        "max_backoff_seconds": 0.2,
+        "jitter_seconds": 0.01,
+        "poll_seconds": 0.05,
+    }
+
+
+def paging(pagerduty_url: str, **escalation: Any) -> dict[str, Any]:
+    return {
+        "pagerduty": {"routing_key": PD_KEY, "events_url": pagerduty_url},
+        "delivery": fast_delivery(),
+        **escalation,
+    }

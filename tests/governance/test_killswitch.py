@@ -34,7 +34,9 @@ async def test_global_pause_refuses_every_action_and_escalates(make_daemon: Make
     assert world.calls == []
     reasons = await refusals(daemon)
     assert len(reasons) == 2
-    assert all(r.startswith("kill_switch: paused (global) by alice: maintenance window") for r in reasons)
+    assert all(
+        r.startswith("kill_switch: paused (global) by alice: maintenance window") for r in reasons
+    )
     assert {r.state for r in await runs(daemon)} == {"refused"}
     for episode in await daemon.engine.store.list_episodes():
         [escalation] = await daemon.engine.store.escalations_for(episode.id)

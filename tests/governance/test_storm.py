@@ -1,0 +1,127 @@
+"""The storm breaker: opens at its threshold, refuses everything while open, pages once, closes
+by an operator or by its expiry, and does not re-open on the evidence it already acted on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from remediator.store.records import BreakerRecord
+from remediator.testing.fakes import FakePagerDuty
+from tests.conftest import Daemon, MakeDaemon
+from tests.governance.helpers import (
+    World,
+    auto,
+    firing,
+    labels,
+    paging,
+    post_and_settle,
+    refusals,
+    registry_with,
+)
+
+
+def storm(pagerduty: FakePagerDuty, **settings: Any) -> dict[str, Any]:
+    return auto(
+        guards={"storm": {"distinct_targets": 3, **settings}},
+        escalation=paging(pagerduty.url),
+    )
+
+
+async def trip(daemon: Daemon, world: World) -> BreakerRecord:
+    for name in "abcd":
+        await post_and_settle(daemon, firing(labels(name)))
+    breaker = await daemon.engine.governance.breaker()
+    assert breaker is not None and len(world.calls) == 3
+    return breaker
+
+
+async def test_opens_above_the_threshold_refuses_everything_and_pages_once(
+    make_daemon: MakeDaemon, pagerduty: FakePagerDuty
+) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=storm(pagerduty))
+    for name in ("a", "b", "c"):
+        await post_and_settle(daemon, firing(labels(name)))
+        await post_and_settle(daemon, firing(labels(name)))  # a re-send is not a new target
+    assert len(world.calls) == 3
+    assert await daemon.engine.governance.breaker() is None
+    # The fourth distinct target within the window opens it, and is itself refused.
+    await post_and_settle(daemon, firing(labels("d")))
+    breaker = await daemon.engine.governance.breaker()
+    assert breaker is not None and breaker.reason.startswith("4 distinct targets alerting")
+    for name in ("e", "f", "a"):  # new targets, and an old one alerting again
+        await post_and_settle(daemon, firing(labels(name), minutes=1))
+    assert len(world.calls) == 3
+    reasons = await refusals(daemon)
+    assert len(reasons) == 4 and all(r.startswith("storm_breaker: open since") for r in reasons)
+    assert daemon.engine.metrics.breaker_open._value.get() == 1
+    [page] = await pagerduty.wait_for(1)
+    await asyncio.sleep(0.2)  # room for (wrong) extra pages
+    assert len(pagerduty.events) == 1 and pagerduty.invalid == []
+    assert page["event_action"] == "trigger" and page["dedup_key"] == breaker.page_key
+    assert page["payload"]["severity"] == "critical"
+    assert "storm breaker open" in page["payload"]["summary"]
+    # Every refusal is recorded (and escalated) but covered by that one page.
+    for episode in await daemon.engine.store.list_episodes():
+        for escalation in await daemon.engine.store.escalations_for(episode.id):
+            assert escalation.details["not_delivered"] == "covered by the storm breaker's page"
+
+
+async def test_operator_closes_it_and_the_page_resolves(
+    make_daemon: MakeDaemon, pagerduty: FakePagerDuty
+) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=storm(pagerduty))
+    await trip(daemon, world)
+    gov = daemon.engine.governance
+    closed = await gov.close_breaker(who="ops", reason="node replaced")
+    assert closed.closed_by == "ops"
+    assert await gov.breaker() is None
+    assert daemon.engine.metrics.breaker_open._value.get() == 0
+    events = await pagerduty.wait_for(2)
+    assert [e["event_action"] for e in events] == ["trigger", "resolve"]
+    assert events[1]["dedup_key"] == events[0]["dedup_key"] == closed.page_key
+    # The evidence from before the close does not re-open it.
+    await post_and_settle(daemon, firing(labels("e")))
+    assert world.targets()[-1] == "Deployment/shop/e"
+    assert [e.action for e in await gov.audit()] == ["breaker_close", "breaker_open"]
+
+
+async def test_expiry_closes_it(make_daemon: MakeDaemon, pagerduty: FakePagerDuty) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=storm(pagerduty, expiry_seconds=0.3))
+    breaker = await trip(daemon, world)
+    assert breaker.expires_at is not None
+    await asyncio.sleep(0.35)
+    await post_and_settle(daemon, firing(labels("e")))
+    assert world.targets()[-1] == "Deployment/shop/e"
+    [record] = [e for e in await daemon.engine.governance.audit() if e.action == "breaker_close"]
+    assert record.who == "expiry"
+    assert [e["event_action"] for e in await pagerduty.wait_for(2)] == ["trigger", "resolve"]
+
+
+async def test_share_of_known_workloads(make_daemon: MakeDaemon) -> None:
+    world = World()
+    config = auto(
+        guards={
+            "storm": {
+                "distinct_targets": 100,
+                "window_seconds": 0.5,
+                "share_of_known_workloads": 0.5,
+                "min_targets_for_share": 2,
+            }
+        }
+    )
+    daemon = await make_daemon(registry_with(world), config=config)
+    for name in "abcd":  # four known targets, one at a time, outside each other's window
+        await post_and_settle(daemon, firing(labels(name)))
+        await asyncio.sleep(0.5)
+    assert len(world.calls) == 4
+    for name in "ab":  # 1 and then 2 of 4 known targets: not more than half
+        await post_and_settle(daemon, firing(labels(name), minutes=5))
+    assert len(world.calls) == 6
+    await post_and_settle(daemon, firing(labels("c"), minutes=5))
+    breaker = await daemon.engine.governance.breaker()
+    assert breaker is not None and "3 of 4 known targets" in breaker.reason
+    assert len(world.calls) == 6
