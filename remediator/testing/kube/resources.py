@@ -53,41 +53,91 @@ class ResourceType:
 
 
 NAMESPACES = ResourceType(
-    "", "v1", "Namespace", "namespaces", "namespace", namespaced=False, short_names=("ns",),
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    "namespace",
+    namespaced=False,
+    short_names=("ns",),
     tracks_generation=False,
-)  # fmt: skip
+)
 PODS = ResourceType(
-    "", "v1", "Pod", "pods", "pod", short_names=("po",), categories=("all",),
+    "",
+    "v1",
+    "Pod",
+    "pods",
+    "pod",
+    short_names=("po",),
+    categories=("all",),
     tracks_generation=False,
-)  # fmt: skip
+)
 DEPLOYMENTS = ResourceType(
-    "apps", "v1", "Deployment", "deployments", "deployment", short_names=("deploy",),
-    categories=("all",), scale_subresource=True, annotations_bump_generation=True,
-)  # fmt: skip
+    "apps",
+    "v1",
+    "Deployment",
+    "deployments",
+    "deployment",
+    short_names=("deploy",),
+    categories=("all",),
+    scale_subresource=True,
+    annotations_bump_generation=True,
+)
 REPLICASETS = ResourceType(
-    "apps", "v1", "ReplicaSet", "replicasets", "replicaset", short_names=("rs",),
-    categories=("all",), scale_subresource=True,
-)  # fmt: skip
+    "apps",
+    "v1",
+    "ReplicaSet",
+    "replicasets",
+    "replicaset",
+    short_names=("rs",),
+    categories=("all",),
+    scale_subresource=True,
+)
 STATEFULSETS = ResourceType(
-    "apps", "v1", "StatefulSet", "statefulsets", "statefulset", short_names=("sts",),
-    categories=("all",), scale_subresource=True,
-)  # fmt: skip
+    "apps",
+    "v1",
+    "StatefulSet",
+    "statefulsets",
+    "statefulset",
+    short_names=("sts",),
+    categories=("all",),
+    scale_subresource=True,
+)
 CONTROLLERREVISIONS = ResourceType(
-    "apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision",
-    status_subresource=False, tracks_generation=False,
-)  # fmt: skip
-HPAS = ResourceType(
-    "autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
-    "horizontalpodautoscaler", short_names=("hpa",), categories=("all",),
-)  # fmt: skip
-PDBS = ResourceType(
-    "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget",
-    short_names=("pdb",),
-)  # fmt: skip
-LEASES = ResourceType(
-    "coordination.k8s.io", "v1", "Lease", "leases", "lease", status_subresource=False,
+    "apps",
+    "v1",
+    "ControllerRevision",
+    "controllerrevisions",
+    "controllerrevision",
+    status_subresource=False,
     tracks_generation=False,
-)  # fmt: skip
+)
+HPAS = ResourceType(
+    "autoscaling",
+    "v2",
+    "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers",
+    "horizontalpodautoscaler",
+    short_names=("hpa",),
+    categories=("all",),
+)
+PDBS = ResourceType(
+    "policy",
+    "v1",
+    "PodDisruptionBudget",
+    "poddisruptionbudgets",
+    "poddisruptionbudget",
+    short_names=("pdb",),
+)
+LEASES = ResourceType(
+    "coordination.k8s.io",
+    "v1",
+    "Lease",
+    "leases",
+    "lease",
+    status_subresource=False,
+    tracks_generation=False,
+)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,

@@ -244,9 +244,9 @@ class ApiServer:
     def _patch_type(request: web.Request) -> str:
         content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip()
         if content_type not in patching.PATCH_TYPES:
+            accepted = ", ".join(patching.PATCH_TYPES)
             raise errors.ApiError(
-                415,
-                f"the body of the request was in an unknown format - accepted media types include: {', '.join(patching.PATCH_TYPES)}",  # noqa: E501
+                415, f"the body of the request was in an unknown format - accepted: {accepted}"
             )
         return content_type
 
