@@ -14,7 +14,7 @@ from typing import Any
 
 from remediator.testing.kube import admission, errors, patching, policy, selectors
 from remediator.testing.kube.errors import status_body
-from remediator.testing.kube.resources import PODS, RESOURCE_TYPES, ResourceType
+from remediator.testing.kube.resources import NAMESPACES, PODS, RESOURCE_TYPES, ResourceType
 from remediator.testing.kube.store import Store
 from remediator.testing.kube.templates import random_suffix
 
@@ -93,6 +93,10 @@ class ResourceApi:
         return body
 
     def _admit(self, rt: ResourceType, obj: JsonObj) -> JsonObj:
+        # Namespace lifecycle admission runs before validation, as in the apiserver.
+        namespace = obj["metadata"].get("namespace")
+        if rt.namespaced and self.store.get(NAMESPACES, "", namespace or "") is None:
+            raise errors.not_found(NAMESPACES, namespace or "")
         admission.apply_defaults(rt, obj)
         admission.validate(rt, obj)
         return obj

@@ -21,6 +21,7 @@ from aiohttp import web
 from remediator.testing.kube.api import Selection, Target
 from remediator.testing.kube.controllers import ControllerManager
 from remediator.testing.kube.faults import Faults
+from remediator.testing.kube.patching import MERGE_PATCH
 from remediator.testing.kube.resources import (
     DEPLOYMENTS,
     HPAS,
@@ -159,19 +160,31 @@ class KubeEmulator:
         progress_deadline_seconds: int = 600,
         strategy: JsonObj | None = None,
     ) -> JsonObj:
-        """A Deployment with one container named after it; labels default to `app: NAME`."""
+        """A Deployment with one container named after it; labels default to `app: NAME`.
+
+        Its first ReplicaSet (revision 1) and pods exist when this returns (pods become
+        Ready after `ready_after`). With `paused=True` the Deployment is paused after that
+        first rollout started, the usual state of a workload someone paused mid-life.
+        """
         labels = labels or {"app": name}
         spec: JsonObj = {
             "replicas": replicas,
             "selector": {"matchLabels": dict(labels)},
             "template": _pod_template(name, image, labels),
-            "paused": paused,
             "progressDeadlineSeconds": progress_deadline_seconds,
         }
         if strategy is not None:
             spec["strategy"] = strategy
         obj = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec}
-        return self._create(DEPLOYMENTS, obj)
+        created = self._create(DEPLOYMENTS, obj)
+        if not paused:
+            return created
+        target = Target(DEPLOYMENTS, namespace, name)
+        paused_obj = self._server.api.patch(
+            target, MERGE_PATCH, {"spec": {"paused": True}}, dry_run=False
+        )
+        self.reconcile()
+        return paused_obj
 
     def add_statefulset(
         self,
