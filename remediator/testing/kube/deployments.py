@@ -1,22 +1,26 @@
-"""The Deployment controller: ReplicaSets per template revision, rolling updates, status.
+"""The Deployment controller: one ReplicaSet per template revision, rolling updates.
 
 Follows the real controller's decisions closely enough for rollout tooling to
 behave as against a cluster: a template change creates a ReplicaSet with the
 next revision, or re-uses (and re-numbers) an existing one with an identical
 template, as `rollout undo` relies on; rolling updates honour maxSurge and
 maxUnavailable so crash-looping new pods stall the rollout while the old
-ReplicaSet keeps serving; the Progressing condition reports
-ProgressDeadlineExceeded after `spec.progressDeadlineSeconds` without progress;
-paused Deployments only scale.
+ReplicaSet keeps serving; paused Deployments only scale. Status is written by
+`deployment_status`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from remediator.testing.kube.deployment_status import (
+    RolloutStatus,
+    spec_replicas,
+    status_count,
+    surge_and_unavailable,
+)
 from remediator.testing.kube.resources import DEPLOYMENTS, REPLICASETS
-from remediator.testing.kube.store import Store, now_iso
+from remediator.testing.kube.store import Store
 from remediator.testing.kube.templates import (
     HASH_LABEL,
     REVISION_ANNOTATION,
@@ -30,44 +34,15 @@ from remediator.testing.kube.templates import (
 JsonObj = dict[str, Any]
 
 
-def _scaled(value: Any, total: int, round_up: bool) -> int:
-    if isinstance(value, str) and value.endswith("%"):
-        exact = int(value[:-1]) * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(value)
-
-
-def surge_and_unavailable(deployment: JsonObj) -> tuple[int, int]:
-    spec = deployment["spec"]
-    if spec["strategy"].get("type") != "RollingUpdate":
-        return 0, 0
-    rolling = spec["strategy"].get("rollingUpdate") or {}
-    replicas = int(spec["replicas"])
-    surge = _scaled(rolling.get("maxSurge", "25%"), replicas, round_up=True)
-    unavailable = _scaled(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, min(unavailable, replicas)
-
-
-def _count(rss: list[JsonObj], field: str) -> int:
-    if field == "spec":
-        return sum(int(rs["spec"].get("replicas", 0)) for rs in rss)
-    return sum(int((rs.get("status") or {}).get(field, 0)) for rs in rss)
-
-
 class DeploymentController:
     def __init__(self) -> None:
-        # Sub-second deadlines in tests need finer clocks than RFC 3339 timestamps carry.
-        self._progress_at: dict[str, float] = {}
+        self._status = RolloutStatus()
 
     def sync(self, store: Store, now: float) -> None:
-        live = set()
-        for deployment in store.list(DEPLOYMENTS):
-            live.add(deployment["metadata"]["uid"])
+        deployments = store.list(DEPLOYMENTS)
+        for deployment in deployments:
             self._sync_one(store, deployment, now)
-        for uid in set(self._progress_at) - live:
-            del self._progress_at[uid]
+        self._status.forget_all_but({d["metadata"]["uid"] for d in deployments})
 
     def _sync_one(self, store: Store, d: JsonObj, now: float) -> None:
         namespace, uid = d["metadata"]["namespace"], d["metadata"]["uid"]
@@ -101,7 +76,7 @@ class DeploymentController:
         else:
             self._rolling_update(store, d, new_rs, olds)
         self._cleanup(store, d, olds)
-        self._write_status(store, d, new_rs, now, event)
+        self._status.write(store, d, new_rs, now, event)
 
     def _create_replicaset(self, store: Store, d: JsonObj, olds: list[JsonObj]) -> JsonObj:
         template = d["spec"]["template"]
@@ -171,7 +146,7 @@ class DeploymentController:
         assert new_rs is not None
         for rs in olds:
             self._scale(store, rs, 0)
-        if _count(olds, "replicas") == 0:
+        if status_count(olds, "replicas") == 0:
             self._scale(store, new_rs, int(d["spec"]["replicas"]))
 
     def _rolling_update(
@@ -184,22 +159,24 @@ class DeploymentController:
         if new_replicas > replicas:
             self._scale(store, new_rs, replicas)
         elif new_replicas < replicas:
-            room = replicas + surge - _count([*olds, new_rs], "spec")
+            room = replicas + surge - spec_replicas([*olds, new_rs])
             if room > 0:
                 self._scale(store, new_rs, new_replicas + min(room, replicas - new_replicas))
-        if _count(olds, "spec") == 0:
+        if spec_replicas(olds) == 0:
             return
         min_available = replicas - max_unavailable
-        new_unavailable = int(new_rs["spec"]["replicas"]) - _count([new_rs], "availableReplicas")
-        budget = _count([*olds, new_rs], "spec") - min_available - new_unavailable
+        new_unavailable = int(new_rs["spec"]["replicas"]) - status_count(
+            [new_rs], "availableReplicas"
+        )
+        budget = spec_replicas([*olds, new_rs]) - min_available - new_unavailable
         # Unhealthy old pods go first: removing them costs no availability.
         for rs in olds:
-            unhealthy = int(rs["spec"]["replicas"]) - _count([rs], "availableReplicas")
+            unhealthy = int(rs["spec"]["replicas"]) - status_count([rs], "availableReplicas")
             if budget > 0 and unhealthy > 0:
                 step = min(budget, unhealthy)
                 self._scale(store, rs, int(rs["spec"]["replicas"]) - step)
                 budget -= step
-        removable = _count([*olds, new_rs], "availableReplicas") - min_available
+        removable = status_count([*olds, new_rs], "availableReplicas") - min_available
         for rs in olds:
             step = min(int(rs["spec"]["replicas"]), removable)
             if step > 0:
@@ -210,175 +187,10 @@ class DeploymentController:
     def _cleanup(store: Store, d: JsonObj, olds: list[JsonObj]) -> None:
         limit = int(d["spec"].get("revisionHistoryLimit", 10))
         idle = [
-            rs for rs in olds if not rs["spec"].get("replicas") and not _count([rs], "replicas")
+            rs
+            for rs in olds
+            if not rs["spec"].get("replicas") and not status_count([rs], "replicas")
         ]
         idle.sort(key=revision_of)
         for rs in idle[: max(0, len(idle) - limit)]:
             store.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
-
-    def _write_status(
-        self,
-        store: Store,
-        d: JsonObj,
-        new_rs: JsonObj | None,
-        now: float,
-        event: tuple[str, str] | None,
-    ) -> None:
-        d = store.require(DEPLOYMENTS, d["metadata"]["namespace"], d["metadata"]["name"])
-        uid = d["metadata"]["uid"]
-        owned = [
-            rs
-            for rs in store.list(REPLICASETS, d["metadata"]["namespace"])
-            if controller_uid(rs) == uid
-        ]
-        new = [rs for rs in owned if new_rs and rs["metadata"]["uid"] == new_rs["metadata"]["uid"]]
-        replicas = int(d["spec"]["replicas"])
-        old_status: JsonObj = d.get("status") or {}
-        available = _count(owned, "availableReplicas")
-        counts = {
-            "replicas": _count(owned, "replicas"),
-            "updatedReplicas": _count(new, "replicas"),
-            "readyReplicas": _count(owned, "readyReplicas"),
-            "availableReplicas": available,
-            "unavailableReplicas": max(0, _count(owned, "spec") - available),
-        }
-        conditions = {c["type"]: c for c in old_status.get("conditions") or []}
-        _, max_unavailable = surge_and_unavailable(d)
-        if available >= replicas - max_unavailable:
-            _set(
-                conditions,
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.",
-            )
-        else:
-            _set(
-                conditions,
-                "Available",
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-            )
-        rs_name = new[0]["metadata"]["name"] if new else ""
-        self._progressing(d, rs_name, counts, old_status, conditions, now, event)
-        status: JsonObj = {"observedGeneration": d["metadata"]["generation"]}
-        status.update({k: v for k, v in counts.items() if v})
-        status["conditions"] = [
-            conditions[k] for k in ("Available", "Progressing") if k in conditions
-        ]
-        annotations = d["metadata"].setdefault("annotations", {})
-        revision_changed = bool(new) and annotations.get(REVISION_ANNOTATION) != str(
-            revision_of(new[0])
-        )
-        if status == old_status and not revision_changed:
-            return
-        if new:
-            annotations[REVISION_ANNOTATION] = str(revision_of(new[0]))
-        d["status"] = status
-        store.update(DEPLOYMENTS, d, status_only=True)
-
-    def _progressing(
-        self,
-        d: JsonObj,
-        rs_name: str,
-        counts: dict[str, int],
-        old_status: JsonObj,
-        conditions: dict[str, JsonObj],
-        now: float,
-        event: tuple[str, str] | None,
-    ) -> None:
-        uid = d["metadata"]["uid"]
-        current = conditions.get("Progressing")
-        if d["spec"].get("paused"):
-            _set(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
-            return
-        if current is not None and current.get("reason") == "DeploymentPaused":
-            _set(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed")
-            self._progress_at[uid] = now
-        if event is not None:
-            _set(conditions, "Progressing", "True", *event, force=True)
-            self._progress_at[uid] = now
-        current = conditions.get("Progressing")
-        if (
-            current is not None
-            and current.get("reason") == "NewReplicaSetAvailable"
-            and counts["replicas"] == counts["updatedReplicas"]
-        ):
-            return
-        replicas = int(d["spec"]["replicas"])
-        if (
-            counts["updatedReplicas"]
-            == counts["replicas"]
-            == counts["availableReplicas"]
-            == replicas
-        ):
-            _set(
-                conditions,
-                "Progressing",
-                "True",
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
-            )
-        elif _progressed(old_status, counts):
-            _set(
-                conditions,
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{rs_name}" is progressing.',
-                force=True,
-            )
-            self._progress_at[uid] = now
-        elif now - self._progress_at.setdefault(uid, now) > int(
-            d["spec"]["progressDeadlineSeconds"]
-        ):
-            _set(
-                conditions,
-                "Progressing",
-                "False",
-                "ProgressDeadlineExceeded",
-                f'ReplicaSet "{rs_name}" has timed out progressing.',
-            )
-
-
-def _progressed(old: JsonObj, new: dict[str, int]) -> bool:
-    def old_pods(status: Any) -> int:
-        return int(status.get("replicas", 0)) - int(status.get("updatedReplicas", 0))
-
-    return (
-        new["updatedReplicas"] > old.get("updatedReplicas", 0)
-        or old_pods(new) < old_pods(old)
-        or new["readyReplicas"] > old.get("readyReplicas", 0)
-        or new["availableReplicas"] > old.get("availableReplicas", 0)
-    )
-
-
-def _set(
-    conditions: dict[str, JsonObj],
-    kind: str,
-    status: str,
-    reason: str,
-    message: str,
-    *,
-    force: bool = False,
-) -> None:
-    """Record a condition; unless forced, an unchanged condition keeps its timestamps."""
-    old = conditions.get(kind)
-    if (
-        not force
-        and old is not None
-        and (old.get("status"), old.get("reason"), old.get("message")) == (status, reason, message)
-    ):
-        return
-    now = now_iso()
-    conditions[kind] = {
-        "type": kind,
-        "status": status,
-        "lastUpdateTime": now,
-        "lastTransitionTime": old["lastTransitionTime"]
-        if old and old.get("status") == status
-        else now,
-        "reason": reason,
-        "message": message,
-    }
