@@ -360,6 +360,8 @@ class PostgresClient:
                 server_settings={
                     "application_name": APPLICATION_NAME,
                     "statement_timeout": str(self._statement_timeout_ms),
+                    # Catalog names in our SQL resolve to pg_catalog whatever the role's setting.
+                    "search_path": "pg_catalog",
                 },
             )
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
