@@ -201,3 +201,36 @@ async def test_api_resources_lists_short_names(kubectl: Kubectl) -> None:
     ]:
         assert rows[resource][1] == short
     assert "leases" in rows
+
+
+async def test_statefulset_rollout_restart_status_and_undo(
+    emu: KubeEmulator, kubectl: Kubectl
+) -> None:
+    emu.add_statefulset("shop", "redis", replicas=2, image="redis:7")
+    await kubectl.run("rollout", "status", "sts/redis", "--timeout=10s")
+    await kubectl.run("rollout", "restart", "sts/redis")
+    out = await kubectl.run("rollout", "status", "sts/redis", "--timeout=10s")
+    # kubectl reports every RollingUpdate with a partition (defaulted to 0) this way.
+    assert "partitioned roll out complete: 2 new pods have been updated" in out
+    sts = emu.get("apps/v1", "statefulsets", "shop", "redis")
+    assert "kubectl.kubernetes.io/restartedAt" in sts["spec"]["template"]["metadata"]["annotations"]
+    assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
+    history = await kubectl.run("rollout", "history", "sts/redis")
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+
+    assert (await kubectl.run("rollout", "undo", "sts/redis")).strip() == (
+        "statefulset.apps/redis rolled back"
+    )
+    await kubectl.run("rollout", "status", "sts/redis", "--timeout=10s")
+    sts = emu.get("apps/v1", "statefulsets", "shop", "redis")
+    assert "annotations" not in sts["spec"]["template"]["metadata"]
+    await emu.wait_for(
+        lambda: (
+            all(
+                "annotations" not in pod["metadata"] and pod["status"]["phase"] == "Running"
+                for pod in emu.pods("shop", "app=redis")
+            )
+            and len(emu.pods("shop", "app=redis")) == 2
+        ),
+        what="pods back on the first template",
+    )

@@ -50,6 +50,11 @@ def default_pod_spec(spec: JsonObj) -> None:
         _default_container(container)
 
 
+def initial_pod_status() -> JsonObj:
+    """What the apiserver stores for a new pod, before any kubelet reports."""
+    return {"phase": "Pending", "qosClass": "BestEffort"}
+
+
 def _default_workload(rt: ResourceType, obj: JsonObj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
@@ -79,6 +84,7 @@ def apply_defaults(rt: ResourceType, obj: JsonObj) -> None:
         _default_workload(rt, obj)
     elif rt == PODS:
         default_pod_spec(obj.setdefault("spec", {}))
+        obj["status"] = initial_pod_status()
     elif rt == NAMESPACES:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif rt == HPAS:

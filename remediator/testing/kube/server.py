@@ -173,7 +173,10 @@ class ApiServer:
                 query.get("labelSelector", ""), query.get("fieldSelector", "")
             )
             if method == "GET" and query.get("watch") in ("true", "1"):
-                return await watch.stream(request, self.store, target, selection)
+                render = self._table_renderer(request, target) if _wants_table(request) else None
+                return await watch.stream(
+                    request, self.store, target, selection, render or (lambda obj: obj)
+                )
             if method == "GET":
                 listed = self.api.list(target, selection)
                 if _wants_table(request):
@@ -255,3 +258,12 @@ class ApiServer:
         return web.json_response(
             tables.render(target.rt, items, self.store.resource_version, include)
         )
+
+    @staticmethod
+    def _table_renderer(request: web.Request, target: Target) -> Callable[[JsonObj], JsonObj]:
+        include = request.query.get("includeObject", "Metadata")
+
+        def render(obj: JsonObj) -> JsonObj:
+            return tables.render(target.rt, [obj], obj["metadata"]["resourceVersion"], include)
+
+        return render

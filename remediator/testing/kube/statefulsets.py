@@ -66,7 +66,8 @@ class StatefulSetController:
                         },
                         "ownerReferences": [owner_reference(sts)],
                     },
-                    "data": {"spec": {"template": template}},
+                    # Stored as the strategic merge patch `kubectl rollout undo` applies.
+                    "data": {"spec": {"template": {**template, "$patch": "replace"}}},
                     "revision": top + 1,
                 },
             )
@@ -83,6 +84,7 @@ class StatefulSetController:
         current_rev = status.get("currentRevision") or update_rev
         if current_rev not in revisions:
             current_rev = update_rev
+        _trim_history(store, sts, revisions, {current_rev, update_rev})
         strategy = spec.get("updateStrategy") or {}
         rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
         partition = int((strategy.get("rollingUpdate") or {}).get("partition", 0)) if rolling else 0
@@ -168,7 +170,7 @@ def _create_pod(
     name = f"{sts['metadata']['name']}-{ordinal}"
     pod = pod_from_template(
         sts,
-        revision["data"]["spec"]["template"],
+        _template_of(revision),
         name,
         {REVISION_LABEL: revision_name, POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal)},
     )
@@ -176,3 +178,22 @@ def _create_pod(
     if sts["spec"].get("serviceName"):
         pod["spec"]["subdomain"] = sts["spec"]["serviceName"]
     return store.create(PODS, pod)
+
+
+def _template_of(revision: JsonObj) -> JsonObj:
+    template = dict(revision["data"]["spec"]["template"])
+    template.pop("$patch", None)
+    return template
+
+
+def _trim_history(
+    store: Store, sts: JsonObj, revisions: dict[str, JsonObj], in_use: set[str]
+) -> None:
+    limit = int(sts["spec"].get("revisionHistoryLimit", 10))
+    idle = sorted(
+        (cr for name, cr in revisions.items() if name not in in_use),
+        key=lambda cr: int(cr.get("revision", 0)),
+    )
+    for cr in idle[: max(0, len(idle) - limit)]:
+        store.delete(CONTROLLERREVISIONS, cr["metadata"]["namespace"], cr["metadata"]["name"])
+        del revisions[cr["metadata"]["name"]]

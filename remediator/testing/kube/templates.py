@@ -14,7 +14,7 @@ import json
 import secrets
 from typing import Any
 
-from remediator.testing.kube.admission import default_pod_spec
+from remediator.testing.kube.admission import default_pod_spec, initial_pod_status
 from remediator.testing.kube.store import pruned
 
 JsonObj = dict[str, Any]
@@ -98,4 +98,10 @@ def pod_from_template(
         pod_meta["annotations"] = dict(meta["annotations"])
     if owner["kind"] == "ReplicaSet":
         pod_meta["generateName"] = f"{owner['metadata']['name']}-"
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": spec,
+        "status": initial_pod_status(),
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -31,8 +32,13 @@ def _line(kind: str, obj: JsonObj) -> bytes:
 
 
 async def stream(
-    request: web.Request, store: Store, target: Target, selection: Selection
+    request: web.Request,
+    store: Store,
+    target: Target,
+    selection: Selection,
+    render: Callable[[JsonObj], JsonObj],
 ) -> web.StreamResponse:
+    """Serve one watch; `render` shapes each event's object (raw, or a Table for kubectl)."""
     query = request.query
     rv = query.get("resourceVersion", "")
     initial_events = query.get("sendInitialEvents") == "true" or rv in ("", "0")
@@ -53,7 +59,7 @@ async def stream(
         await response.prepare(request)
         for obj in snapshot:
             if selection.matches(obj):
-                await response.write(_line("ADDED", obj))
+                await response.write(_line("ADDED", render(obj)))
         if query.get("sendInitialEvents") == "true":
             bookmark = {
                 "kind": target.rt.kind,
@@ -64,7 +70,7 @@ async def stream(
                 },
             }
             await response.write(_line("BOOKMARK", bookmark))
-        await _follow(request, response, watch.queue, selection, deadline)
+        await _follow(request, response, watch.queue, selection, render, deadline)
     except ConnectionResetError:
         pass
     finally:
@@ -77,6 +83,7 @@ async def _follow(
     response: web.StreamResponse,
     queue: asyncio.Queue[Any],
     selection: Selection,
+    render: Callable[[JsonObj], JsonObj],
     deadline: float,
 ) -> None:
     loop = asyncio.get_running_loop()
@@ -91,4 +98,4 @@ async def _follow(
         if event is None:
             return
         if event.type == "DELETED" or selection.matches(event.obj):
-            await response.write(_line(event.type, event.obj))
+            await response.write(_line(event.type, render(event.obj)))
