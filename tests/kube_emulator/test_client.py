@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.aio import client
+from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
 
 from remediator.testing.kube import KubeEmulator
@@ -343,3 +345,29 @@ async def test_fault_injection_500_then_success(emu: KubeEmulator, api: client.A
     assert patched.spec.replicas == 2
     assert fault.hits == 1
     assert [r.status for r in emu.requests if r.method == "PATCH"] == [500, 200]
+
+
+async def test_kubeconfig_loads_with_the_client_config_loader(
+    emu: KubeEmulator, tmp_path: Path
+) -> None:
+    configuration = client.Configuration()
+    path = emu.kubeconfig(tmp_path / "kubeconfig")
+    await config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    assert configuration.host == emu.url
+    async with client.ApiClient(configuration) as api_client:
+        namespaces = await client.CoreV1Api(api_client).list_namespace()
+    assert {"default", "kube-system", "shop"} <= {n.metadata.name for n in namespaces.items}
+
+
+async def test_lease_times_are_stored_as_micro_time(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    acquired = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    body = client.V1Lease(
+        metadata=client.V1ObjectMeta(name="leader", namespace="shop"),
+        spec=client.V1LeaseSpec(holder_identity="a", acquire_time=acquired, renew_time=acquired),
+    )
+    lease = await client.CoordinationV1Api(api).create_namespaced_lease("shop", body)
+    assert lease.spec.renew_time == acquired
+    stored = emu.get("coordination.k8s.io/v1", "leases", "shop", "leader")["spec"]
+    assert stored["acquireTime"] == "2030-01-02T03:04:05.678901Z"

@@ -234,3 +234,29 @@ async def test_statefulset_rollout_restart_status_and_undo(
         ),
         what="pods back on the first template",
     )
+
+
+async def test_events_show_in_describe_and_get(emu: KubeEmulator, kubectl: Kubectl) -> None:
+    deployment = emu.get("apps/v1", "deployments", "shop", "api")
+    event = {
+        "metadata": {"name": "api.remediation", "namespace": "shop"},
+        "involvedObject": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "api",
+            "namespace": "shop",
+            "uid": deployment["metadata"]["uid"],
+        },
+        "reason": "Remediated",
+        "message": "restarted by remediator",
+        "type": "Normal",
+        "lastTimestamp": "2030-01-01T00:00:00+00:00",
+        "source": {"component": "remediator"},
+    }
+    emu.add_object("v1", "events", event)
+    described = await kubectl.run("describe", "deploy", "api")
+    assert "Remediated" in described
+    assert "restarted by remediator" in described
+    listed = await kubectl.run("get", "events")
+    assert listed.splitlines()[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert "deployment/api" in listed

@@ -9,12 +9,15 @@ real apiserver would have filled in.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from remediator.testing.kube import errors, selectors
 from remediator.testing.kube.resources import (
     DEPLOYMENTS,
+    EVENTS,
     HPAS,
+    LEASES,
     NAMESPACES,
     PDBS,
     PODS,
@@ -89,6 +92,26 @@ def apply_defaults(rt: ResourceType, obj: JsonObj) -> None:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     elif rt == HPAS:
         obj.setdefault("spec", {}).setdefault("minReplicas", 1)
+    elif rt == LEASES:
+        _normalize_times(rt, obj.get("spec") or {}, ("acquireTime", "renewTime"), micro=True)
+    elif rt == EVENTS:
+        _normalize_times(rt, obj, ("firstTimestamp", "lastTimestamp"), micro=False)
+        _normalize_times(rt, obj, ("eventTime",), micro=True)
+
+
+def _normalize_times(
+    rt: ResourceType, fields: JsonObj, names: tuple[str, ...], micro: bool
+) -> None:
+    """Re-encode timestamps as the apiserver does (clients send any RFC 3339 offset)."""
+    for name in names:
+        value = fields.get(name)
+        if value is None:
+            continue
+        try:
+            parsed = datetime.fromisoformat(str(value)).astimezone(UTC)
+        except ValueError as exc:
+            raise errors.bad_request(f"{rt.kind}.{name}: invalid time {value!r}") from exc
+        fields[name] = parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _require_int(rt: ResourceType, name: str, field: str, value: Any, minimum: int) -> None:

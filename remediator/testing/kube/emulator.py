@@ -143,6 +143,10 @@ class KubeEmulator:
         self.reconcile()
         return created
 
+    def add_object(self, api_version: str, plural: str, obj: JsonObj) -> JsonObj:
+        """Create any served object (a manifest as dict) exactly as a POST would."""
+        return self._create(self._type(api_version, plural), obj)
+
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> JsonObj:
         labels = {"kubernetes.io/metadata.name": name, **(labels or {})}
         obj = {"metadata": {"name": name, "labels": labels}, "status": {"phase": "Active"}}

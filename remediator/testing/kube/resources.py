@@ -139,9 +139,21 @@ LEASES = ResourceType(
     tracks_generation=False,
 )
 
+EVENTS = ResourceType(
+    "",
+    "v1",
+    "Event",
+    "events",
+    "event",
+    short_names=("ev",),
+    status_subresource=False,
+    tracks_generation=False,
+)
+
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
     PODS,
+    EVENTS,
     DEPLOYMENTS,
     REPLICASETS,
     STATEFULSETS,

@@ -17,7 +17,19 @@ from remediator.testing.kube import errors
 JsonObj = dict[str, Any]
 
 _SET_RE = re.compile(r"^\s*(!?)\s*([\w./-]+)\s+(in|notin)\s*\((.*)\)\s*$")
-_FIELDS = {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName"}
+# The field labels the apiserver indexes for the types served here (pods and events).
+_FIELDS = {
+    "metadata.name",
+    "metadata.namespace",
+    "status.phase",
+    "spec.nodeName",
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "reason",
+    "type",
+}
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from remediator.testing.kube import resources as r
 from remediator.testing.kube.resources import ResourceType
 
 JsonObj = dict[str, Any]
-Column = tuple[str, str, Callable[[JsonObj], Any]]
+
+
+class Column(NamedTuple):
+    name: str
+    type: str
+    get: Callable[[JsonObj], Any]
+    wide: bool = False  # shown only with `-o wide`
 
 
 def age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:
+        created = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "<invalid>"
     seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if seconds < 120:
@@ -94,84 +103,107 @@ def _controller(obj: JsonObj) -> str:
     return f"{ref.get('kind', '')}/{ref.get('name', '')}"
 
 
+def _involved(event: JsonObj) -> str:
+    ref = event.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
 def _pdb_field(field: str) -> Callable[[JsonObj], Any]:
     return lambda obj: str(obj["spec"].get(field, "N/A"))
 
 
-_AGE: Column = ("Age", "string", lambda o: age(o["metadata"].get("creationTimestamp")))
+_NAME = Column("Name", "string", lambda o: o["metadata"]["name"])
+_AGE = Column("Age", "string", lambda o: age(o["metadata"].get("creationTimestamp")))
 _COLUMNS: dict[ResourceType, list[Column]] = {
     r.PODS: [
-        ("Ready", "string", _pod_ready),
-        ("Status", "string", _pod_status),
-        ("Restarts", "string", _restarts),
+        _NAME,
+        Column("Ready", "string", _pod_ready),
+        Column("Status", "string", _pod_status),
+        Column("Restarts", "string", _restarts),
         _AGE,
-        ("IP", "string", lambda o: _status(o).get("podIP", "<none>")),
-        ("Node", "string", lambda o: o["spec"].get("nodeName", "<none>")),
+        Column("IP", "string", lambda o: _status(o).get("podIP", "<none>"), wide=True),
+        Column("Node", "string", lambda o: o["spec"].get("nodeName", "<none>"), wide=True),
     ],
     r.DEPLOYMENTS: [
-        ("Ready", "string", _ready_of_wanted),
-        ("Up-to-date", "integer", lambda o: _status(o).get("updatedReplicas", 0)),
-        ("Available", "integer", lambda o: _status(o).get("availableReplicas", 0)),
+        _NAME,
+        Column("Ready", "string", _ready_of_wanted),
+        Column("Up-to-date", "integer", lambda o: _status(o).get("updatedReplicas", 0)),
+        Column("Available", "integer", lambda o: _status(o).get("availableReplicas", 0)),
         _AGE,
-        ("Images", "string", _images),
-        ("Selector", "string", _selector),
+        Column("Images", "string", _images, wide=True),
+        Column("Selector", "string", _selector, wide=True),
     ],
     r.REPLICASETS: [
-        ("Desired", "integer", lambda o: o["spec"].get("replicas", 0)),
-        ("Current", "integer", lambda o: _status(o).get("replicas", 0)),
-        ("Ready", "integer", lambda o: _status(o).get("readyReplicas", 0)),
+        _NAME,
+        Column("Desired", "integer", lambda o: o["spec"].get("replicas", 0)),
+        Column("Current", "integer", lambda o: _status(o).get("replicas", 0)),
+        Column("Ready", "integer", lambda o: _status(o).get("readyReplicas", 0)),
         _AGE,
-        ("Images", "string", _images),
-        ("Selector", "string", _selector),
+        Column("Images", "string", _images, wide=True),
+        Column("Selector", "string", _selector, wide=True),
     ],
     r.STATEFULSETS: [
-        ("Ready", "string", _ready_of_wanted),
+        _NAME,
+        Column("Ready", "string", _ready_of_wanted),
         _AGE,
-        ("Images", "string", _images),
+        Column("Images", "string", _images, wide=True),
     ],
     r.HPAS: [
-        ("Reference", "string", lambda o: "{kind}/{name}".format(**o["spec"]["scaleTargetRef"])),
-        ("Targets", "string", lambda o: "<unknown>"),
-        ("MinPods", "integer", lambda o: o["spec"].get("minReplicas", 1)),
-        ("MaxPods", "integer", lambda o: o["spec"].get("maxReplicas", 0)),
-        ("Replicas", "integer", lambda o: _status(o).get("currentReplicas", 0)),
+        _NAME,
+        Column(
+            "Reference", "string", lambda o: "{kind}/{name}".format(**o["spec"]["scaleTargetRef"])
+        ),
+        Column("Targets", "string", lambda o: "<unknown>"),
+        Column("MinPods", "integer", lambda o: o["spec"].get("minReplicas", 1)),
+        Column("MaxPods", "integer", lambda o: o["spec"].get("maxReplicas", 0)),
+        Column("Replicas", "integer", lambda o: _status(o).get("currentReplicas", 0)),
         _AGE,
     ],
     r.PDBS: [
-        ("Min Available", "string", _pdb_field("minAvailable")),
-        ("Max Unavailable", "string", _pdb_field("maxUnavailable")),
-        ("Allowed Disruptions", "integer", lambda o: _status(o).get("disruptionsAllowed", 0)),
+        _NAME,
+        Column("Min Available", "string", _pdb_field("minAvailable")),
+        Column("Max Unavailable", "string", _pdb_field("maxUnavailable")),
+        Column("Allowed Disruptions", "integer", lambda o: _status(o).get("disruptionsAllowed", 0)),
         _AGE,
     ],
-    r.NAMESPACES: [("Status", "string", lambda o: _status(o).get("phase", "Active")), _AGE],
-    r.LEASES: [("Holder", "string", _holder), _AGE],
+    r.EVENTS: [
+        Column("Last Seen", "string", lambda o: age(o.get("lastTimestamp") or o.get("eventTime"))),
+        Column("Type", "string", lambda o: o.get("type", "")),
+        Column("Reason", "string", lambda o: o.get("reason", "")),
+        Column("Object", "string", _involved),
+        Column("Message", "string", lambda o: o.get("message", "")),
+        Column("Name", "string", lambda o: o["metadata"]["name"], wide=True),
+    ],
+    r.NAMESPACES: [
+        _NAME,
+        Column("Status", "string", lambda o: _status(o).get("phase", "Active")),
+        _AGE,
+    ],
+    r.LEASES: [_NAME, Column("Holder", "string", _holder), _AGE],
     r.CONTROLLERREVISIONS: [
-        ("Controller", "string", _controller),
-        ("Revision", "integer", lambda o: o.get("revision", 0)),
+        _NAME,
+        Column("Controller", "string", _controller),
+        Column("Revision", "integer", lambda o: o.get("revision", 0)),
         _AGE,
     ],
 }
-# Columns after these indices are only shown with `-o wide`.
-_WIDE_FROM = {r.PODS: 4, r.DEPLOYMENTS: 4, r.REPLICASETS: 4, r.STATEFULSETS: 2}
 
 
 def render(rt: ResourceType, objects: list[JsonObj], rv: str, include_object: str) -> JsonObj:
-    columns: list[Column] = [("Name", "string", lambda o: o["metadata"]["name"])]
-    columns += _COLUMNS.get(rt, [_AGE])
-    wide_from = _WIDE_FROM.get(rt, len(columns)) + 1
+    columns = _COLUMNS.get(rt, [_NAME, _AGE])
     definitions = [
         {
-            "name": name,
-            "type": kind,
-            "format": "name" if name == "Name" else "",
-            "description": name,
-            "priority": 1 if i >= wide_from else 0,
+            "name": column.name,
+            "type": column.type,
+            "format": "name" if column.name == "Name" else "",
+            "description": column.name,
+            "priority": 1 if column.wide else 0,
         }
-        for i, (name, kind, _) in enumerate(columns)
+        for column in columns
     ]
     rows = []
     for obj in objects:
-        row: JsonObj = {"cells": [get(obj) for _, _, get in columns]}
+        row: JsonObj = {"cells": [column.get(obj) for column in columns]}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
