@@ -371,3 +371,47 @@ async def test_lease_times_are_stored_as_micro_time(
     assert lease.spec.renew_time == acquired
     stored = emu.get("coordination.k8s.io/v1", "leases", "shop", "leader")["spec"]
     assert stored["acquireTime"] == "2030-01-02T03:04:05.678901Z"
+
+
+async def test_crash_looping_pod_can_be_evicted_while_the_budget_is_healthy(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    emu.add_deployment("shop", "api", replicas=3, image="api:1")
+    emu.add_pdb("shop", "api-pdb", selector={"app": "api"}, min_available=3)
+    await emu.wait_rolled_out("shop", "api")
+    emu.set_template_health("shop", "api", image="api:2", healthy=False)
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "api:2"}]}}}}
+    await client.AppsV1Api(api).patch_namespaced_deployment("api", "shop", patch)
+
+    def crashing() -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in emu.pods("shop", "app=api")
+            if "CrashLoopBackOff" in json.dumps(p["status"].get("containerStatuses"))
+        ]
+
+    await emu.wait_for(lambda: len(crashing()) == 1, what="a crash-looping pod")
+    core = client.CoreV1Api(api)
+    healthy = next(p["metadata"]["name"] for p in emu.pods("shop", "app=api") if _ready(p))
+    with pytest.raises(ApiException) as forbidden:
+        await core.create_namespaced_pod_eviction(
+            healthy, "shop", client.V1Eviction(metadata=client.V1ObjectMeta(name=healthy))
+        )
+    assert forbidden.value.status == 429
+    # Unhealthy pods may go as long as the budget itself is met (IfHealthyBudget).
+    victim = crashing()[0]
+    await core.create_namespaced_pod_eviction(
+        victim, "shop", client.V1Eviction(metadata=client.V1ObjectMeta(name=victim))
+    )
+    assert victim not in {p["metadata"]["name"] for p in emu.pods("shop")}
+    await emu.wait_for(
+        lambda: len(crashing()) == 1 and victim not in crashing(), what="the pod to be replaced"
+    )
+
+
+async def test_pdb_with_max_unavailable(emu: KubeEmulator, api: client.ApiClient) -> None:
+    emu.add_deployment("shop", "api", replicas=4)
+    emu.add_pdb("shop", "api-pdb", selector={"app": "api"}, max_unavailable="50%")
+    await emu.wait_rolled_out("shop", "api")
+    pdb = await client.PolicyV1Api(api).read_namespaced_pod_disruption_budget("api-pdb", "shop")
+    assert (pdb.status.desired_healthy, pdb.status.disruptions_allowed) == (2, 2)

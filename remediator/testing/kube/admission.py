@@ -90,6 +90,7 @@ def apply_defaults(rt: ResourceType, obj: JsonObj) -> None:
         obj["status"] = initial_pod_status()
     elif rt == NAMESPACES:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj["status"] = {"phase": "Active"}
     elif rt == HPAS:
         obj.setdefault("spec", {}).setdefault("minReplicas", 1)
     elif rt == LEASES:

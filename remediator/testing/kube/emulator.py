@@ -149,7 +149,7 @@ class KubeEmulator:
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> JsonObj:
         labels = {"kubernetes.io/metadata.name": name, **(labels or {})}
-        obj = {"metadata": {"name": name, "labels": labels}, "status": {"phase": "Active"}}
+        obj = {"metadata": {"name": name, "labels": labels}}
         return self._server.api.create(Target(NAMESPACES, None), obj, dry_run=False)
 
     def add_deployment(

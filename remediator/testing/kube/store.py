@@ -119,7 +119,7 @@ class Store:
         if rt.namespaced:
             if not namespace:
                 raise errors.invalid(rt, name, "metadata.namespace", "Required value")
-            if (("", namespace)) not in self._objects[NAMESPACES]:
+            if ("", namespace) not in self._objects[NAMESPACES]:
                 raise errors.not_found(NAMESPACES, namespace)
         else:
             meta.pop("namespace", None)
