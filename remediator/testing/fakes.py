@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class Request:
     body: Any
     status: int
     errors: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.monotonic)  # arrival, on the monotonic clock
 
     @property
     def valid(self) -> bool:

@@ -39,8 +39,7 @@ async def test_governance_state_survives_a_restart(make_daemon: MakeDaemon) -> N
     await post_and_settle(second, firing(labels("held")))
     assert world.targets() == ["Deployment/shop/orders"]
     assert await refusals(second) == [
-        "rate_limit: 1 acting run(s) on target Deployment/shop/orders in the last 3600 s "
-        "(limit 1)",
+        "rate_limit: 1 acting run(s) on target Deployment/shop/orders in the last 3600 s (limit 1)",
         "kill_switch: paused (target Deployment/shop/held) by alice: hands off",
     ]
     # Three distinct targets (orders, held, next) within the window: the breaker opens.

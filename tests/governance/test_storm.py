@@ -4,6 +4,7 @@ by an operator or by its expiry, and does not re-open on the evidence it already
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from remediator.store.records import BreakerRecord
@@ -90,10 +91,11 @@ async def test_operator_closes_it_and_the_page_resolves(
 
 async def test_expiry_closes_it(make_daemon: MakeDaemon, pagerduty: FakePagerDuty) -> None:
     world = World()
-    daemon = await make_daemon(registry_with(world), config=storm(pagerduty, expiry_seconds=0.3))
+    daemon = await make_daemon(registry_with(world), config=storm(pagerduty, expiry_seconds=1))
     breaker = await trip(daemon, world)
     assert breaker.expires_at is not None
-    await asyncio.sleep(0.35)
+    # The next check after the expiry closes it (no operator, no other call in between).
+    await asyncio.sleep((breaker.expires_at - datetime.now(UTC)).total_seconds() + 0.05)
     await post_and_settle(daemon, firing(labels("e")))
     assert world.targets()[-1] == "Deployment/shop/e"
     [record] = [e for e in await daemon.engine.governance.audit() if e.action == "breaker_close"]

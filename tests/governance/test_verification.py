@@ -161,6 +161,11 @@ async def test_failed_verifications_open_the_storm_breaker(
         for name in ("a", "b"):
             await post_and_settle(daemon, firing(labels(name)))
             assert (await verification(daemon, name))[0] == "not_verified"
+
+        async def opened() -> bool:
+            return await daemon.engine.governance.breaker() is not None
+
+        await eventually(opened)  # judged right after the verification was recorded
         breaker = await daemon.engine.governance.breaker()
         assert breaker is not None
         assert breaker.reason.startswith("2 of the last 2 verified actions did not fix")
