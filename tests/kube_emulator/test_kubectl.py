@@ -260,3 +260,38 @@ async def test_events_show_in_describe_and_get(emu: KubeEmulator, kubectl: Kubec
     listed = await kubectl.run("get", "events")
     assert listed.splitlines()[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert "deployment/api" in listed
+
+
+async def test_apply_and_create_from_manifests(
+    emu: KubeEmulator, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "worker", "namespace": "shop"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "worker"}},
+            "template": {
+                "metadata": {"labels": {"app": "worker"}},
+                "spec": {"containers": [{"name": "worker", "image": "worker:1"}]},
+            },
+        },
+    }
+    path = tmp_path / "worker.json"
+    path.write_text(json.dumps(manifest))
+    assert (await kubectl.run("apply", "-f", str(path))).strip() == "deployment.apps/worker created"
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "worker:2"
+    path.write_text(json.dumps(manifest))
+    out = await kubectl.run("apply", "-f", str(path))
+    assert out.strip() == "deployment.apps/worker configured"
+    await emu.wait_rolled_out("shop", "worker")
+    assert {p["spec"]["containers"][0]["image"] for p in emu.pods("shop", "app=worker")} == {
+        "worker:2"
+    }
+
+    namespace = tmp_path / "ns.json"
+    extra = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "extra"}}
+    namespace.write_text(json.dumps(extra))
+    assert (await kubectl.run("create", "-f", str(namespace))).strip() == "namespace/extra created"
+    assert emu.get("v1", "namespaces", "", "extra")["status"]["phase"] == "Active"

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from remediator.testing.kube import discovery, errors, patching, tables, watch
+from remediator.testing.kube import discovery, errors, openapi, patching, tables, watch
 from remediator.testing.kube.api import ResourceApi, Selection, Target
 from remediator.testing.kube.faults import Faults
 from remediator.testing.kube.resources import PODS, find_type
@@ -89,6 +89,8 @@ class ApiServer:
         app.router.add_get("/api", self._core_versions)
         app.router.add_get("/apis", self._groups)
         app.router.add_get("/apis/{group}", self._group)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{path:.+}", self._openapi_document)
         app.router.add_get("/api/v1", self._resource_list)
         app.router.add_get("/apis/{group}/{version}", self._resource_list)
         app.router.add_route("*", "/api/v1/{tail:.+}", self._resource)
@@ -157,6 +159,17 @@ class ApiServer:
         if body is None:
             raise errors.ApiError(404, "the server could not find the requested resource")
         return web.json_response(body)
+
+    async def _openapi_index(self, _request: web.Request) -> web.Response:
+        return web.json_response(openapi.index())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        group_version = path.removeprefix("apis/").removeprefix("api/")
+        document = openapi.group_version_document(group_version)
+        if document is None:
+            raise errors.ApiError(404, "the server could not find the requested resource")
+        return web.json_response(document)
 
     async def _not_found(self, _request: web.Request) -> web.Response:
         raise errors.ApiError(404, "the server could not find the requested resource")
