@@ -21,6 +21,14 @@ The database role needs `pg_signal_backend` (to terminate other roles' sessions)
 `pg_read_all_stats` or `pg_monitor` (without it every other role's state reads as NULL and
 nothing would ever match); a missing grant fails the run with the GRANT to run.
 
+Step 3 (`restart_deployment`): if the pool is still exhausted `follow_up_seconds` after the
+termination (the alert still fires and no verification proved the fix), or if nothing was
+eligible to terminate, the runbook restarts the application's Deployment, named by the alert's
+`namespace` and `deployment` labels. This daemon has no Kubernetes client yet, so that step
+escalates with the exact `kubectl rollout restart` command instead; the follow-up is a durable
+timer, so a restart of the daemon does not lose it. Shadow mode records the next step and
+escalates nothing.
+
 Parameters (`playbooks.pg-idle-in-transaction.params`):
 
   idle_threshold_seconds  How long a session must have been idle in transaction (since its
@@ -30,15 +38,20 @@ Parameters (`playbooks.pg-idle-in-transaction.params`):
   user                    Only sessions of this database role (default: any).
   allow_superuser         Also terminate superusers' sessions. Default false; the daemon's
                           role must then be a superuser itself.
+  restart_deployment      Take step 3 when step 2 did not help. Default true.
+  follow_up_seconds       How long step 2 gets to work before step 3. Default 300: longer than
+                          the verification's bake (2 minutes), so its verdict counts.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediator.playbook import playbook, targets
+from remediator.alertmanager import Alert
+from remediator.playbook import ResolveScope, Run, TargetError, Verify, playbook, targets
 from remediator.playbook.postgres import Postgres
 
 
@@ -50,15 +63,42 @@ class Params(BaseModel):
     application_name: str | None = Field(None, min_length=1)
     user: str | None = Field(None, min_length=1)
     allow_superuser: bool = False
+    restart_deployment: bool = True
+    follow_up_seconds: float = Field(300.0, gt=0)
+
+
+def restart_step(alert: Alert, why: str) -> str:
+    """The runbook's next step for humans, naming only a Deployment the labels validly name."""
+    try:
+        app = targets.deployment()(alert.labels, ResolveScope())
+    except TargetError as exc:
+        return f"{why}; the runbook's next step is to restart the application, but {exc}"
+    return (
+        f"{why}; the runbook's next step: kubectl rollout restart deployment/{app.name} "
+        f"-n {app.namespace} (remediator has no Kubernetes client to do it)"
+    )
+
+
+async def still_exhausted(*, alert: Alert, params: Params, run: Run, data: Any, **_: Any) -> None:
+    """Step 3, when the pool is still exhausted after the termination."""
+    run.escalate(
+        restart_step(
+            alert,
+            f"the pool is still exhausted {params.follow_up_seconds:g} s after terminating "
+            f"{data['terminated']} session(s) idle in transaction",
+        )
+    )
 
 
 @playbook(
     match='alertname="DatabaseConnectionPoolExhausted"',
     target=targets.database(label="datname"),
     params=Params,
+    verify=Verify(bake=timedelta(minutes=2)),
+    follow_up=still_exhausted,
 )
 async def pg_idle_in_transaction(
-    *, target: Any, params: Params, postgres: Postgres, log: Any, **_: Any
+    *, alert: Alert, target: Any, params: Params, postgres: Postgres, run: Run, log: Any, **_: Any
 ) -> None:
     """Terminate the sessions idle in transaction that exhaust the application's pool."""
     sessions = await postgres.terminate_idle_in_transaction(
@@ -70,3 +110,17 @@ async def pg_idle_in_transaction(
         allow_superuser=params.allow_superuser,
     )
     log.info("idle in transaction", sessions=[s.pid for s in sessions])
+    if not params.restart_deployment:
+        return
+    if run.dry_run:
+        run.evidence("next_step", restart_step(alert, "if the pool stays exhausted"))
+    elif sessions:
+        await run.follow_up(params.follow_up_seconds, {"terminated": len(sessions)})
+    else:
+        run.escalate(
+            restart_step(
+                alert,
+                "no session was idle in transaction for more than "
+                f"{params.idle_threshold_seconds:g} s",
+            )
+        )

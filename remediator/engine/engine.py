@@ -36,7 +36,7 @@ from remediator.engine.intake import Intake
 from remediator.engine.outbox import Outbox
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.recovery import reconcile_interrupted
-from remediator.engine.run import REVERT
+from remediator.engine.run import FOLLOW_UP, REVERT
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.wiring import ClientSet, build_clients
@@ -183,6 +183,7 @@ class Engine:
             scope=self.clients.scope,
         )
         self.timers.on(REVERT, self.pipeline.revert)
+        self.timers.on(FOLLOW_UP, self.pipeline.follow_up)
         self.timers.on(APPROVAL_TIMEOUT, approvals.on_timeout)
         self.governance = Governance(
             store=store,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -37,6 +37,7 @@ from remediator.store.records import (
     EpisodeRecord,
     RunState,
     TimerRecord,
+    VerificationResult,
     WorkItem,
     WorkKind,
 )
@@ -281,6 +282,7 @@ class Pipeline:
             admission=self.admission,
             log=log,
             has_revert=spec.revert is not None,
+            has_follow_up=spec.follow_up is not None,
         )
 
     def _kwargs(
@@ -320,15 +322,7 @@ class Pipeline:
             episode=episode.id, playbook=spec.name, target=target.key, run=timer.run_id, revert=True
         )
         run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log)
-        alert = Alert(
-            status="resolved",
-            labels=episode.labels,
-            annotations=episode.annotations,
-            startsAt=episode.starts_at,
-            endsAt=episode.resolved_at,
-            generatorURL=episode.generator_url,
-            fingerprint=episode.fingerprint,
-        )
+        alert = _episode_alert(episode, "resolved")
         kwargs = self._kwargs(spec, target, episode, alert, run, log, mode)
         async with self.locks.hold(target.key):
             try:
@@ -358,3 +352,89 @@ class Pipeline:
             "reverted",
             {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
         )
+
+    async def follow_up(self, timer: TimerRecord) -> None:
+        """A `run.follow_up` timer came due: the playbook's next step, if the alert still fires.
+
+        Whatever the step does not settle (a refusal, a failure, its own `run.escalate`) goes to
+        humans: a follow-up is never retried.
+        """
+        spec = self.registry.get(timer.playbook or "")
+        episode = await self.store.get_episode(timer.episode_id)
+        if spec is None or spec.follow_up is None or episode is None or timer.run_id is None:
+            raise LookupError(f"cannot follow up: playbook {timer.playbook!r} or episode is gone")
+        settled = await self._settled(episode, timer.run_id)
+        if settled:
+            await self.store.record_decision(
+                episode.id,
+                spec.name,
+                DecisionKind.SKIPPED,
+                f"no follow-up: {settled}",
+                timer.run_id,
+            )
+            return
+        target = spec.target(episode.labels, self.scope)
+        dry_run = bool(timer.payload.get("dry_run", True))
+        mode = Mode.AUTO if not dry_run else Mode.SHADOW
+        log = self.log.bind(
+            episode=episode.id,
+            playbook=spec.name,
+            target=target.key,
+            run=timer.run_id,
+            follow_up=True,
+        )
+        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log)
+        kwargs = self._kwargs(
+            spec, target, episode, _episode_alert(episode, "firing"), run, log, mode
+        )
+        kind, error = DecisionKind.NOOP, None
+        async with self.locks.hold(target.key):
+            try:
+                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
+                    await spec.follow_up(**kwargs, data=timer.payload.get("data"))
+            except ActionRefused as refused:
+                kind, error = DecisionKind.REFUSED, f"follow-up refused: {refused}"
+            except Exception as exc:  # TimeoutError included: humans take over
+                kind, error = DecisionKind.FAILED, f"follow-up failed: {type(exc).__name__}: {exc}"
+                log.exception("follow-up failed")
+            else:
+                if run.acted or run.would:
+                    kind = DecisionKind.ACTED if run.acted else DecisionKind.SHADOW
+        escalation = "; ".join(filter(None, [error, *run.escalations]))
+        await self.store.record_decision(
+            episode.id, spec.name, kind, escalation or f"follow-up: {kind.value}", timer.run_id
+        )
+        details = {
+            "kind": "follow_up",
+            "playbook": spec.name,
+            "target": target.key,
+            "mode": mode.value,
+            "evidence": run.evidence_data,
+        }
+        await self.reporter.report(episode.id, "follow_up", {**details, "run_id": timer.run_id})
+        if escalation:
+            await self.escalator.escalate(episode.id, timer.run_id, escalation, details)
+
+    async def _settled(self, episode: EpisodeRecord, run_id: int) -> str | None:
+        """Why no follow-up is needed, if it is not. The verification counts too: Prometheus
+        may have seen the fix work before Alertmanager sent the resolved notification."""
+        if episode.status != "firing":
+            return "the alert resolved"
+        found = await self.store.verifications_for(episode.id)
+        mine = [v.result for v in found if v.run_id == run_id]
+        if mine and mine[-1] == VerificationResult.VERIFIED:
+            return "the verification proved the fix"
+        return None
+
+
+def _episode_alert(episode: EpisodeRecord, status: Literal["firing", "resolved"]) -> Alert:
+    """The alert as recorded, for handlers that run later from a timer."""
+    return Alert(
+        status=status,
+        labels=episode.labels,
+        annotations=episode.annotations,
+        startsAt=episode.starts_at,
+        endsAt=episode.resolved_at if status == "resolved" else None,
+        generatorURL=episode.generator_url,
+        fingerprint=episode.fingerprint,
+    )

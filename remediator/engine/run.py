@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from remediator.engine.hooks import Guards
@@ -22,6 +23,7 @@ from remediator.store.records import ActionState
 
 T = TypeVar("T")
 REVERT = "revert"  # timer kind: a playbook's revert handler, armed when the episode resolves
+FOLLOW_UP = "follow_up"  # timer kind: a playbook's next step, if its alert still fires then
 _MAX_RESULT = 2000
 
 
@@ -50,6 +52,7 @@ class EngineRun:
         admission: asyncio.Lock,
         log: Any,
         has_revert: bool = False,
+        has_follow_up: bool = False,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -65,6 +68,7 @@ class EngineRun:
         self.evidence_data: dict[str, JSON] = {}
         self.escalations: list[str] = []
         self._has_revert = has_revert
+        self._has_follow_up = has_follow_up
 
     @property
     def run_id(self) -> int:
@@ -147,6 +151,18 @@ class EngineRun:
 
     def escalate(self, reason: str) -> None:
         self.escalations.append(reason)
+
+    async def follow_up(self, delay_seconds: float, data: JSON) -> None:
+        if not self._has_follow_up:
+            raise TypeError(f"playbook {self._playbook} has no follow_up= handler to call later")
+        await self._store.add_timer(
+            FOLLOW_UP,
+            self._episode_id,
+            due_at=datetime.now(UTC) + timedelta(seconds=delay_seconds),
+            run_id=self._run_id,
+            playbook=self._playbook,
+            payload={"data": data, "target": self._target.key, "dry_run": self._dry_run},
+        )
 
     async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
         if not self._has_revert:

@@ -76,6 +76,12 @@ class Run(Protocol):
         """Ask for humans at the end of the run, even if the run itself succeeded."""
         ...
 
+    async def follow_up(self, delay_seconds: float, data: JSON) -> None:
+        """In `delay_seconds`, if the episode's alert still fires, call the playbook's
+        `follow_up` handler with `data` (durable: survives a restart): the runbook's next step
+        when this one did not help. A resolved alert cancels it."""
+        ...
+
     async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
         """When the episode's alert resolves, wait `delay_seconds`, then call the playbook's
         `revert` handler with `data` (durable: survives a restart). E.g. scale back down."""

@@ -53,6 +53,9 @@ class PlaybookSpec:
     # Called (with the usual keywords plus `data`) after the episode resolves, for changes the
     # playbook asked to undo with `run.on_resolved` (e.g. return to the replicas it found).
     revert: PlaybookFn | None = None
+    # Called (with the usual keywords plus `data`) when a `run.follow_up` comes due while the
+    # alert still fires: the runbook's next step (e.g. restart the application).
+    follow_up: PlaybookFn | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all_match(self.matchers, labels)
@@ -110,6 +113,7 @@ def playbook(
     priority: int = 0,
     verify: Verify | None = Verify(),
     revert: PlaybookFn | None = None,
+    follow_up: PlaybookFn | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Register an async function as a playbook for the alerts `match` selects."""
@@ -138,6 +142,7 @@ def playbook(
             description=inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0],
             source=inspect.getsourcefile(fn) or "",
             revert=revert,
+            follow_up=follow_up,
         )
         (registry if registry is not None else _CURRENT.get()).add(spec)
         return fn

@@ -66,6 +66,10 @@ async def test_terminates_exactly_the_old_idle_transactions_of_the_database(
     assert action.body["sql"] == TERMINATE_SQL
     assert action.body["params"]["datname"] == db and action.body["params"]["limit"] == 4
     assert not outcome.escalations
+    # Step 3 waits: a durable timer, in case the pool stays exhausted.
+    timers = await daemon.engine.store.timers_for(outcome.episode.id)
+    [timer] = [t for t in timers if t.kind == "follow_up"]
+    assert (timer.state, timer.payload["data"]) == ("waiting", {"terminated": 4})
 
 
 async def test_the_cap_terminates_only_the_oldest(
@@ -137,6 +141,11 @@ async def test_shadow_mode_terminates_nothing_and_records_exactly_the_would_be_s
     [select] = [c for c in outcome.calls if c["verb"] == "select"]
     chosen_with = {k: v for k, v in action.body["params"].items() if k != "terminate_wait_ms"}
     assert select["body"]["params"] == chosen_with
+    # Step 3 is only described: no timer, nobody paged.
+    next_step = outcome.run.evidence["next_step"]
+    assert "kubectl rollout restart deployment/orders -n shop" in next_step
+    assert await daemon.engine.store.timers_for(outcome.episode.id) == []
+    assert outcome.escalations == []
 
 
 @pytest.mark.parametrize("which", ["application_name", "user"])
@@ -228,24 +237,3 @@ async def test_an_alias_names_the_same_database_and_target(
     assert outcome.run.target_key == "Database/orders"
     assert outcome.run.evidence["datname"] == db  # from the DSN: the database it connects to
     assert await sessions.alive({stuck}) == set()
-
-
-async def test_nothing_eligible_is_a_noop(
-    make_daemon: MakeDaemon,
-    registry: Registry,
-    postgres_server: PostgresServer,
-    roles: Roles,
-    databases: Databases,
-    sessions: Sessions,
-) -> None:
-    db = databases.target
-    young = await sessions.idle_in_transaction(roles.app, db)
-    daemon = await start(
-        make_daemon, registry, {db: database(postgres_server, roles.remediator, db)}
-    )
-
-    outcome = await fire(daemon, db)
-
-    assert outcome.run.state == "noop", outcome.run.error
-    assert outcome.actions == [] and outcome.run.evidence["eligible_sessions"] == 0
-    assert await sessions.alive({young}) == {young}

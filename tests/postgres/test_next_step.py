@@ -1,0 +1,165 @@
+"""Step 3 of the runbook: when terminating did not help (or found nothing), restart the app.
+
+Without a Kubernetes client the step escalates with the exact command; it happens only if the
+alert still fires when the durable follow-up timer comes due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from remediator.playbook import Registry
+from remediator.store.records import DecisionRecord
+from remediator.testing.alerts import alert, notification
+from remediator.testing.servers import PostgresServer
+from tests.conftest import Daemon, MakeDaemon
+from tests.postgres.conftest import Databases, Roles, Sessions
+from tests.postgres.helpers import database, fire, past_threshold, pool_exhausted, start
+
+pytestmark = pytest.mark.servers
+
+RESTART = "kubectl rollout restart deployment/orders -n shop"
+
+
+async def decision(
+    daemon: Daemon, episode_id: str, wanted: Callable[[DecisionRecord], bool]
+) -> DecisionRecord:
+    """Wait for the follow-up timer (the engine's timer loop) to record its decision."""
+    for _ in range(200):
+        found = [d for d in await daemon.engine.store.decisions_for(episode_id) if wanted(d)]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the follow-up never decided")
+
+
+def follow_up(d: DecisionRecord) -> bool:
+    return d.reason.startswith("no follow-up") or "still exhausted" in d.reason
+
+
+async def start_acting(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> Daemon:
+    db = databases.target
+    await sessions.idle_in_transaction(roles.app, db)
+    await past_threshold()
+    return await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        params={"follow_up_seconds": 0.5},
+    )
+
+
+async def test_still_firing_after_the_follow_up_delay_escalates_the_restart(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    daemon = await start_acting(make_daemon, registry, postgres_server, roles, databases, sessions)
+
+    outcome = await fire(daemon, databases.target)
+    assert outcome.run.state == "acted" and outcome.escalations == []
+
+    decided = await decision(daemon, outcome.episode.id, follow_up)
+    assert decided.kind == "noop" and decided.run_id == outcome.run.id
+    assert "still exhausted 0.5 s after terminating 1 session(s)" in decided.reason
+    assert RESTART in decided.reason
+    [escalation] = await daemon.engine.store.escalations_for(outcome.episode.id)
+    assert escalation.reason == decided.reason and escalation.run_id == outcome.run.id
+    timers = await daemon.engine.store.timers_for(outcome.episode.id)
+    assert [t.state for t in timers if t.kind == "follow_up"] == ["done"]
+
+
+async def test_resolved_before_the_follow_up_needs_nothing_more(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    daemon = await start_acting(make_daemon, registry, postgres_server, roles, databases, sessions)
+    outcome = await fire(daemon, databases.target)
+    assert outcome.run.state == "acted"
+
+    labels = pool_exhausted(databases.target)["alerts"][0]["labels"]
+    status, _ = await daemon.post(notification([alert(labels, status="resolved")]))
+    assert status == 200
+    await daemon.settle()
+
+    decided = await decision(daemon, outcome.episode.id, follow_up)
+    assert (decided.kind, decided.reason) == ("skipped", "no follow-up: the alert resolved")
+    assert await daemon.engine.store.escalations_for(outcome.episode.id) == []
+
+
+async def test_a_verified_fix_needs_nothing_more_even_while_still_firing(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    daemon = await start_acting(make_daemon, registry, postgres_server, roles, databases, sessions)
+    outcome = await fire(daemon, databases.target)
+    # Prometheus saw the pool recover before Alertmanager sent the resolved notification.
+    await daemon.engine.store.record_verification(
+        episode_id=outcome.episode.id,
+        run_id=outcome.run.id,
+        playbook=outcome.run.playbook,
+        target_key=outcome.run.target_key,
+        query="hikaricp_connections_active >= hikaricp_connections_max",
+        result="verified",
+        detail="0 series returned",
+    )
+
+    decided = await decision(daemon, outcome.episode.id, follow_up)
+    assert decided.reason == "no follow-up: the verification proved the fix"
+    assert await daemon.engine.store.escalations_for(outcome.episode.id) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({}, RESTART),
+        ({"deployment": "orders; rm -rf /"}, "label 'deployment' is not a valid Kubernetes name"),
+    ],
+)
+async def test_nothing_to_terminate_goes_straight_to_the_restart_step(
+    labels: dict[str, str],
+    expected: str,
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    db = databases.target
+    young = await sessions.idle_in_transaction(roles.app, db)
+    daemon = await start(
+        make_daemon, registry, {db: database(postgres_server, roles.remediator, db)}
+    )
+
+    outcome = await fire(daemon, db, **labels)
+
+    assert outcome.run.state == "noop", outcome.run.error
+    assert outcome.actions == [] and outcome.run.evidence["eligible_sessions"] == 0
+    assert await sessions.alive({young}) == {young}
+    [escalation] = outcome.escalations
+    assert escalation.reason.startswith("no session was idle in transaction for more than 2 s")
+    assert expected in escalation.reason
+    # A crafted label is quoted as bad input, never built into a command to copy and paste.
+    assert escalation.reason.count("kubectl") == (1 if expected == RESTART else 0)
