@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from remediator.testing.kube import manifests
 from remediator.testing.kube.api import Selection, Target
 from remediator.testing.kube.controllers import ControllerManager
 from remediator.testing.kube.faults import Faults
@@ -57,7 +58,6 @@ class KubeEmulator:
         self._controllers = ControllerManager(
             self.store, tick=tick, ready_after=ready_after, crash_interval=crash_interval
         )
-        self._tick = tick
         self._runner: web.AppRunner | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.url = ""
@@ -170,17 +170,18 @@ class KubeEmulator:
         Ready after `ready_after`). With `paused=True` the Deployment is paused after that
         first rollout started, the usual state of a workload someone paused mid-life.
         """
-        labels = labels or {"app": name}
-        spec: JsonObj = {
-            "replicas": replicas,
-            "selector": {"matchLabels": dict(labels)},
-            "template": _pod_template(name, image, labels),
-            "progressDeadlineSeconds": progress_deadline_seconds,
-        }
-        if strategy is not None:
-            spec["strategy"] = strategy
-        obj = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec}
-        created = self._create(DEPLOYMENTS, obj)
+        created = self._create(
+            DEPLOYMENTS,
+            manifests.deployment(
+                namespace,
+                name,
+                replicas=replicas,
+                image=image,
+                labels=labels,
+                progress_deadline_seconds=progress_deadline_seconds,
+                strategy=strategy,
+            ),
+        )
         if not paused:
             return created
         target = Target(DEPLOYMENTS, namespace, name)
@@ -201,18 +202,19 @@ class KubeEmulator:
         update_strategy: JsonObj | None = None,
         pod_management_policy: str = "OrderedReady",
     ) -> JsonObj:
-        labels = labels or {"app": name}
-        spec: JsonObj = {
-            "replicas": replicas,
-            "serviceName": name,
-            "selector": {"matchLabels": dict(labels)},
-            "template": _pod_template(name, image, labels),
-            "podManagementPolicy": pod_management_policy,
-        }
-        if update_strategy is not None:
-            spec["updateStrategy"] = update_strategy
-        obj = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec}
-        return self._create(STATEFULSETS, obj)
+        """A StatefulSet; pods `NAME-0..N-1` start in order, each once the previous is Ready."""
+        return self._create(
+            STATEFULSETS,
+            manifests.statefulset(
+                namespace,
+                name,
+                replicas=replicas,
+                image=image,
+                labels=labels,
+                update_strategy=update_strategy,
+                pod_management_policy=pod_management_policy,
+            ),
+        )
 
     def add_hpa(
         self,
@@ -225,27 +227,15 @@ class KubeEmulator:
         target_kind: str = "Deployment",
     ) -> JsonObj:
         """An autoscaling/v2 HPA on `target` (default: the workload called NAME)."""
-        spec = {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": target_kind,
-                "name": target or name,
-            },
-            "minReplicas": min_replicas,
-            "maxReplicas": max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 80},
-                    },
-                }
-            ],
-        }
-        return self._create(
-            HPAS, {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        manifest = manifests.hpa(
+            namespace,
+            name,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target=target,
+            target_kind=target_kind,
         )
+        return self._create(HPAS, manifest)
 
     def add_pdb(
         self,
@@ -256,14 +246,14 @@ class KubeEmulator:
         min_available: int | str | None = None,
         max_unavailable: int | str | None = None,
     ) -> JsonObj:
-        spec: JsonObj = {"selector": {"matchLabels": dict(selector)}}
-        if min_available is not None:
-            spec["minAvailable"] = min_available
-        if max_unavailable is not None:
-            spec["maxUnavailable"] = max_unavailable
-        return self._create(
-            PDBS, {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        manifest = manifests.pdb(
+            namespace,
+            name,
+            selector=selector,
+            min_available=min_available,
+            max_unavailable=max_unavailable,
         )
+        return self._create(PDBS, manifest)
 
     def set_template_health(
         self, namespace: str, workload: str, *, image: str, healthy: bool
@@ -331,10 +321,3 @@ class KubeEmulator:
             timeout_s=timeout_s,
             what=f"deployment {namespace}/{name} to roll out",
         )
-
-
-def _pod_template(name: str, image: str, labels: dict[str, str]) -> JsonObj:
-    return {
-        "metadata": {"labels": dict(labels)},
-        "spec": {"containers": [{"name": name, "image": image}]},
-    }
