@@ -141,7 +141,9 @@ class DatabaseSettings(Section):
         default_factory=lambda: ["pg_dump"],
         description="application_name values whose sessions are never terminated.",
     )
-    connect_timeout_seconds: float = Field(5.0, gt=0)
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Seconds to wait for a connection; then the run fails."
+    )
     statement_timeout_ms: int = Field(10_000, ge=100, description="Server-side, per statement.")
     terminate_wait_ms: int = Field(
         500, ge=0, description="How long pg_terminate_backend waits for each session to exit."

@@ -50,10 +50,12 @@ async def start(
     *,
     mode: str = "auto",
     params: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Daemon:
     return await make_daemon(
         registry,
         config={
+            **(config or {}),
             "mode": mode,
             "databases": databases,
             "playbooks": {

@@ -237,3 +237,31 @@ async def test_an_alias_names_the_same_database_and_target(
     assert outcome.run.target_key == "Database/orders"
     assert outcome.run.evidence["datname"] == db  # from the DSN: the database it connects to
     assert await sessions.alive({stuck}) == set()
+
+
+async def test_the_blast_radius_guard_sees_the_exact_count_and_can_refuse(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    db = databases.target
+    stuck = {await sessions.idle_in_transaction(roles.app, db) for _ in range(3)}
+    await past_threshold()
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        config={"guards": {"blast_radius": {"max_sessions_per_run": 2}}},
+    )
+
+    outcome = await fire(daemon, db)
+
+    assert outcome.run.state == "refused"
+    assert "3 database sessions in one run exceeds 2" in (outcome.run.error or "")
+    [action] = outcome.actions
+    assert action.state == "refused" and action.change == {"sessions": 3}
+    assert await sessions.alive(stuck) == stuck
+    assert outcome.escalations
