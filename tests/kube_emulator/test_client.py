@@ -391,6 +391,13 @@ async def test_crash_looping_pod_can_be_evicted_while_the_budget_is_healthy(
         ]
 
     await emu.wait_for(lambda: len(crashing()) == 1, what="a crash-looping pod")
+    budget = emu.get("policy/v1", "poddisruptionbudgets", "shop", "api-pdb")["status"]
+    # Four pods, but the budget counts the Deployment's scale, not the surge pod.
+    assert (budget["expectedPods"], budget["currentHealthy"], budget["disruptionsAllowed"]) == (
+        3,
+        3,
+        0,
+    )
     core = client.CoreV1Api(api)
     healthy = next(p["metadata"]["name"] for p in emu.pods("shop", "app=api") if _ready(p))
     with pytest.raises(ApiException) as forbidden:

@@ -43,8 +43,8 @@ class HealthRules:
         else:
             self._unhealthy.add(key)
 
-    def crashing(self, namespace: str, workload: str, images: list[str]) -> bool:
-        return any((namespace, workload, image) in self._unhealthy for image in images)
+    def crashing(self, namespace: str, workload: str, image: str) -> bool:
+        return (namespace, workload, image) in self._unhealthy
 
 
 def workload_name(store: Store, pod: JsonObj) -> str:
@@ -86,21 +86,27 @@ class PodLifecycle:
         old: JsonObj = pod.get("status") or {}
         containers = pod["spec"].get("containers") or []
         started = now >= clock.born + self._ready_after
-        crashing = started and self._rules.crashing(
-            pod["metadata"]["namespace"],
-            workload_name(store, pod),
-            [c.get("image", "") for c in containers],
-        )
-        if crashing and (
+        namespace, workload = pod["metadata"]["namespace"], workload_name(store, pod)
+        crashing = {
+            c["name"]
+            for c in containers
+            if started and self._rules.crashing(namespace, workload, c.get("image", ""))
+        }
+        # One restart clock per pod: every crashing container restarts on the same beat.
+        crashed_now = bool(crashing) and (
             clock.last_crash is None or now - clock.last_crash >= self._crash_interval
-        ):
+        )
+        if crashed_now:
             clock.last_crash = now
-            crashed_now = True
-        else:
-            crashed_now = False
         old_statuses = {c.get("name"): c for c in old.get("containerStatuses") or []}
         statuses = [
-            _container_status(c, old_statuses.get(c["name"]) or {}, started, crashing, crashed_now)
+            _container_status(
+                c,
+                old_statuses.get(c["name"]) or {},
+                started,
+                c["name"] in crashing,
+                crashed_now and c["name"] in crashing,
+            )
             for c in containers
         ]
         ready = started and not crashing

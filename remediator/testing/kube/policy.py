@@ -63,20 +63,30 @@ class HpaController:
                 store.update(HPAS, hpa, status_only=True)
 
 
+def _scale_owner(store: Store, pod: JsonObj) -> JsonObj | None:
+    """The controller whose scale governs a pod: Deployment over ReplicaSet, as the real PDB."""
+    ref = controller_ref(pod)
+    rt = _SCALABLE.get(ref["kind"]) if ref else None
+    if ref is None or rt is None:
+        return None
+    namespace = pod["metadata"]["namespace"]
+    owner = store.get(rt, namespace, ref["name"])
+    parent = controller_ref(owner) if owner and rt == REPLICASETS else None
+    if parent is not None and parent["kind"] == "Deployment":
+        return store.get(DEPLOYMENTS, namespace, parent["name"]) or owner
+    return owner
+
+
 def _expected_pods(store: Store, pods: list[JsonObj]) -> int:
     """Pods the budget should see: the scale of each owning controller, else 1 per pod."""
     expected, seen = 0, set()
     for pod in pods:
-        ref = controller_ref(pod)
-        rt = _SCALABLE.get(ref["kind"]) if ref else None
-        if ref is None or rt is None:
+        owner = _scale_owner(store, pod)
+        if owner is None:
             expected += 1
-            continue
-        if ref["uid"] in seen:
-            continue
-        seen.add(ref["uid"])
-        owner = store.get(rt, pod["metadata"]["namespace"], ref["name"])
-        expected += int(owner["spec"].get("replicas", 1)) if owner else 1
+        elif owner["metadata"]["uid"] not in seen:
+            seen.add(owner["metadata"]["uid"])
+            expected += int(owner["spec"].get("replicas", 1))
     return expected
 
 
