@@ -79,23 +79,21 @@ GROUP BY 1 ORDER BY 1"""
 class DatabaseError(Exception):
     """A database step failed; the message says which database and what to fix."""
 
-    kind = "database_error"
-
 
 class DatabaseUnreachable(DatabaseError):
-    kind = "unreachable"
+    """No connection: nothing listens, the server refuses clients, or the connection broke."""
 
 
 class AuthenticationFailed(DatabaseError):
-    kind = "authentication_failed"
+    """Wrong password, unknown role, or pg_hba.conf rejects the daemon."""
 
 
 class PrivilegeMissing(DatabaseError):
-    kind = "privilege_missing"
+    """The role lacks what the step needs; the message names the GRANT."""
 
 
 class StatementTimeout(DatabaseError):
-    kind = "statement_timeout"
+    """The server cancelled a statement after `statement_timeout_ms` (or stopped answering)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,7 @@ class SessionFilter:
     protected_applications: tuple[str, ...] = ()
 
     def params(self) -> dict[str, Any]:
-        """The bind parameters by name, in $1..$8 order (recorded with the statement)."""
+        """The bind parameters by name, in $1..$8 order: what is recorded is what is bound."""
         return {
             "datname": self.datname,
             "idle_threshold_seconds": self.idle_threshold_seconds,
@@ -135,7 +133,9 @@ class Session:
     state: str
     idle_seconds: float
     query: str
-    terminated: bool | None = None  # None: only listed (shadow mode)
+    # None: only listed (shadow mode). False: signalled, but still there after
+    # terminate_wait_ms (it usually exits soon after), or it had already gone.
+    terminated: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -238,26 +238,15 @@ class Connection:
 
     async def select(self, which: SessionFilter) -> Selection:
         async with _statement(self._database):
-            rows = await self._conn.fetch(SELECT_SQL, *_args(which))
+            rows = await self._conn.fetch(SELECT_SQL, *which.params().values())
         return _selection([dict(row) for row in rows])
 
     async def terminate(self, which: SessionFilter) -> Selection:
         async with _statement(self._database):
-            rows = await self._conn.fetch(TERMINATE_SQL, *_args(which), self.terminate_wait_ms)
+            rows = await self._conn.fetch(
+                TERMINATE_SQL, *which.params().values(), self.terminate_wait_ms
+            )
         return _selection([dict(row) for row in rows])
-
-
-def _args(which: SessionFilter) -> list[Any]:
-    return [
-        which.datname,
-        float(which.idle_threshold_seconds),
-        which.application_name,
-        which.user,
-        which.allow_superuser,
-        list(which.protected_applications),
-        which.limit,
-        QUERY_CHARS,
-    ]
 
 
 @asynccontextmanager
@@ -290,7 +279,9 @@ def _redact(message: str, dsn: str) -> str:
     return message
 
 
-def _connect_error(database: str, exc: BaseException, dsn_source: Callable[[], str]) -> Exception:
+def _connect_error(
+    database: str, exc: BaseException, dsn_source: Callable[[], str]
+) -> DatabaseError:
     # InvalidPasswordError is a subclass: wrong password, unknown role, pg_hba rejection.
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
         return AuthenticationFailed(f"database {database}: authentication failed: {exc}")
