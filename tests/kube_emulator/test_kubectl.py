@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,29 @@ async def test_apply_and_create_from_manifests(
     namespace.write_text(json.dumps(extra))
     assert (await kubectl.run("create", "-f", str(namespace))).strip() == "namespace/extra created"
     assert emu.get("v1", "namespaces", "", "extra")["status"]["phase"] == "Active"
+
+
+async def test_standalone_emulator_for_demos(tmp_path: Path, kubectl_binary: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "remediator.testing.kube",
+        f"--kubeconfig={kubeconfig}",
+        "--ready-after=0.1",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(10):
+            banner = (await process.stdout.readline()).decode()
+        assert "kube emulator at http://127.0.0.1:" in banner
+        home = tmp_path / "home"
+        home.mkdir()
+        out = await Kubectl(kubeconfig, home).run("get", "deploy,sts", "-n", "shop")
+        assert "deployment.apps/api" in out
+        assert "statefulset.apps/redis" in out
+    finally:
+        process.terminate()
+        async with asyncio.timeout(10):
+            assert await process.wait() == 0

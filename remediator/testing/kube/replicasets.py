@@ -29,7 +29,7 @@ def pods_by_controller(store: Store, namespace: str | None = None) -> dict[str, 
 
 
 def deletion_order(pods: list[JsonObj]) -> list[JsonObj]:
-    """Pods in the order they should be removed: newest, then crashing, then not ready."""
+    """Pods in removal order: not ready, then pending, then most restarts, newest first."""
 
     def value(pod: JsonObj) -> tuple[bool, bool, int]:
         status = pod.get("status") or {}
