@@ -1,13 +1,14 @@
 """The seams the pipeline calls out to: guards, escalation, reports, verification.
 
-The pipeline depends on these protocols only; the governance and reporting layers provide
-the real implementations. The defaults here are the honest minimum: no extra guards, and
-escalations recorded durably (so nothing is lost before any channel is configured).
+The pipeline depends on these protocols only; the governance layer (engine/guards, verify.py,
+escalate.py, approvals.py) and the reporting layer provide the real implementations, which
+`Engine.start` builds from the settings. What stays here is shared by them: the durable record
+of an escalation, and no reports until reporting is configured.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from remediator.alertmanager import Alert
@@ -72,14 +73,6 @@ class Approvals(Protocol):
         ...
 
 
-class NoGuards:
-    async def check(self, run: RunInfo, action: Action) -> None:
-        return None
-
-    def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
-        return nullcontext()
-
-
 class RecordingEscalator:
     """Records every escalation; engine/escalate.py delivers them to the channels on top."""
 
@@ -101,9 +94,4 @@ class RecordingEscalator:
 
 class NoReports:
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None:
-        return None
-
-
-class NoVerification:
-    async def schedule(self, spec: PlaybookSpec, run: RunInfo, alert: Alert) -> None:
         return None
