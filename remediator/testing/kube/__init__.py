@@ -1,16 +1,19 @@
 """An in-process Kubernetes API server emulator for tests and demos.
 
 Speaks enough of the real REST protocol (discovery, CRUD, the three patch
-types, scale/status/eviction subresources, watches, server-side tables) that
-the `kubernetes` Python client and stock `kubectl` work against it unmodified,
-with small controllers that make Deployments, ReplicaSets, StatefulSets, HPAs
-and PDBs behave like a cluster.
+types, scale/status/eviction subresources, watches, server-side tables, an
+OpenAPI v3 index) that the `kubernetes` Python client and stock `kubectl`
+work against it unmodified, with small controllers that make Deployments,
+ReplicaSets, StatefulSets, HPAs and PDBs behave like a cluster. Run
+`python -m remediator.testing.kube --kubeconfig PATH` for a standalone one.
 """
 
+from remediator.testing.kube import manifests
 from remediator.testing.kube.emulator import DEFAULT_NAMESPACES, EmulatorError, KubeEmulator
 from remediator.testing.kube.errors import ApiError
 from remediator.testing.kube.faults import Fault, Faults
 from remediator.testing.kube.server import RecordedRequest
+from remediator.testing.kube.store import WatchEvent
 
 __all__ = [
     "DEFAULT_NAMESPACES",
@@ -20,4 +23,6 @@ __all__ = [
     "Faults",
     "KubeEmulator",
     "RecordedRequest",
+    "WatchEvent",
+    "manifests",
 ]
