@@ -126,7 +126,7 @@ class Outbox:
             stop=stop_after_attempt(s.quick_retries + 1),
             wait=wait_exponential_jitter(
                 multiplier=s.quick_wait_seconds,
-                max=max(s.quick_wait_seconds * 4, 0.0),
+                max=s.quick_wait_seconds * 4,
                 jitter=s.quick_wait_seconds,
             ),
             retry=retry_if_exception(_quick_retry),

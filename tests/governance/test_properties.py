@@ -9,6 +9,7 @@ import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,6 @@ streams = st.lists(
 
 
 def payload(batch: list[tuple[tuple[str, str, str, int], str]]) -> dict[str, Any]:
-    from datetime import timedelta
-
     return notification(
         [
             alert(
