@@ -1,1 +1,2 @@
-"""Network clients: the only modules that talk to Kubernetes, Prometheus, PostgreSQL, Slack, PagerDuty."""
+"""Network clients: the only modules that talk to Kubernetes, Prometheus, PostgreSQL, Slack and
+PagerDuty."""
