@@ -103,6 +103,11 @@ def _controller(obj: JsonObj) -> str:
     return f"{ref.get('kind', '')}/{ref.get('name', '')}"
 
 
+def _scale_target(hpa: JsonObj) -> str:
+    ref = hpa["spec"].get("scaleTargetRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
 def _involved(event: JsonObj) -> str:
     ref = event.get("involvedObject") or {}
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
@@ -150,9 +155,7 @@ _COLUMNS: dict[ResourceType, list[Column]] = {
     ],
     r.HPAS: [
         _NAME,
-        Column(
-            "Reference", "string", lambda o: "{kind}/{name}".format(**o["spec"]["scaleTargetRef"])
-        ),
+        Column("Reference", "string", _scale_target),
         Column("Targets", "string", lambda o: "<unknown>"),
         Column("MinPods", "integer", lambda o: o["spec"].get("minReplicas", 1)),
         Column("MaxPods", "integer", lambda o: o["spec"].get("maxReplicas", 0)),
