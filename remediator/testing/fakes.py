@@ -93,6 +93,10 @@ class _FakeService(ABC):
         """Answer the next requests with these failures, in order, then accept again."""
         self._failures.extend(failures)
 
+    def recover(self) -> None:
+        """Accept again now: drop the failures not used yet."""
+        self._failures.clear()
+
     async def start(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from remediator.store.records import Scope
+from remediator.testing.fakes import Failure, FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
     auto,
     firing,
     labels,
+    paging,
     post_and_settle,
     refusals,
     registry_with,
@@ -54,3 +56,20 @@ async def test_governance_state_survives_a_restart(make_daemon: MakeDaemon) -> N
     await post_and_settle(third, firing(labels("fresh")))
     assert (await refusals(third))[-1].startswith("storm_breaker: open since")
     assert world.targets() == ["Deployment/shop/orders"]
+
+
+async def test_queued_escalations_survive_a_restart(
+    make_daemon: MakeDaemon, pagerduty: FakePagerDuty
+) -> None:
+    pagerduty.fail_next(*[Failure(503)] * 1000)  # down for the whole first life
+    config = auto(escalation=paging(pagerduty.url))
+    first = await make_daemon(registry_with(World()), config=config)
+    await post_and_settle(first, firing(labels("a", namespace="kube-system")))
+    await pagerduty.wait_for_requests(2)
+    await first.client.close()
+    assert pagerduty.accepted == []
+    pagerduty.recover()
+    second = await make_daemon(registry_with(World()), config=config)
+    [event] = await pagerduty.wait_for(1)
+    [episode] = await second.engine.store.list_episodes()
+    assert event["event_action"] == "trigger" and event["dedup_key"] == episode.id
