@@ -45,9 +45,15 @@ def _type_name(annotation: Any) -> str:
     return " \\| ".join(_type_name(a) for a in args)
 
 
-def _default(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        value: Any = field.default_factory()  # type: ignore[call-arg]
+def _default(field: FieldInfo, section: BaseModel | None, name: str) -> str:
+    # A section's own default (e.g. per_target=RateWindow(max_actions=3)) wins over the
+    # defaults of its model's fields.
+    if section is not None:
+        value: Any = getattr(section, name)
+    elif field.is_required():
+        return "(required)"
+    elif field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
     else:
         value = field.default
     if isinstance(value, BaseModel) or value is None:
@@ -59,14 +65,17 @@ def _default(field: FieldInfo) -> str:
     return f"`{json.dumps(value, default=str)}`"
 
 
-def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+def rows(
+    model: type[BaseModel], prefix: str = "", section: BaseModel | None = None
+) -> list[tuple[str, str, str, str]]:
     out: list[tuple[str, str, str, str]] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
         nested = _model_of(annotation)
         if nested is not None:
-            out.extend(rows(nested, f"{key}."))
+            default = getattr(section, name) if section is not None else field.default
+            out.extend(rows(nested, f"{key}.", default if isinstance(default, nested) else None))
             continue
         origin = get_origin(annotation)
         if origin is dict:
@@ -75,7 +84,9 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, 
                 out.append((key, "map of sections", "`{}`", field.description or ""))
                 out.extend(rows(value_model, f"{key}.<name>."))
                 continue
-        out.append((key, _type_name(annotation), _default(field), field.description or ""))
+        out.append(
+            (key, _type_name(annotation), _default(field, section, name), field.description or "")
+        )
     return out
 
 
