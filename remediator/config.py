@@ -163,6 +163,56 @@ class DatabaseSettings(Section):
         return value
 
 
+class KubernetesRetrySettings(Section):
+    """Transient failures (5xx, 429, timeouts, dropped connections) are retried with a capped
+    exponential backoff with full jitter; any other 4xx fails at once with the API's message."""
+
+    attempts: int = Field(4, ge=1, description="Tries per API call, the first one included.")
+    initial_backoff_seconds: float = Field(
+        0.5, gt=0, description="Backoff scale: the n-th retry waits up to this times 2^n."
+    )
+    max_backoff_seconds: float = Field(8.0, gt=0, description="Cap of one backoff wait.")
+    max_retry_after_seconds: float = Field(
+        30.0, gt=0, description="Longest `Retry-After` of a 429/503 that is waited for."
+    )
+
+
+class KubernetesSettings(Section):
+    """How the daemon reaches the Kubernetes API (the `kube=` keyword of playbooks)."""
+
+    mode: Literal["none", "in_cluster", "kubeconfig", "url"] = Field(
+        "none",
+        description="none: no Kubernetes client (playbooks that need one are refused); "
+        "in_cluster: the pod's service account; kubeconfig: a kubeconfig file; url: `url` "
+        "with `token_file` and `ca_file`.",
+    )
+    kubeconfig: Path | None = Field(
+        None, description="kubeconfig file (mode kubeconfig); unset: $KUBECONFIG or ~/.kube/config."
+    )
+    context: str | None = Field(
+        None, description="kubeconfig context (mode kubeconfig); unset: its current-context."
+    )
+    url: str | None = Field(None, description="API server URL (mode url), e.g. https://host:6443.")
+    token_file: Path | None = Field(
+        None, description="Bearer token file (mode url); re-read on every request (rotation)."
+    )
+    ca_file: Path | None = Field(None, description="CA bundle for the API server (mode url).")
+    verify_tls: bool = Field(True, description="Check the API server's certificate (mode url).")
+    request_timeout_seconds: float = Field(
+        10.0, gt=0, description="Per API request; a timeout counts as a transient failure."
+    )
+    poll_seconds: float = Field(
+        2.0, gt=0, description="How often a playbook waiting on a rollout or a pod re-reads it."
+    )
+    retry: KubernetesRetrySettings = KubernetesRetrySettings()
+
+    @model_validator(mode="after")
+    def _mode_is_usable(self) -> KubernetesSettings:
+        if self.mode == "url" and not self.url:
+            raise ValueError("kubernetes.mode is url but kubernetes.url is not set")
+        return self
+
+
 class KillSwitchSettings(Section):
     default_expiry_seconds: float | None = Field(
         None, gt=0, description="Expiry of a pause given without one; unset: until resumed."
@@ -408,6 +458,7 @@ class Settings(BaseSettings):
     databases: dict[str, DatabaseSettings] = Field(
         default_factory=dict, description="PostgreSQL databases by name (see DatabaseSettings)."
     )
+    kubernetes: KubernetesSettings = KubernetesSettings()
     guards: GuardSettings = GuardSettings()
     approval: ApprovalSettings = ApprovalSettings()
     prometheus: PrometheusSettings = PrometheusSettings()

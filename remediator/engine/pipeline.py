@@ -157,20 +157,29 @@ class Pipeline:
             await self._no_playbook(episode, log)
             return
         if choice.target is None:
-            reason = f"no valid target: {choice.target_error}"
-            await self.store.record_decision(
-                item.episode_id, spec.name, DecisionKind.REFUSED, reason
+            await self._refuse(item, spec, f"no valid target: {choice.target_error}", log)
+            return
+        missing = sorted(spec.needs - set(self.clients))
+        if missing:
+            reason = (
+                f"needs the {', '.join(missing)} client, which the configuration does not "
+                "provide (see `kubernetes.mode` and `databases`)"
             )
-            self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
-            log.warning("refused", playbook=spec.name, reason=reason)
-            await self.escalator.escalate(
-                item.episode_id, None, reason, {"kind": "refused", "playbook": spec.name}
-            )
+            await self._refuse(item, spec, reason, log)
             return
         await self.store.record_decision(
             item.episode_id, spec.name, DecisionKind.MATCHED, f"target {choice.target.key}"
         )
         await self.run_playbook(spec, choice.target, episode, item, log)
+
+    async def _refuse(self, item: WorkItem, spec: PlaybookSpec, reason: str, log: Any) -> None:
+        """The playbook cannot run for this alert at all: recorded and escalated, no run."""
+        await self.store.record_decision(item.episode_id, spec.name, DecisionKind.REFUSED, reason)
+        self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
+        log.warning("refused", playbook=spec.name, reason=reason)
+        await self.escalator.escalate(
+            item.episode_id, None, reason, {"kind": "refused", "playbook": spec.name}
+        )
 
     async def _no_playbook(self, episode: EpisodeRecord, log: Any) -> None:
         await self.store.record_decision(

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from remediator.clients.kube import open_kube
 from remediator.clients.postgres import PostgresClient
-from remediator.config import DatabaseSettings, Settings
+from remediator.config import DatabaseSettings, KubernetesSettings, Settings
 from remediator.playbook import ClientFactory, ResolveScope
+from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import Postgres
 
 
@@ -40,7 +42,15 @@ async def build_clients(settings: Settings) -> ClientSet:
     clients = ClientSet()
     if settings.databases:
         add_postgres(clients, settings.databases)
+    if settings.kubernetes.mode != "none":
+        await add_kube(clients, settings.kubernetes)
     return clients
+
+
+async def add_kube(clients: ClientSet, settings: KubernetesSettings) -> None:
+    """`kube=`: one API client for the daemon; each run gets a view bound to it."""
+    client = await open_kube(settings)
+    clients.add("kube", lambda run: Kube(run, client), client.close)
 
 
 def add_postgres(clients: ClientSet, databases: Mapping[str, DatabaseSettings]) -> None:

@@ -23,6 +23,12 @@ from remediator.playbook.targets import Resolver
 PlaybookFn = Callable[..., Awaitable[Any]]
 F = TypeVar("F", bound=PlaybookFn)
 
+# What the engine passes every playbook (and `data` to revert and follow-up handlers); any other
+# keyword a playbook requires names a client (`kube`, `postgres`, ...).
+CONTEXT_KEYWORDS = frozenset(
+    {"alert", "episode", "params", "target", "run", "log", "mode", "dry_run", "data"}
+)
+
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +65,19 @@ class PlaybookSpec:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all_match(self.matchers, labels)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The clients the playbook cannot run without: its keyword-only parameters without a
+        default that are not part of the run's context. A default (`kube=None`) makes one
+        optional."""
+        return frozenset(
+            p.name
+            for p in inspect.signature(self.fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            and p.default is inspect.Parameter.empty
+            and p.name not in CONTEXT_KEYWORDS
+        )
 
 
 class PlaybookError(ValueError):
