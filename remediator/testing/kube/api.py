@@ -224,5 +224,12 @@ class ResourceApi:
             raise errors.bad_request("the request body must be a policy/v1 Eviction")
         if (body.get("metadata") or {}).get("name", target.name) != target.name:
             raise errors.bad_request("name in URL does not match name in Eviction object")
-        policy.evict(self.store, target.ns, target.obj_name, dry_run=dry_run)
+        options = body.get("deleteOptions") or {}
+        policy.evict(
+            self.store,
+            target.ns,
+            target.obj_name,
+            dry_run=dry_run,
+            preconditions=options.get("preconditions"),
+        )
         return status_body(201, "", success=True)

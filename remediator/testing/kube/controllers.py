@@ -1,6 +1,6 @@
 """The controller manager: runs every controller until the cluster settles.
 
-Controllers run in a fixed order within one pass (HPA, Deployments,
+Controllers run in a fixed order within one pass (KEDA, HPA, Deployments,
 ReplicaSets, StatefulSets, the kubelet stand-in, garbage collection, PDBs),
 and passes repeat until nothing changes, so one reconcile leaves the store
 consistent. The loop runs a reconcile every `tick` seconds, or immediately
@@ -16,7 +16,7 @@ import time
 
 from remediator.testing.kube.deployments import DeploymentController
 from remediator.testing.kube.pods import HealthRules, PodLifecycle
-from remediator.testing.kube.policy import HpaController, PdbController
+from remediator.testing.kube.policy import HpaController, KedaController, PdbController
 from remediator.testing.kube.replicasets import ReplicaSetController
 from remediator.testing.kube.resources import (
     CONTROLLERREVISIONS,
@@ -52,6 +52,7 @@ class ControllerManager:
         self.health = HealthRules()
         self._pods = PodLifecycle(self.health, ready_after, crash_interval)
         self._hpas = HpaController()
+        self._keda = KedaController()
         self._deployments = DeploymentController()
         self._replicasets = ReplicaSetController()
         self._statefulsets = StatefulSetController()
@@ -71,6 +72,7 @@ class ControllerManager:
         try:
             for _ in range(_MAX_PASSES):
                 before = self._store.resource_version
+                self._keda.sync(self._store)
                 self._hpas.sync(self._store)
                 self._deployments.sync(self._store, now)
                 self._replicasets.sync(self._store)

@@ -20,6 +20,7 @@ from remediator.testing.kube.resources import (
     PDBS,
     PODS,
     REPLICASETS,
+    SCALEDOBJECTS,
     STATEFULSETS,
     ResourceType,
 )
@@ -61,6 +62,28 @@ class HpaController:
             if status != hpa.get("status"):
                 hpa["status"] = status
                 store.update(HPAS, hpa, status_only=True)
+
+
+KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+
+
+class KedaController:
+    """The one KEDA behaviour remediation relies on: a ScaledObject annotated with
+    `autoscaling.keda.sh/paused-replicas: N` holds its target at N replicas. (Without metrics
+    there is no autoscaling to pause otherwise.)"""
+
+    def sync(self, store: Store) -> None:
+        for scaled in store.list(SCALEDOBJECTS):
+            value = (scaled["metadata"].get("annotations") or {}).get(KEDA_PAUSED_REPLICAS)
+            ref = scaled.get("spec", {}).get("scaleTargetRef") or {}
+            rt = _SCALABLE.get(ref.get("kind", "Deployment"))
+            namespace = scaled["metadata"]["namespace"]
+            target = store.get(rt, namespace, ref.get("name", "")) if rt else None
+            if rt is None or target is None or value is None or not str(value).isdigit():
+                continue
+            if int(target["spec"].get("replicas", 1)) != int(value):
+                target["spec"]["replicas"] = int(value)
+                store.update(rt, target)
 
 
 def _scale_owner(store: Store, pod: JsonObj) -> JsonObj | None:
@@ -143,9 +166,23 @@ class PdbController:
                 store.update(PDBS, pdb, status_only=True)
 
 
-def evict(store: Store, namespace: str, name: str, *, dry_run: bool = False) -> None:
-    """Delete a pod if no PodDisruptionBudget forbids it, else raise 429 like the apiserver."""
+def evict(
+    store: Store,
+    namespace: str,
+    name: str,
+    *,
+    dry_run: bool = False,
+    preconditions: JsonObj | None = None,
+) -> None:
+    """Delete a pod if no PodDisruptionBudget forbids it, else raise 429 like the apiserver.
+    `preconditions` (the Eviction's deleteOptions) pin the pod's uid or resourceVersion."""
     pod = store.require(PODS, namespace, name)
+    pre = preconditions or {}
+    meta = pod["metadata"]
+    if (pre.get("uid") and pre["uid"] != meta["uid"]) or (
+        pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]
+    ):
+        raise errors.conflict(PODS, name)
     labels = selectors.labels_of(pod)
     budgets = [
         pdb

@@ -149,6 +149,15 @@ EVENTS = ResourceType(
     status_subresource=False,
     tracks_generation=False,
 )
+# KEDA's CRD, served as if installed: enough for scenarios where KEDA owns a workload's scale.
+SCALEDOBJECTS = ResourceType(
+    "keda.sh",
+    "v1alpha1",
+    "ScaledObject",
+    "scaledobjects",
+    "scaledobject",
+    short_names=("so",),
+)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -161,6 +170,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     HPAS,
     PDBS,
     LEASES,
+    SCALEDOBJECTS,
 )
 
 
