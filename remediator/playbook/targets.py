@@ -90,6 +90,33 @@ def statefulset(label: str = "statefulset") -> Resolver:
     return workload("StatefulSet", label)
 
 
+def deployment_of_pod(pod_label: str = "pod", deployment_label: str = "deployment") -> Resolver:
+    """The Deployment owning the pod an alert names, so locks, rate limits and the pods-per-
+    episode budget count per workload, not per pod. The name comes from the `deployment` label
+    when present, else from the pod's name (`api-7d9f8c6b5-x2x7k` -> `api`: Deployment pods
+    are named `<deployment>-<template hash>-<suffix>`). The pod is kept in `extra["pod"]`; the
+    playbook confirms the ownership through the API before acting, so a wrong guess is refused,
+    never acted on."""
+
+    def resolve(labels: Mapping[str, str], scope: ResolveScope) -> Target:
+        namespace = dns_label(labels.get("namespace"), "namespace")
+        pod = dns_subdomain(labels.get(pod_label), pod_label)
+        if labels.get(deployment_label):
+            name = dns_subdomain(labels.get(deployment_label), deployment_label)
+        else:
+            owner, *rest = pod.rsplit("-", 2)
+            if len(rest) != 2 or not owner:
+                raise TargetError(
+                    f"label {deployment_label!r} is missing and pod {pod!r} is not named like "
+                    "a Deployment's pod"
+                )
+            name = dns_subdomain(owner, f"{deployment_label} (from the pod name)")
+        return Target(kind="Deployment", name=name, namespace=namespace, extra={"pod": pod})
+
+    resolve.__doc__ = f"the Deployment owning the pod named by label {pod_label!r}"
+    return resolve
+
+
 def database(label: str = "datname", mapping: Mapping[str, str] | None = None) -> Resolver:
     """A database from the config, chosen by a label value (optionally through a mapping)."""
 

@@ -1,0 +1,260 @@
+"""KafkaLagHigh and HighLatency/HighResponseTime: scale the Deployment up by a bounded step.
+
+The runbooks:
+
+  * 003 "High Consumer Lag" / "Kafka Topic Lag": `kubectl scale deployment <consumer>
+    --replicas=5`; "if lag continues to grow after scaling, escalate immediately";
+  * 000 "Slow Data Ingestion": scale horizontally;
+  * 002 "High Response Time": increase replicas (its HPA runs 3-20 replicas).
+
+What the playbooks do, for the Deployment named by the alert's `namespace` and `deployment`
+labels (refused when a label is missing or invalid, or the Deployment does not exist):
+
+  1. read its replicas and what owns them: a KEDA ScaledObject or an HPA whose
+     `scaleTargetRef` names it, or nobody;
+  2. add `step` replicas, capped by `max_replicas` (and the blast-radius guard's own cap) and,
+     for Kafka consumers, by the topic's partition count (consumers beyond it sit idle while
+     every scale rebalances the group); through the owner, never against it:
+       - nobody: patch the Deployment's scale subresource;
+       - an HPA: raise its `minReplicas` (the HPA scales up to it; never above its
+         `maxReplicas`);
+       - KEDA: set the ScaledObject's `autoscaling.keda.sh/paused-replicas` (KEDA holds the
+         workload at that count);
+  3. never scale down while the alert fires: already at (or above) the cap means no change and
+     an escalation, because the runbook's remedy is used up;
+  4. after the alert resolves and `cooldown_seconds` passed (`run.on_resolved`, a durable
+     timer), return to what it found: the replicas, the HPA's floor, the ScaledObject's
+     annotation; unless someone changed it since, which is then left alone and recorded.
+
+The partition count (scale-on-lag only) is the smallest of: the alert's `partitions` label,
+its `partitions` annotation (e.g. a rule joining `kafka_topic_partitions`), and the
+`partitions` parameter. Unknown, the playbook does not scale and escalates: guessing could
+leave consumers idle and rebalance the group for nothing. A label can only lower the cap.
+
+Verification: scale-on-lag checks after 5 minutes that the group's lag stopped growing
+(runbook 003: growing lag after scaling is escalated); scale-on-latency that the alert's own
+expression no longer fires. Recorded: the replicas before, the owner, the cap and why, the
+exact patch; shadow mode records the patch and changes nothing.
+
+Parameters (`playbooks.scale-on-lag.params`, `playbooks.scale-on-latency.params`): see
+`LagParams` and `LatencyParams` below.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from remediator.alertmanager import Alert
+from remediator.playbook import Run, Target, Verify, playbook, targets
+from remediator.playbook import workloads as w
+from remediator.playbook.kube import Autoscaler, Kube
+
+
+class LatencyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: int = Field(2, ge=1, le=20, description="Replicas added, once per alert episode.")
+    max_replicas: int = Field(
+        20,
+        ge=1,
+        description="Never scale beyond this (runbook 002's HPA allows 20); the blast-radius "
+        "guard's `max_replicas` applies as well.",
+    )
+    cooldown_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="After the alert resolved, wait this long before returning to the "
+        "replicas found (the HPA's default scale-down window is 300 s too).",
+    )
+    scale_back: bool = Field(
+        True, description="Return to what was found after the alert resolved and the cool-down."
+    )
+
+
+class LagParams(LatencyParams):
+    max_replicas: int = Field(
+        10, ge=1, description="Never scale beyond this; the partition count caps it further."
+    )
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Partition count of the consumed topic when the alert carries none (a "
+        "`partitions` label or annotation); the smallest known value caps the consumers. "
+        "Unknown: no scaling, escalated.",
+    )
+
+
+def partition_cap(alert: Alert, params: LagParams) -> int | None:
+    """The smallest partition count the alert or the parameters state (a label can only lower
+    the cap, never raise it)."""
+    known = [params.partitions] if params.partitions else []
+    for source in (alert.labels, alert.annotations):
+        value = source.get("partitions", "")
+        if value.isdigit() and int(value) > 0:
+            known.append(int(value))
+    return min(known) if known else None
+
+
+async def scale_up(
+    *,
+    target: Target,
+    kube: Kube,
+    run: Run,
+    step: int,
+    cap: int,
+    why: str,
+    cooldown: float | None,
+) -> None:
+    """Add `step` replicas up to `cap`, through whatever owns the replica count."""
+    deployment = await kube.workload(target)
+    replicas = int(w.spec(deployment).get("replicas", 1))
+    owner = await kube.autoscaler(target)
+    run.evidence("replicas_before", replicas)
+    run.evidence("owner", f"{owner.kind} {owner.name}" if owner else "the Deployment")
+    low, high = owner.hpa_bounds if owner is not None and owner.kind == "hpa" else (0, cap)
+    if high < cap:
+        cap, why = high, f"the HPA's maxReplicas {high}"
+    run.evidence("cap", {"replicas": cap, "why": why})
+    wanted = min(replicas + step, cap)
+    if wanted <= replicas:
+        run.escalate(
+            f"{target.key} already runs {replicas} replica(s), at or above the cap of {cap} "
+            f"({why}); scaling further is for humans"
+        )
+        return
+    data: dict[str, Any] = {"replicas_found": replicas, "set": wanted}
+    if owner is None:
+        await kube.scale(target, wanted, before=replicas)
+        data.update(how="deployment", found=replicas)
+    elif owner.kind == "hpa":
+        await kube.set_hpa_min_replicas(
+            target, owner.name, wanted, before=low, replicas=(replicas, wanted)
+        )
+        data.update(how="hpa", object=owner.name, found=low)
+    else:
+        await kube.set_keda_paused_replicas(
+            target, owner.name, wanted, before=owner.paused_replicas, replicas=(replicas, wanted)
+        )
+        data.update(how="keda", object=owner.name, found=owner.paused_replicas)
+    run.evidence("replicas_after", wanted)
+    if cooldown is None:
+        return
+    run.evidence("scale_back", {"after_resolved_seconds": cooldown, **data})
+    if not run.dry_run:  # shadow mode changed nothing, so there is nothing to undo
+        await run.on_resolved(cooldown, data)
+
+
+async def scale_back(*, target: Target, kube: Kube, run: Run, data: Any, **_: Any) -> None:
+    """After the alert resolved and the cool-down: undo what `scale_up` changed, if it is
+    still what it set."""
+    how, wanted = data["how"], data["set"]
+    deployment = await kube.workload(target)
+    replicas = int(w.spec(deployment).get("replicas", 1))
+    if how == "deployment":
+        if replicas != wanted:
+            run.evidence("left_alone", f"replicas are {replicas}, not the {wanted} it set")
+            return
+        await kube.scale(target, data["found"], before=replicas)
+        return
+    owner = await kube.autoscaler(target)
+    if owner is None or owner.name != data["object"]:
+        run.evidence("left_alone", f"the {how} {data['object']} no longer scales {target.key}")
+        return
+    if how == "hpa":
+        await _hpa_back(target, kube, run, owner, data, replicas)
+    else:
+        await _keda_back(target, kube, run, owner, data, replicas)
+
+
+async def _hpa_back(
+    target: Target, kube: Kube, run: Run, owner: Autoscaler, data: Any, replicas: int
+) -> None:
+    low, _ = owner.hpa_bounds
+    if low != data["set"]:
+        run.evidence("left_alone", f"minReplicas is {low}, not the {data['set']} it set")
+        return
+    # Lowering the floor lets the HPA scale down at its own pace; the count does not jump.
+    await kube.set_hpa_min_replicas(
+        target, owner.name, data["found"], before=low, replicas=(replicas, replicas)
+    )
+
+
+async def _keda_back(
+    target: Target, kube: Kube, run: Run, owner: Autoscaler, data: Any, replicas: int
+) -> None:
+    if owner.paused_replicas != str(data["set"]):
+        run.evidence("left_alone", f"paused-replicas is {owner.paused_replicas!r}")
+        return
+    found = data["found"]
+    await kube.set_keda_paused_replicas(
+        target,
+        owner.name,
+        None if found is None else int(found),
+        before=owner.paused_replicas,
+        replicas=(replicas, replicas if found is None else int(found)),
+    )
+
+
+LAG_GROWING = (
+    "sum by (consumergroup, topic) (delta(kafka_consumergroup_lag{"
+    'consumergroup="{{ $labels.consumergroup }}", topic="{{ $labels.topic }}"}[5m])) > 0'
+)
+
+
+@playbook(
+    match='alertname="KafkaLagHigh"',
+    target=targets.deployment(),
+    params=LagParams,
+    priority=10,
+    verify=Verify(bake=timedelta(minutes=5), promql=LAG_GROWING),
+    revert=scale_back,
+)
+async def scale_on_lag(
+    *, alert: Alert, target: Target, params: LagParams, kube: Kube, run: Run, **_: Any
+) -> None:
+    """Scale a lagging Kafka consumer Deployment up, never beyond the topic's partitions."""
+    partitions = partition_cap(alert, params)
+    if partitions is None:
+        run.escalate(
+            f"the partition count of topic {alert.labels.get('topic', '?')!r} is unknown (no "
+            "`partitions` label, annotation or parameter), so consumers were not scaled"
+        )
+        return
+    cap, why = params.max_replicas, "max_replicas"
+    if partitions < cap:
+        cap, why = partitions, f"{partitions} partitions"
+    await scale_up(
+        target=target,
+        kube=kube,
+        run=run,
+        step=params.step,
+        cap=cap,
+        why=why,
+        cooldown=params.cooldown_seconds if params.scale_back else None,
+    )
+
+
+@playbook(
+    match='alertname=~"HighLatency|HighResponseTime"',
+    target=targets.deployment(),
+    params=LatencyParams,
+    priority=10,
+    verify=Verify(bake=timedelta(minutes=5)),
+    revert=scale_back,
+)
+async def scale_on_latency(
+    *, target: Target, params: LatencyParams, kube: Kube, run: Run, **_: Any
+) -> None:
+    """Scale a slow Deployment up by a bounded step, through its HPA or KEDA if they own it."""
+    await scale_up(
+        target=target,
+        kube=kube,
+        run=run,
+        step=params.step,
+        cap=params.max_replicas,
+        why="max_replicas",
+        cooldown=params.cooldown_seconds if params.scale_back else None,
+    )

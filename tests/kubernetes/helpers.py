@@ -1,0 +1,169 @@
+"""Starting the daemon with one built-in playbook against the emulator, firing alerts through
+the webhook, and reading what was recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from remediator.alertmanager import Alert
+from remediator.playbook import Registry, load_file
+from remediator.store.records import (
+    ActionRecord,
+    DecisionRecord,
+    EpisodeRecord,
+    EscalationRecord,
+    RunRecord,
+)
+from remediator.testing.alerts import alert, notification
+from remediator.testing.kube import KubeEmulator, RecordedRequest
+from tests.conftest import Daemon, MakeDaemon
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+# Alerts started a while ago; resolved ones end now, so a cool-down counts from now.
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+# Retries fast enough for tests, with the same shape as production's.
+KUBE = {
+    "poll_seconds": 0.02,
+    "request_timeout_seconds": 2.0,
+    "retry": {
+        "attempts": 3,
+        "initial_backoff_seconds": 0.01,
+        "max_backoff_seconds": 0.05,
+        "max_retry_after_seconds": 0.2,
+    },
+}
+
+
+def registry(module: str) -> Registry:
+    """One built-in playbook file, loaded into a fresh registry as the daemon loads it."""
+    fresh = Registry()
+    problem = load_file(PLAYBOOKS / f"{module}.py", fresh)
+    assert problem is None, problem
+    return fresh
+
+
+@dataclass
+class Outcome:
+    episode: EpisodeRecord
+    runs: list[RunRecord]
+    actions: list[ActionRecord]
+    decisions: list[DecisionRecord]
+    escalations: list[EscalationRecord]
+    calls: list[dict[str, Any]]
+
+    @property
+    def run(self) -> RunRecord:
+        [only] = self.runs
+        return only
+
+    def acted(self) -> list[ActionRecord]:
+        return [a for a in self.actions if a.state == "succeeded"]
+
+
+@dataclass
+class Cluster:
+    emu: KubeEmulator
+    make_daemon: MakeDaemon
+    daemon: Daemon | None = None
+
+    async def start(
+        self,
+        module: str,
+        *,
+        mode: str = "auto",
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        guards: Mapping[str, Any] | None = None,
+        kube: Mapping[str, Any] | None = None,
+    ) -> Daemon:
+        """The daemon with `playbooks/<module>.py`; `params` by playbook name."""
+        config: dict[str, Any] = {
+            "mode": mode,
+            "kubernetes": {"mode": "url", "url": self.emu.url, **KUBE, **(kube or {})},
+            "playbooks": {name: {"params": dict(p)} for name, p in (params or {}).items()},
+        }
+        if guards is not None:
+            config["guards"] = guards
+        self.daemon = await self.make_daemon(registry(module), config=config)
+        return self.daemon
+
+    async def fire(self, labels: Mapping[str, str], *, minutes: int = 0, **kw: Any) -> Outcome:
+        """POST one firing alert through the webhook, wait until it was handled."""
+        return await self.post(alert(labels, starts_at=START + timedelta(minutes=minutes), **kw))
+
+    async def resolve(self, labels: Mapping[str, str], *, minutes: int = 0) -> Outcome:
+        starts = START + timedelta(minutes=minutes)
+        return await self.post(
+            alert(labels, status="resolved", starts_at=starts, ends_at=datetime.now(UTC))
+        )
+
+    async def post(self, payload: dict[str, Any]) -> Outcome:
+        daemon = self.daemon
+        assert daemon is not None, "start() first"
+        status, answer = await daemon.post(notification([payload]))
+        assert status == 200, answer
+        await daemon.settle()
+        return await self.outcome(Alert.model_validate(payload).episode_id)
+
+    async def outcome(self, episode_id: str) -> Outcome:
+        assert self.daemon is not None
+        store = self.daemon.engine.store
+        episode = await store.get_episode(episode_id)
+        assert episode is not None
+        return Outcome(
+            episode=episode,
+            runs=await store.runs_for(episode.id),
+            actions=await store.actions_for(episode.id),
+            decisions=await store.decisions_for(episode.id),
+            escalations=await store.escalations_for(episode.id),
+            calls=await store.calls_for(episode.id),
+        )
+
+    async def run_timers(self) -> int:
+        """Run the due durable timers now (scale-back, follow-ups) instead of waiting."""
+        assert self.daemon is not None
+        return await self.daemon.engine.timers.run_due()
+
+    def changes(self) -> list[RecordedRequest]:
+        """Every mutating request the emulator received (tests add objects directly)."""
+        return [r for r in self.emu.requests if r.method in ("PATCH", "POST", "PUT", "DELETE")]
+
+    async def patch(self, path: str, body: Any) -> None:
+        """Change an object as another actor (a human, a CD system) would, by merge patch."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.patch(
+                self.emu.url + path,
+                json=body,
+                headers={"Content-Type": "application/merge-patch+json"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+
+    def deployment(self, name: str, namespace: str = "shop") -> dict[str, Any]:
+        return self.emu.get("apps/v1", "deployments", namespace, name)
+
+    def replicas(self, name: str, namespace: str = "shop") -> int:
+        return int(self.deployment(name, namespace)["spec"]["replicas"])
+
+
+async def until(predicate: Callable[[], Any], *, timeout_s: float = 5.0, what: str = "") -> None:
+    """Poll a condition on the record (which the emulator's wait_for cannot see)."""
+    async with asyncio.timeout(timeout_s):
+        while not await _value(predicate()):
+            await asyncio.sleep(0.02)
+
+
+async def _value(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) else value
+
+
+def labels(alertname: str, namespace: str = "shop", **extra: str) -> dict[str, str]:
+    return {"alertname": alertname, "namespace": namespace, "severity": "warning", **extra}
