@@ -90,8 +90,8 @@ class WebhookSettings(Section):
     auth: WebhookAuthSettings = WebhookAuthSettings()
     max_alerts_per_notification: int = Field(1000, ge=1, description="More alerts: 422.")
     max_labels_per_alert: int = Field(128, ge=1, description="More labels on an alert: 422.")
-    max_label_value_bytes: int = Field(
-        4096, ge=16, description="Longer label or annotation values: 422."
+    max_label_value_chars: int = Field(
+        4096, ge=16, description="Longer label or annotation values (characters): 422."
     )
 
 

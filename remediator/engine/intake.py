@@ -44,18 +44,20 @@ class Intake:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
         self._batch_max = batch_max
         self._needs_work = needs_work
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger(component="intake")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._writer())
+        # Two writers: one records a batch while the other waits for its commit.
+        self._tasks = [asyncio.create_task(self._writer()) for _ in range(2)]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         while not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():

@@ -58,7 +58,7 @@ async def _receive(request: web.Request) -> web.Response:
         return _error(413, f"body larger than {limit} bytes")
     hooks = settings.webhook
     limits = Limits(
-        hooks.max_alerts_per_notification, hooks.max_labels_per_alert, hooks.max_label_value_bytes
+        hooks.max_alerts_per_notification, hooks.max_labels_per_alert, hooks.max_label_value_chars
     )
     try:
         notification = parse_notification(body, limits)

@@ -19,5 +19,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# One encoder for every write: json.dumps with options builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _ENCODE(value)

@@ -55,6 +55,9 @@ class SQLiteStore(GovernanceSQL):
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
+        # Reads use their own connection (and thread), so they never queue behind writes.
+        # Every write returns only after its commit, so a later read always sees it.
+        self._reader: aiosqlite.Connection | None = None
         self._lock = PriorityLock()
         # Group commit: writers share one open transaction; the committer task commits it
         # (one fsync) for everyone queued so far and resolves `_tx_done` for them.
@@ -71,12 +74,19 @@ class SQLiteStore(GovernanceSQL):
             await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await db.execute(
+                f"PRAGMA wal_autocheckpoint = {__import__('os').environ.get('WALCP', '1000')}"
+            )
             schema = resources.files("remediator.store").joinpath("schema.sql").read_text()
             await db.executescript(schema)
             await db.commit()
+            reader = await aiosqlite.connect(self.path)
+            await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await reader.execute("PRAGMA query_only = 1")
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open state file {self.path}: {exc}") from exc
         self._db = db
+        self._reader = reader
         self._committer = asyncio.create_task(self._commit_loop())
 
     async def close(self) -> None:
@@ -87,9 +97,10 @@ class SQLiteStore(GovernanceSQL):
             self._committer = None
             async with self._lock.hold(urgent=True):
                 await self._commit()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        for connection in (self._reader, self._db):
+            if connection is not None:
+                await connection.close()
+        self._db = self._reader = None
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -108,9 +119,9 @@ class SQLiteStore(GovernanceSQL):
         async with self._lock.hold(urgent=urgent):
             db = self.db
             try:
+                self._begin()
                 if not db.in_transaction:
                     await db.execute("BEGIN")
-                    self._tx_done = asyncio.get_running_loop().create_future()
                 await db.execute("SAVEPOINT w")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"state write failed: {exc}") from exc
@@ -141,9 +152,9 @@ class SQLiteStore(GovernanceSQL):
         async with self._lock.hold(urgent=urgent):
             db = self.db
             try:
+                self._begin()
                 if not db.in_transaction:
                     await db.execute("BEGIN")
-                    self._tx_done = asyncio.get_running_loop().create_future()
                 cursor = await db.execute(sql, params)
             except sqlite3.Error as exc:
                 self._dirty.set()
@@ -154,6 +165,11 @@ class SQLiteStore(GovernanceSQL):
         assert done is not None
         await asyncio.shield(done)
         return result
+
+    def _begin(self) -> None:
+        # Before any await: a cancellation mid-BEGIN must still leave a commit to wait for.
+        if self._tx_done is None:
+            self._tx_done = asyncio.get_running_loop().create_future()
 
     async def _commit_loop(self) -> None:
         while True:
@@ -188,7 +204,9 @@ class SQLiteStore(GovernanceSQL):
 
     async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
-            async with self.db.execute(sql, tuple(params)) as cursor:
+            if self._reader is None:
+                raise StoreUnavailable("store is not open")
+            async with self._reader.execute(sql, tuple(params)) as cursor:
                 cursor.row_factory = sqlite3.Row
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:

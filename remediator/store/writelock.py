@@ -8,6 +8,7 @@ first; background writers keep their FIFO order among themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +43,8 @@ class PriorityLock:
             if waiter.done() and not waiter.cancelled():
                 self._release()  # handed the lock while being cancelled: pass it on
             else:
-                (self._urgent if urgent else self._normal).remove(waiter)
+                with contextlib.suppress(ValueError):  # _release may have dropped it already
+                    (self._urgent if urgent else self._normal).remove(waiter)
             raise
 
     def _release(self) -> None:
