@@ -20,6 +20,7 @@ from remediator.store.records import (
     EpisodeRecord,
     EscalationRecord,
     RunRecord,
+    TimerRecord,
 )
 from remediator.testing.alerts import alert, notification
 from remediator.testing.kube import KubeEmulator, RecordedRequest
@@ -130,6 +131,11 @@ class Cluster:
         """Run the due durable timers now (scale-back, follow-ups) instead of waiting."""
         assert self.daemon is not None
         return await self.daemon.engine.timers.run_due()
+
+    async def timers(self, episode_id: str, kind: str) -> list[TimerRecord]:
+        assert self.daemon is not None
+        found = await self.daemon.engine.store.timers_for(episode_id)
+        return [t for t in found if t.kind == kind]
 
     def changes(self) -> list[RecordedRequest]:
         """Every mutating request the emulator received (tests add objects directly)."""
