@@ -91,7 +91,7 @@ class KubeClient:
             except KubeError as exc:
                 if not exc.conflict or attempt == CONFLICT_ATTEMPTS:
                     raise
-                fresh = await self.get(resource, namespace, name)
+                fresh = await self.get(resource, namespace, name, subresource)
                 why = precondition(fresh) if precondition is not None else None
                 if why is not None:
                     raise KubeError(

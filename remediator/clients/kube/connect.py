@@ -50,12 +50,14 @@ def _explicit(configuration: Any, settings: KubernetesSettings) -> None:
         configuration.ssl_ca_cert = str(settings.ca_file)
     if settings.token_file is not None:
         token_file = settings.token_file
-        _read_token(token_file)  # fail at start-up, not at the first remediation
+        # Read now to fail at start-up rather than at the first remediation; the key must be
+        # present for the client to ask the hook at all.
+        configuration.api_key["authorization"] = _read_token(token_file)
+        configuration.api_key_prefix["authorization"] = "Bearer"
 
         def refresh(conf: Any) -> None:
             # Projected service account tokens rotate; a re-read per request is cheap.
             conf.api_key["authorization"] = _read_token(token_file)
-            conf.api_key_prefix["authorization"] = "Bearer"
 
         configuration.refresh_api_key_hook = refresh
 
