@@ -425,6 +425,95 @@ class EscalationSettings(Section):
         return self
 
 
+class SlackReportSettings(Section):
+    """Where reports go: a bot token (`chat.postMessage`, one thread per episode) or, in a
+    simpler setup, an incoming webhook URL (one message per report, no threads)."""
+
+    channel: str | None = Field(
+        None, description="Channel ID or name for the bot token; unset (and no webhook): off."
+    )
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-...), `chat:write` scope.")
+    token_file: Path | None = Field(None, description="File holding the bot token.")
+    webhook_url: SecretStr | None = Field(
+        None, description="Incoming webhook URL, used when no channel is set (it is a secret)."
+    )
+    webhook_url_file: Path | None = Field(None, description="File holding the webhook URL.")
+    base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Per request.")
+
+    def token_value(self) -> str | None:
+        return read_secret(self.token, self.token_file, "reports.slack.token")
+
+    def webhook_value(self) -> str | None:
+        return read_secret(self.webhook_url, self.webhook_url_file, "reports.slack.webhook_url")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channel) or self.webhook_url is not None or bool(self.webhook_url_file)
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> SlackReportSettings:
+        if self.channel and self.token is None and self.token_file is None:
+            raise ValueError("reports.slack.channel is set but no token(_file)")
+        return self
+
+
+class ReportSettings(Section):
+    """Slack reports of what was done (silent healing: reports never page)."""
+
+    slack: SlackReportSettings = SlackReportSettings()
+    batch_threshold: int = Field(
+        10,
+        ge=1,
+        description="More reports than this waiting at once (an alert storm) go out as one "
+        "summary message.",
+    )
+    batch_window_seconds: float = Field(
+        3.0,
+        ge=0,
+        description="Reports wait this long before going out, so a storm can be summarised.",
+    )
+    admin_url: str | None = Field(
+        None, description="Base URL of the admin API, linked from summaries and reports."
+    )
+
+
+class AdminTokenSettings(Section):
+    name: str = Field(min_length=1, description="Who the token is; recorded in the audit log.")
+    role: Literal["read", "operator"] = Field(
+        "read", description="read: GET endpoints only; operator: also every mutation."
+    )
+    token: SecretStr | None = Field(None, description="The bearer token.")
+    token_file: Path | None = Field(None, description="File holding the bearer token.")
+
+    @model_validator(mode="after")
+    def _has_token(self) -> AdminTokenSettings:
+        if self.token is None and self.token_file is None:
+            raise ValueError(f"admin token {self.name!r}: set `token` or `token_file`")
+        return self
+
+    def value(self) -> str:
+        secret = read_secret(self.token, self.token_file, f"admin.tokens[{self.name}]")
+        if not secret:
+            raise ConfigError([f"admin.tokens[{self.name}]: empty token"])
+        return secret
+
+
+class AdminSettings(Section):
+    """The admin API under /admin/ on the same server; no tokens: every request gets 401."""
+
+    tokens: list[AdminTokenSettings] = Field(
+        default_factory=list, description="Bearer tokens: `{name, role, token or token_file}`."
+    )
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> AdminSettings:
+        names = [t.name for t in self.tokens]
+        if len(names) != len(set(names)):
+            raise ValueError("admin.tokens: names must be unique")
+        return self
+
+
 class LoggingSettings(Section):
     format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON lines otherwise."
@@ -463,6 +552,8 @@ class Settings(BaseSettings):
     approval: ApprovalSettings = ApprovalSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     escalation: EscalationSettings = EscalationSettings()
+    reports: ReportSettings = ReportSettings()
+    admin: AdminSettings = AdminSettings()
 
     @model_validator(mode="after")
     def _auth_is_usable(self) -> Settings:
