@@ -245,3 +245,38 @@ class Store(Protocol):
         ...
 
     async def audit_log(self, limit: int = 100) -> list[AuditRecord]: ...
+
+    # reports and the admin API (store/sqlite_admin.py)
+    async def report_thread(self, episode_id: str) -> str | None:
+        """The Slack `ts` of the episode's first report message (its thread), if posted."""
+        ...
+
+    async def set_report_thread(self, episode_id: str, channel: str, ts_: str) -> None: ...
+    async def outbox_for(self, episode_id: str) -> list[dict[str, Any]]:
+        """Every queued message of the episode (reports, escalations), delivered or not."""
+        ...
+
+    async def playbook_modes(self) -> dict[str, str]:
+        """Operator overrides of playbook modes, by playbook name."""
+        ...
+
+    async def set_playbook_mode(
+        self, playbook: str, mode: str | None, *, who: str, reason: str
+    ) -> None:
+        """Override a playbook's mode (None: back to the configuration); audited."""
+        ...
+
+    async def record_manual_episode(
+        self, alert: Alert, *, who: str, reason: str, details: dict[str, Any]
+    ) -> str:
+        """Record a synthetic, already-dispatched episode for a run by hand; audited."""
+        ...
+
+    async def record_audit(
+        self,
+        who: str,
+        action: str,
+        subject: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...

@@ -211,3 +211,21 @@ CREATE TABLE IF NOT EXISTS audit (
     reason TEXT NOT NULL,
     details TEXT NOT NULL
 );
+
+-- Reports (engine/report.py): the Slack thread of each episode, so replies after a restart
+-- still go in it.
+CREATE TABLE IF NOT EXISTS report_threads (
+    episode_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- Operator overrides of a playbook's mode (admin API); they win over the configuration.
+CREATE TABLE IF NOT EXISTS playbook_modes (
+    playbook TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    who TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);

@@ -38,6 +38,7 @@ from remediator.store.records import (
     WorkItem,
     WorkKind,
 )
+from remediator.store.sqlite_admin import AdminSQL
 from remediator.store.sqlite_governance import GovernanceSQL
 from remediator.store.writelock import PriorityLock
 
@@ -47,7 +48,7 @@ NO_WORK_REASON = (
 )
 
 
-class SQLiteStore(GovernanceSQL):
+class SQLiteStore(GovernanceSQL, AdminSQL):
     def __init__(
         self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
     ) -> None:
