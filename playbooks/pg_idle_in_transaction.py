@@ -22,12 +22,16 @@ The database role needs `pg_signal_backend` (to terminate other roles' sessions)
 nothing would ever match); a missing grant fails the run with the GRANT to run.
 
 Step 3 (`restart_deployment`): if the pool is still exhausted `follow_up_seconds` after the
-termination (the alert still fires and no verification proved the fix), or if nothing was
-eligible to terminate, the runbook restarts the application's Deployment, named by the alert's
-`namespace` and `deployment` labels. This daemon has no Kubernetes client yet, so that step
-escalates with the exact `kubectl rollout restart` command instead; the follow-up is a durable
-timer, so a restart of the daemon does not lose it. Shadow mode records the next step and
-escalates nothing.
+termination (the alert still fires and no verification proved the fix; a durable timer, so a
+restart of the daemon does not lose it), or at once if nothing was eligible to terminate, the
+playbook does a rollout restart of the application's Deployment, named by the alert's
+`namespace` and `deployment` labels (refused like any Kubernetes action: a missing or invalid
+label, a Deployment that does not exist or is paused, a denied namespace), and watches it roll
+out for `restart_deadline_seconds`. Step 4: if the pool is still exhausted
+`follow_up_seconds` after the restart, humans (raising the pool size is their decision).
+Without a Kubernetes client (`kubernetes.mode: none`) step 3 escalates the exact
+`kubectl rollout restart` command instead. Shadow mode records the next step and escalates
+nothing.
 
 Parameters (`playbooks.pg-idle-in-transaction.params`):
 
@@ -39,8 +43,10 @@ Parameters (`playbooks.pg-idle-in-transaction.params`):
   allow_superuser         Also terminate superusers' sessions. Default false; the daemon's
                           role must then be a superuser itself.
   restart_deployment      Take step 3 when step 2 did not help. Default true.
-  follow_up_seconds       How long step 2 gets to work before step 3. Default 300: longer than
-                          the verification's bake (2 minutes), so its verdict counts.
+  follow_up_seconds       How long step 2 (and step 3) gets to work before the next step.
+                          Default 300: longer than the verification's bake (2 minutes), so
+                          its verdict counts.
+  restart_deadline_seconds  How long the restart gets to roll out. Default 120.
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.alertmanager import Alert
-from remediator.playbook import ResolveScope, Run, TargetError, Verify, playbook, targets
+from remediator.playbook import ResolveScope, Run, Target, TargetError, Verify, playbook, targets
+from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import Postgres
 
 
@@ -65,12 +72,18 @@ class Params(BaseModel):
     allow_superuser: bool = False
     restart_deployment: bool = True
     follow_up_seconds: float = Field(300.0, gt=0)
+    restart_deadline_seconds: float = Field(120.0, gt=0)
+
+
+def application(alert: Alert) -> Target:
+    """The application's Deployment, as the alert's labels validly name it (or TargetError)."""
+    return targets.deployment()(alert.labels, ResolveScope())
 
 
 def restart_step(alert: Alert, why: str) -> str:
     """The runbook's next step for humans, naming only a Deployment the labels validly name."""
     try:
-        app = targets.deployment()(alert.labels, ResolveScope())
+        app = application(alert)
     except TargetError as exc:
         return f"{why}; the runbook's next step is to restart the application, but {exc}"
     return (
@@ -79,15 +92,47 @@ def restart_step(alert: Alert, why: str) -> str:
     )
 
 
-async def still_exhausted(*, alert: Alert, params: Params, run: Run, data: Any, **_: Any) -> None:
-    """Step 3, when the pool is still exhausted after the termination."""
-    run.escalate(
-        restart_step(
-            alert,
-            f"the pool is still exhausted {params.follow_up_seconds:g} s after terminating "
-            f"{data['terminated']} session(s) idle in transaction",
+async def restart(alert: Alert, params: Params, kube: Kube | None, run: Run, why: str) -> None:
+    """Step 3: restart the application's Deployment, then give it `follow_up_seconds`."""
+    if kube is None:
+        run.escalate(restart_step(alert, why))
+        return
+    try:
+        app = application(alert)
+    except TargetError as exc:
+        run.escalate(f"{why}; the runbook's next step is to restart the application, but {exc}")
+        return
+    run.evidence("restart_because", why)
+    await kube.rollout_restart(app)
+    rollout = await kube.wait_rollout(app, params.restart_deadline_seconds)
+    run.evidence("restart", rollout.describe())
+    if not rollout.done:
+        run.escalate(f"{why}; the rollout restart of {app.key} did not roll out: {rollout.reason}")
+        return
+    await run.follow_up(params.follow_up_seconds, {"restarted": app.key})
+
+
+async def still_exhausted(
+    *,
+    alert: Alert,
+    params: Params,
+    run: Run,
+    data: Any,
+    kube: Kube | None = None,
+    **_: Any,
+) -> None:
+    """The pool is still exhausted after step 2 (restart: step 3) or after step 3 (humans)."""
+    if "restarted" in data:
+        run.escalate(
+            f"the pool is still exhausted {params.follow_up_seconds:g} s after the rollout "
+            f"restart of {data['restarted']}; raising the pool size is for humans"
         )
+        return
+    why = (
+        f"the pool is still exhausted {params.follow_up_seconds:g} s after terminating "
+        f"{data['terminated']} session(s) idle in transaction"
     )
+    await restart(alert, params, kube, run, why)
 
 
 @playbook(
@@ -98,7 +143,15 @@ async def still_exhausted(*, alert: Alert, params: Params, run: Run, data: Any, 
     follow_up=still_exhausted,
 )
 async def pg_idle_in_transaction(
-    *, alert: Alert, target: Any, params: Params, postgres: Postgres, run: Run, log: Any, **_: Any
+    *,
+    alert: Alert,
+    target: Any,
+    params: Params,
+    postgres: Postgres,
+    run: Run,
+    log: Any,
+    kube: Kube | None = None,
+    **_: Any,
 ) -> None:
     """Terminate the sessions idle in transaction that exhaust the application's pool."""
     sessions = await postgres.terminate_idle_in_transaction(
@@ -117,10 +170,7 @@ async def pg_idle_in_transaction(
     elif sessions:
         await run.follow_up(params.follow_up_seconds, {"terminated": len(sessions)})
     else:
-        run.escalate(
-            restart_step(
-                alert,
-                "no session was idle in transaction for more than "
-                f"{params.idle_threshold_seconds:g} s",
-            )
+        why = (
+            f"no session was idle in transaction for more than {params.idle_threshold_seconds:g} s"
         )
+        await restart(alert, params, kube, run, why)

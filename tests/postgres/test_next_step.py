@@ -1,7 +1,8 @@
 """Step 3 of the runbook: when terminating did not help (or found nothing), restart the app.
 
-Without a Kubernetes client the step escalates with the exact command; it happens only if the
-alert still fires when the durable follow-up timer comes due.
+It happens only if the alert still fires when the durable follow-up timer comes due. With a
+Kubernetes client (the emulator here) the playbook does the rollout restart, and escalates if
+the pool is still exhausted after it; without one it escalates with the exact command.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from remediator.playbook import Registry
 from remediator.store.records import DecisionRecord
 from remediator.testing.alerts import alert, notification
+from remediator.testing.kube import KubeEmulator
 from remediator.testing.servers import PostgresServer
 from tests.conftest import Daemon, MakeDaemon
 from tests.postgres.conftest import Databases, Roles, Sessions
@@ -163,3 +165,113 @@ async def test_nothing_to_terminate_goes_straight_to_the_restart_step(
     assert expected in escalation.reason
     # A crafted label is quoted as bad input, never built into a command to copy and paste.
     assert escalation.reason.count("kubectl") == (1 if expected == RESTART else 0)
+
+
+# With a Kubernetes client, step 3 is done, not escalated.
+
+KUBE_FAST = {"poll_seconds": 0.02, "retry": {"attempts": 2, "initial_backoff_seconds": 0.01}}
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def restarted(emu: KubeEmulator) -> bool:
+    template = emu.get("apps/v1", "deployments", "shop", "orders")["spec"]["template"]
+    return RESTARTED_AT in (template["metadata"].get("annotations") or {})
+
+
+async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+    emu: KubeEmulator,
+) -> None:
+    emu.add_deployment("shop", "orders", replicas=2)
+    db = databases.target
+    await sessions.idle_in_transaction(roles.app, db)
+    await past_threshold()
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        params={"follow_up_seconds": 0.5},
+        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+    )
+
+    outcome = await fire(daemon, db)
+    assert outcome.run.state == "acted" and not restarted(emu)
+
+    decided = await decision(daemon, outcome.episode.id, lambda d: d.reason == "follow-up: acted")
+    assert decided.run_id == outcome.run.id
+    assert restarted(emu)
+    await emu.wait_rolled_out("shop", "orders")
+    actions = await daemon.engine.store.actions_for(outcome.episode.id)
+    restart = actions[-1]
+    assert (restart.verb, restart.object, restart.state) == (
+        "patch",
+        "Deployment/shop/orders",
+        "succeeded",
+    )
+    assert set(restart.body["spec"]["template"]["metadata"]["annotations"]) == {RESTARTED_AT}
+
+    # Step 4: the restart did not help either (the alert still fires): humans.
+    escalated = await decision(
+        daemon, outcome.episode.id, lambda d: "after the rollout restart" in d.reason
+    )
+    assert escalated.reason == (
+        "the pool is still exhausted 0.5 s after the rollout restart of Deployment/shop/orders; "
+        "raising the pool size is for humans"
+    )
+    assert len(await daemon.engine.store.actions_for(outcome.episode.id)) == len(actions)
+
+
+async def test_with_kubernetes_nothing_to_terminate_restarts_at_once(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    emu: KubeEmulator,
+) -> None:
+    emu.add_deployment("shop", "orders", replicas=1)
+    db = databases.target
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+    )
+
+    outcome = await fire(daemon, db)
+
+    assert outcome.run.state == "acted", outcome.run.error
+    assert restarted(emu) and outcome.escalations == []
+    assert outcome.run.evidence["restart_because"].startswith(
+        "no session was idle in transaction for more than 2 s"
+    )
+    assert outcome.run.evidence["restart"]["done"] is True
+
+
+async def test_with_kubernetes_the_restart_obeys_the_namespace_guard(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    emu: KubeEmulator,
+) -> None:
+    emu.add_deployment("kube-system", "orders", replicas=1)
+    db = databases.target
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+    )
+
+    outcome = await fire(daemon, db, namespace="kube-system")
+
+    assert outcome.run.state == "refused"
+    assert outcome.run.error == "blast_radius: namespace 'kube-system' is denied"
+    assert not [r for r in emu.requests if r.method == "PATCH"]
