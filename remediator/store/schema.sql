@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     alerts INTEGER NOT NULL,
     truncated_alerts INTEGER NOT NULL,
     new_episodes INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body BLOB NOT NULL  -- the raw request body, zlib-compressed
 );
 CREATE INDEX IF NOT EXISTS notifications_received ON notifications (received_at);
 
@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
     resolved_at TEXT,
+    -- Sightings, counted at most once a minute (re-sends within a minute only answer 2xx).
     notifications INTEGER NOT NULL DEFAULT 1,
     truncated INTEGER NOT NULL DEFAULT 0,
     first_notification TEXT NOT NULL,
@@ -36,7 +37,6 @@ CREATE INDEX IF NOT EXISTS episodes_pending_firing ON episodes (first_seen)
     WHERE firing_handled_at IS NULL AND status = 'firing';
 CREATE INDEX IF NOT EXISTS episodes_pending_resolved ON episodes (resolved_at)
     WHERE resolved_handled_at IS NULL AND status = 'resolved';
-CREATE INDEX IF NOT EXISTS episodes_last_seen ON episodes (last_seen);
 
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,

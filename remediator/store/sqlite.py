@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -42,10 +43,9 @@ from remediator.store.sqlite_admin import AdminSQL
 from remediator.store.sqlite_governance import GovernanceSQL
 from remediator.store.writelock import PriorityLock
 
-_MAX_PARAMS = 900
-NO_WORK_REASON = (
-    "no enabled playbook matches"  # below SQLite's historic limit of 999 host parameters
-)
+_MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
+NO_WORK_REASON = "no enabled playbook matches"
+RESEND_TOUCH = timedelta(seconds=60)
 
 
 class SQLiteStore(GovernanceSQL, AdminSQL):
@@ -226,16 +226,17 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 raise StoreUnavailable(f"state store not writable: {exc}") from exc
 
     # -- intake --------------------------------------------------------------------------
-    async def _statuses(self, ids: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    async def _statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(status, last_seen) of the known episodes among `ids`."""
+        found: dict[str, tuple[str, str]] = {}
         for start in range(0, len(ids), _MAX_PARAMS):
             chunk = ids[start : start + _MAX_PARAMS]
             marks = ",".join("?" * len(chunk))
             async with self.db.execute(
-                f"SELECT id, status FROM episodes WHERE id IN ({marks})", chunk
+                f"SELECT id, status, last_seen FROM episodes WHERE id IN ({marks})", chunk
             ) as cursor:
                 for row in await cursor.fetchall():
-                    found[row[0]] = row[1]
+                    found[row[0]] = (row[1], row[2])
         return found
 
     async def record_notifications(
@@ -254,6 +255,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             keyed = [[(a, a.episode_id) for a in item.notification.alerts] for item in batch]
             ids = list({eid for alerts in keyed for _, eid in alerts})
             known = await self._statuses(ids)
+            stale = ts(now() - RESEND_TOUCH)
             for item, alerts in zip(batch, keyed, strict=True):
                 n = item.notification
                 nid = f"n-{uuid.uuid4().hex[:20]}"
@@ -261,12 +263,12 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 work: list[WorkItem] = []
                 new = resent = resolved = 0
                 for alert, eid in alerts:
-                    state = known.get(eid)
+                    state, last_seen = known.get(eid, (None, ""))
                     if state is None:
                         firing = alert.status == "firing"
                         wanted = firing and (needs_work is None or needs_work(alert))
                         inserts.append(_episode_row(alert, eid, at, nid, truncated, wanted))
-                        known[eid] = alert.status
+                        known[eid] = (alert.status, at)
                         if wanted:
                             work.append(WorkItem(WorkKind.FIRING, eid, alert))
                         elif firing:
@@ -274,12 +276,16 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                         new += firing
                     elif alert.status == "resolved" and state == "firing":
                         resolves.append((_resolved_at(alert), at, truncated, eid))
-                        known[eid] = "resolved"
+                        known[eid] = ("resolved", at)
                         work.append(WorkItem(WorkKind.RESOLVED, eid, alert))
                         resolved += 1
                     else:
-                        # A re-send (or a late firing after the resolve): no new work.
-                        resends.append((at, dumps(alert.annotations), truncated, eid))
+                        # A re-send (or a late firing after the resolve): no new work. The
+                        # episode row is touched at most once per RESEND_TOUCH: re-sends come
+                        # in floods (every group, every peer) and each touch is a random page.
+                        if last_seen < stale or truncated:
+                            resends.append((at, truncated, eid))
+                            known[eid] = (state, at)
                         resent += 1
                 notes.append(
                     (
@@ -291,7 +297,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                         len(n.alerts),
                         n.truncatedAlerts,
                         new,
-                        item.body.decode("utf-8", "replace"),
+                        # Kept for audit, compressed: bodies are most of what intake writes.
+                        zlib.compress(item.body, 1),
                     )
                 )
                 results.append(Recorded(nid, work, new, resent, resolved))
@@ -314,7 +321,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             if resends:
                 await db.executemany(
                     "UPDATE episodes SET last_seen = ?, notifications = notifications + 1, "
-                    "annotations = ?, truncated = max(truncated, ?) WHERE id = ?",
+                    "truncated = max(truncated, ?) WHERE id = ?",
                     resends,
                 )
             if resolves:

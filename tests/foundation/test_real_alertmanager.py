@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +57,12 @@ async def wait_until(predicate: Any, seconds: float = 20.0) -> None:
             await asyncio.sleep(0.1)
 
 
+def delivered(daemon: Daemon) -> int:
+    """Notifications recorded, read from the state file as an operator would."""
+    with sqlite3.connect(daemon.settings.state.path) as db:
+        return int(db.execute("SELECT count(*) FROM notifications").fetchone()[0])
+
+
 def url_of(daemon: Daemon) -> str:
     return str(daemon.client.make_url("")).rstrip("/")
 
@@ -70,9 +77,8 @@ async def test_alertmanager_delivers_fires_resends_and_resolves(make_daemon: Mak
         starts = datetime.now(UTC).replace(microsecond=0)
         await asyncio.to_thread(am.post_alerts, [prom_alert(LAG, starts)])
 
-        async def resent() -> bool:
-            episodes = await store.list_episodes()
-            return bool(episodes) and episodes[0].notifications >= 3  # first + repeats
+        async def resent() -> bool:  # the first notification and at least two repeats
+            return delivered(daemon) >= 3
 
         await wait_until(resent)
         await daemon.settle()
@@ -108,8 +114,7 @@ async def test_ha_pair_delivers_twice_and_the_daemon_acts_once(make_daemon: Make
             )
 
         async def delivered_more_than_once() -> bool:
-            episodes = await store.list_episodes()
-            return len(episodes) == 6 and all(e.notifications >= 2 for e in episodes)
+            return len(await store.list_episodes()) == 6 and delivered(daemon) >= 4
 
         await wait_until(delivered_more_than_once)
         await daemon.settle()

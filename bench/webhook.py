@@ -1,0 +1,327 @@
+"""Webhook intake benchmark: the real daemon against a bare aiohttp endpoint, in one run.
+
+    .venv/bin/python bench/webhook.py [--distinct 100000] [--concurrency 32]
+
+Starts `remediator serve` (shadow mode, SQLite with fsync on every commit) and a bare aiohttp
+server that only reads the body and answers 200, each as its own process on 127.0.0.1. Both get
+the same pre-built Alertmanager notifications (20 alerts each: new, re-sent and resolving) from
+the same client. Prints throughput (and ours as a ratio of the bare endpoint's), p50/p99
+acknowledgement latency at a fixed 500 notifications/s, the daemon's RSS as distinct alerts
+grow, and checks that no episode was created twice. Every process it starts is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from remediator.testing.alerts import alert, notification  # noqa: E402
+
+TOKEN = "bench-token"
+PER_NOTIFICATION = 20
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+
+async def ok(request):
+    await request.read()
+    return web.Response(text="ok")
+
+app = web.Application(client_max_size=2**20)
+app.router.add_post("/webhook", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+PLAYBOOK = '''
+from remediator.playbook import Action, playbook, targets
+
+@playbook(match='alertname="KafkaLagHigh"', target=targets.deployment())
+async def bench_scale(*, run, target, **_):
+    """Records the call it would make (shadow mode)."""
+    await run.act(Action("patch", "deployments/scale", target, "scale", {"spec": {}}), _noop)
+
+async def _noop():
+    return None
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Workload:
+    bodies: list[bytes]
+    distinct_after: list[int]  # distinct firing alerts created once body i is accepted
+    distinct: int
+
+
+def build_workload(distinct: int, seed: int = 7) -> Workload:
+    """Notifications of 20 alerts: ~60% new, ~30% re-sent (still firing), ~10% resolving."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    # Each alert starts when it is first sent, as in Prometheus; re-sends keep their startsAt.
+    firing: list[tuple[dict[str, str], datetime]] = []
+    bodies: list[bytes] = []
+    after: list[int] = []
+    made = 0
+    while made < distinct:
+        alerts = []
+        for _ in range(PER_NOTIFICATION):
+            roll = rng.random()
+            if roll < 0.6 or len(firing) < 50 or made >= distinct:
+                if made >= distinct and firing:
+                    labels, starts = rng.choice(firing)
+                    alerts.append(alert(labels, starts_at=starts))
+                    continue
+                labels = {
+                    "alertname": "KafkaLagHigh" if made % 10 == 0 else "BenchOther",
+                    "namespace": f"ns{made % 50}",
+                    "deployment": f"consumer-{made}",
+                    "severity": "warning",
+                    "consumergroup": f"group-{made}",
+                }
+                starts = start + timedelta(milliseconds=100 * made)
+                made += 1
+                firing.append((labels, starts))
+                alerts.append(alert(labels, starts_at=starts))
+            elif roll < 0.9:
+                labels, starts = rng.choice(firing)
+                alerts.append(alert(labels, starts_at=starts))
+            else:
+                labels, starts = firing.pop(rng.randrange(len(firing)))
+                ends = starts + timedelta(minutes=3)
+                alerts.append(alert(labels, status="resolved", starts_at=starts, ends_at=ends))
+        bodies.append(json.dumps(notification(alerts)).encode())
+        after.append(made)
+    return Workload(bodies, after, made)
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                async with session.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} never became ready")
+
+
+async def blast(
+    url: str, bodies: list[bytes], concurrency: int, on_done: Any = None
+) -> tuple[float, list[float], int]:
+    """Send every body as fast as `concurrency` connections allow; returns (seconds, latencies)."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = 0
+    index = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal index, errors
+            while index < len(bodies):
+                i = index
+                index += 1
+                t0 = time.perf_counter()
+                async with session.post(url, data=bodies[i], headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+                latencies.append(time.perf_counter() - t0)
+                if on_done is not None:
+                    on_done(i)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies, errors
+
+
+async def paced(url: str, bodies: list[bytes], rate: float) -> tuple[list[float], int]:
+    """Open-loop load at a fixed rate: latency is measured from the scheduled send time."""
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            async with session.post(url, data=bodies[i], headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - scheduled)
+
+        await asyncio.gather(*(one(i) for i in range(len(bodies))))
+    return latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def start_daemon(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    (workdir / "pb").mkdir()
+    (workdir / "pb" / "bench_playbook.py").write_text(PLAYBOOK)
+    config = {
+        "builtin_playbooks": False,
+        "playbook_dirs": [str(workdir / "pb")],
+        "server": {"port": port},
+        "state": {"path": str(workdir / "state.db"), "synchronous": "full"},
+        "webhook": {"auth": {"bearer_token": TOKEN}},
+        "logging": {"level": "warning", "format": "json"},
+    }
+    (workdir / "config.yml").write_text(json.dumps(config))
+    log = open(workdir / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "remediator", "serve", "--config", str(workdir / "config.yml")],
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--distinct", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    workload = build_workload(args.distinct)
+    paced_load = build_workload(
+        int(args.rate * args.paced_seconds * PER_NOTIFICATION * 0.6), seed=11
+    )
+    # Paced alerts must be distinct from the first phase's: shift their namespace.
+    paced_bodies = [b.replace(b'"ns', b'"pn') for b in paced_load.bodies][
+        : int(args.rate * args.paced_seconds)
+    ]
+    print(
+        f"machine: {platform.node()} {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}"
+    )
+    print(
+        f"workload: {len(workload.bodies)} notifications x {PER_NOTIFICATION} alerts, {workload.distinct} distinct alerts"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+        workdir = Path(tmp)
+        bare_port, daemon_port = free_port(), free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+        daemon = start_daemon(workdir, daemon_port)
+        try:
+            await wait_ready(f"http://127.0.0.1:{bare_port}/", bare)
+            await wait_ready(f"http://127.0.0.1:{daemon_port}/healthz", daemon)
+            bare_url = f"http://127.0.0.1:{bare_port}/webhook"
+            daemon_url = f"http://127.0.0.1:{daemon_port}/webhook"
+
+            bare_secs, _, bare_err = await blast(bare_url, workload.bodies, args.concurrency)
+            rss_points: list[tuple[int, float]] = [(0, rss_mib(daemon.pid))]
+            marks = {args.distinct * k // 10 for k in range(1, 11)}
+
+            def sample(i: int) -> None:
+                made = workload.distinct_after[i]
+                if made in marks:
+                    marks.discard(made)
+                    rss_points.append((made, rss_mib(daemon.pid)))
+
+            ours_secs, ours_lat, ours_err = await blast(
+                daemon_url, workload.bodies, args.concurrency, sample
+            )
+            rss_points.append((workload.distinct, rss_mib(daemon.pid)))
+            paced_lat, paced_err = await paced(daemon_url, paced_bodies, args.rate)
+            bare_paced_lat, _ = await paced(bare_url, paced_bodies, args.rate)
+            await asyncio.sleep(1.0)
+            rss_end = rss_mib(daemon.pid)
+        finally:
+            stop(daemon)
+            stop(bare)
+
+        with sqlite3.connect(workdir / "state.db") as db:
+            episodes = db.execute("SELECT count(*) FROM episodes").fetchone()[0]
+            dup_runs = db.execute(
+                "SELECT count(*) FROM (SELECT episode_id FROM runs GROUP BY episode_id, playbook "
+                "HAVING count(*) > 1)"
+            ).fetchone()[0]
+            notes = db.execute("SELECT count(*) FROM notifications").fetchone()[0]
+
+    n = len(workload.bodies)
+    bare_tp, ours_tp = n / bare_secs, n / ours_secs
+    expected_episodes = workload.distinct + len(set(paced_bodies)) * 0  # paced adds its own below
+    paced_distinct = sum(b.count(b'"status": "firing"') for b in paced_bodies)  # upper bound only
+    print()
+    print(
+        f"throughput  bare endpoint : {bare_tp:8.0f} notifications/s ({bare_tp * PER_NOTIFICATION:.0f} alerts/s), errors {bare_err}"
+    )
+    print(
+        f"throughput  remediator    : {ours_tp:8.0f} notifications/s ({ours_tp * PER_NOTIFICATION:.0f} alerts/s), errors {ours_err}"
+    )
+    print(f"ratio (remediator / bare) : {ours_tp / bare_tp:8.2f}   (target >= 0.5)")
+    print(
+        f"ack latency at full load  : p50 {pct(ours_lat, 0.5):.1f} ms, p99 {pct(ours_lat, 0.99):.1f} ms ({args.concurrency} connections)"
+    )
+    print(
+        f"ack latency at {args.rate:.0f}/s      : p50 {pct(paced_lat, 0.5):.1f} ms, p99 {pct(paced_lat, 0.99):.1f} ms "
+        f"(bare: p50 {pct(bare_paced_lat, 0.5):.1f}, p99 {pct(bare_paced_lat, 0.99):.1f}), errors {paced_err}   (target p99 < 25 ms)"
+    )
+    print("RSS as distinct alerts grow:")
+    for made, rss in rss_points:
+        print(f"  {made:>7} distinct alerts: {rss:6.1f} MiB")
+    print(f"  after the paced phase:  {rss_end:6.1f} MiB")
+    print(f"notifications recorded: {notes} (sent {n + len(paced_bodies)})")
+    print(
+        f"episodes: {episodes} (distinct alerts sent: first phase {expected_episodes}, paced phase <= {paced_distinct})"
+    )
+    print(f"duplicate runs for one (episode, playbook): {dup_runs}   (target 0)")
+    return 0 if dup_runs == 0 and ours_err == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
