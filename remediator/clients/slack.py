@@ -1,4 +1,5 @@
-"""Slack through slack_sdk's AsyncWebClient: post a message (optionally in a thread).
+"""Slack through slack_sdk's AsyncWebClient: post a message (optionally in a thread), or
+through an incoming webhook (no threads, no `ts`).
 
 Kept small on purpose: escalations use `post`, reports build threads on it. slack_sdk's own
 retries are off; the outbox retries (and honours 429 Retry-After) durably instead.
@@ -6,11 +7,14 @@ retries are off; the outbox retries (and honours 429 Retry-After) durably instea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from remediator.clients.delivery import DeliveryError, retry_after
+from remediator.clients.delivery import DeliveryError, post_json, retry_after
 
 
 class SlackClient:
@@ -30,11 +34,21 @@ class SlackClient:
             retry_handlers=[],
         )
 
-    async def post(self, channel: str, text: str, *, thread_ts: str | None = None) -> str:
-        """Post `text`; return the message's `ts` (the thread id for replies)."""
+    async def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        reply_broadcast: bool = False,
+    ) -> str:
+        """Post `text` (the fallback when `blocks` are given); return the message's `ts` (the
+        thread id for replies)."""
+        extra: dict[str, Any] = {"reply_broadcast": True} if reply_broadcast else {}
         try:
             response = await self._client.chat_postMessage(
-                channel=channel, text=text, thread_ts=thread_ts
+                channel=channel, text=text, thread_ts=thread_ts, blocks=blocks, **extra
             )
         except SlackApiError as exc:
             status = exc.response.status_code
@@ -49,3 +63,26 @@ class SlackClient:
         except TimeoutError as exc:
             raise DeliveryError("Slack did not answer in time") from exc
         return str(response.get("ts", ""))
+
+
+class SlackWebhookClient:
+    """An incoming webhook: POST `{text, blocks}`; Slack answers 200 `ok` (or 429)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, *, timeout: float = 10.0) -> None:
+        self._session = session
+        self._url = url
+        self._timeout = timeout
+
+    async def post(self, text: str, *, blocks: Sequence[dict[str, Any]] | None = None) -> None:
+        payload: dict[str, Any] = {"text": text}
+        if blocks:
+            payload["blocks"] = list(blocks)
+        try:
+            await post_json(self._session, self._url, payload, timeout_seconds=self._timeout)
+        except DeliveryError as exc:
+            # The URL is the secret: never let it reach a log line or the outbox's last_error.
+            raise DeliveryError(
+                str(exc).replace(self._url, "<webhook url>"),
+                status=exc.status,
+                retry_after=exc.retry_after,
+            ) from None

@@ -33,9 +33,11 @@ from remediator.engine.hooks import (
     Verifier,
 )
 from remediator.engine.intake import Intake
-from remediator.engine.outbox import Outbox
+from remediator.engine.outbox import Deliver, Hold, Outbox
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.recovery import reconcile_interrupted
+from remediator.engine.report import SLACK_REPORT, SlackReports
+from remediator.engine.report_delivery import Scrubber, SlackReportDelivery, secret_values
 from remediator.engine.run import FOLLOW_UP, REVERT
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
@@ -141,19 +143,30 @@ class Engine:
         settings, store, metrics, hooks = self.settings, self.store, self.metrics, self._hooks
         self.timers = Timers(store)
         self._session = aiohttp.ClientSession()
-        self.outbox = Outbox(
-            store,
-            metrics,
-            build_channels(settings.escalation, self._session),
-            settings.escalation.delivery,
-        )
+        channels: dict[str, Deliver] = build_channels(settings.escalation, self._session)
+        holds: dict[str, Hold] = {}
+        if settings.reports.slack.enabled:
+            # Without a Slack escalation channel, the report thread is where humans are called.
+            mention = "" if settings.escalation.slack.channel else settings.escalation.slack.mention
+            delivery = SlackReportDelivery(
+                settings.reports,
+                store,
+                self._session,
+                Scrubber(secret_values(settings)),
+                mention=mention,
+            )
+            channels[SLACK_REPORT] = delivery
+            holds[SLACK_REPORT] = delivery.hold
+        self.outbox = Outbox(store, metrics, channels, settings.escalation.delivery, holds)
         escalator = hooks.escalator or Escalation(store, metrics, self.outbox)
         governed = build_guards(settings.guards, store, escalator, metrics)
         self.breaker = governed.breaker
         approvals = Approvals(
             store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
         )
-        reporter = hooks.reporter or NoReports()
+        reporter: Reporter = hooks.reporter or (
+            SlackReports(store, self.outbox) if settings.reports.slack.enabled else NoReports()
+        )
         verifier = hooks.verifier
         if verifier is None:
             self._prometheus = prometheus_client(settings.prometheus)
@@ -191,7 +204,9 @@ class Engine:
             breaker=self.breaker,
             approvals=approvals,
             settings=settings.guards.kill_switch,
+            reporter=reporter,
         )
+        await self.governance.load_modes()
 
     async def stop(self) -> None:
         if self.started:

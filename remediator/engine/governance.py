@@ -1,18 +1,22 @@
 """The operator's levers, one engine-level API for the admin HTTP surface and the CLI.
 
 Pause and resume (kill switches at three scopes, with reason and optional expiry), the storm
-breaker's status and closing it, pending approvals and their decisions, the audit log. Every
-mutation names who and why; the store writes the audit row in the same transaction.
+breaker's status and closing it, pending approvals and their decisions, playbook mode
+overrides, runs by hand, re-sent reports, the audit log. Every mutation names who and why; the
+store writes the audit row in the same transaction.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.config import KillSwitchSettings
+from remediator.config import KillSwitchSettings, Mode
 from remediator.engine.approvals import ApprovalError, Approvals
 from remediator.engine.guards.storm import StormBreaker
+from remediator.engine.hooks import Reporter
+from remediator.engine.manual import ManualRun, run_by_hand
 from remediator.engine.pipeline import Pipeline
+from remediator.engine.report import SlackReports
 from remediator.store import Store
 from remediator.store.records import (
     ApprovalRecord,
@@ -44,8 +48,10 @@ class Governance:
         breaker: StormBreaker,
         approvals: Approvals,
         settings: KillSwitchSettings,
+        reporter: Reporter | None = None,
     ) -> None:
         self._store = store
+        self._reporter = reporter
         self._pipeline = pipeline
         self._breaker = breaker
         self._approvals = approvals
@@ -139,3 +145,58 @@ class Governance:
     async def audit(self, limit: int = 100) -> list[AuditRecord]:
         """Newest first: every pause, resume, breaker open/close and approval decision."""
         return await self._store.audit_log(limit)
+
+    # -- playbook modes, runs by hand, reports -------------------------------------------
+    async def set_mode(
+        self, playbook: str, mode: Mode | str | None, *, who: str, reason: str
+    ) -> Mode:
+        """Override a playbook's mode (None: back to the configured one); durable, audited,
+        and in effect for the next run. Returns the mode now in effect."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        if self._pipeline.registry.get(playbook) is None:
+            raise GovernanceError(f"no playbook named {playbook!r} is loaded")
+        try:
+            chosen = Mode(mode) if mode is not None else None
+        except ValueError:
+            raise GovernanceError(f"unknown mode {mode!r} (shadow, approve, auto)") from None
+        await self._store.set_playbook_mode(
+            playbook, chosen.value if chosen else None, who=who, reason=reason
+        )
+        if chosen is None:
+            self._pipeline.mode_overrides.pop(playbook, None)
+        else:
+            self._pipeline.mode_overrides[playbook] = chosen
+        return self._pipeline.mode_of(playbook)
+
+    async def load_modes(self) -> None:
+        """At start: the overrides operators set before a restart apply again."""
+        for playbook, mode in (await self._store.playbook_modes()).items():
+            if playbook in {s.name for s in self._pipeline.registry}:
+                self._pipeline.mode_overrides[playbook] = Mode(mode)
+
+    async def run(
+        self,
+        playbook: str,
+        labels: dict[str, str],
+        *,
+        dry_run: bool = True,
+        who: str,
+        reason: str,
+    ) -> ManualRun:
+        """Run a playbook by hand against the target these labels name (dry run unless
+        asked); raises ManualRunError for an unknown playbook or a bad target."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        return await run_by_hand(
+            self._pipeline, playbook, labels, dry_run=dry_run, who=who, reason=reason
+        )
+
+    async def resend_report(self, episode_id: str, *, who: str, reason: str) -> int:
+        """Queue the episode's reports again; returns how many."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        if not isinstance(self._reporter, SlackReports):
+            raise GovernanceError("reports are not configured (reports.slack)")
+        if await self._store.get_episode(episode_id) is None:
+            raise GovernanceError(f"no episode {episode_id!r}")
+        count = await self._reporter.resend(episode_id)
+        await self._store.record_audit(who, "resend_report", episode_id, reason, {"reports": count})
+        return count

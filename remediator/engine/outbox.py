@@ -34,6 +34,9 @@ from remediator.store import Store, StoreUnavailable
 from remediator.store.records import OutboxItem
 
 Deliver = Callable[[OutboxItem], Awaitable[None]]
+# Seconds a queued item waits after it was queued before its first attempt (e.g. reports
+# wait a moment so that a storm of them can be summarised in one message).
+Hold = Callable[[OutboxItem], float]
 
 # due_outbox(channel, _ANY_TIME, 1) is the head of the channel whatever its retry time.
 _ANY_TIME = datetime(9999, 1, 1, tzinfo=UTC)
@@ -55,8 +58,10 @@ class Outbox:
         metrics: Metrics,
         channels: Mapping[str, Deliver],
         settings: DeliverySettings,
+        holds: Mapping[str, Hold] | None = None,
     ) -> None:
         self._store = store
+        self._holds = dict(holds or {})
         self._metrics = metrics
         self._channels = dict(channels)
         self._settings = settings
@@ -103,7 +108,11 @@ class Outbox:
             head = await self._store.due_outbox(channel, _ANY_TIME, 1)
             if not head:
                 return self._settings.poll_seconds
-            wait = (head[0].next_attempt_at - datetime.now(UTC)).total_seconds()
+            due = head[0].next_attempt_at
+            hold = self._holds.get(channel)
+            if hold is not None:
+                due = max(due, head[0].created_at + timedelta(seconds=hold(head[0])))
+            wait = (due - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 return min(wait, self._settings.poll_seconds)
             await self._attempt(channel, head[0])

@@ -103,10 +103,16 @@ class Pipeline:
         self.approvals = approvals
         self.clients = clients
         self.scope = scope
+        # Operator overrides of playbook modes (admin API), loaded from the store at start:
+        # they win over the configuration and take effect for the next run.
+        self.mode_overrides: dict[str, Mode] = {}
         self.locks = KeyedLocks()
         # One admission at a time: guard check + intent (see EngineRun.act).
         self.admission = asyncio.Lock()
         self.log = get_logger(component="pipeline")
+
+    def mode_of(self, playbook: str) -> Mode:
+        return self.mode_overrides.get(playbook) or self.settings.mode_of(playbook)
 
     async def handle(self, item: WorkItem) -> None:
         if item.kind is WorkKind.FIRING:
@@ -206,7 +212,7 @@ class Pipeline:
         run_id: int | None = None,
     ) -> RunState:
         """Run one playbook once for the episode. `run_id` resumes an approved run."""
-        mode = mode or self.settings.mode_of(spec.name)
+        mode = mode or self.mode_of(spec.name)
         if run_id is None:
             run_id = await self.store.claim_run(episode.id, spec.name, target.key, mode.value)
             if run_id is None:

@@ -127,4 +127,3 @@ class AdminSQL:
     ) -> None:
         async with self._write() as db:
             await _audit(db, who, action, subject, reason, details)
-

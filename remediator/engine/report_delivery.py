@@ -1,0 +1,206 @@
+"""Delivery of the `slack_report` outbox channel: threads, storm summaries, no secrets.
+
+Bot token: the first message of an episode is the header (what fired), posted top-level; its
+`ts` is stored durably, and every later report or escalation of the episode is a reply in that
+thread, after a restart too. Incoming webhook: one message per report (Slack gives no `ts`).
+
+An alert storm must not become a hundred posts: a report waits `batch_window_seconds` in the
+outbox (see `Outbox` holds), and when more than `batch_threshold` reports of the channel are
+waiting by then, or several while the storm breaker is open, they go out as one summary.
+
+Every payload passes through `Scrubber`: configured secrets (tokens, keys, DSNs) are replaced
+before anything leaves the process, whatever a label or an evidence value contained.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from remediator.clients.slack import SlackClient, SlackWebhookClient
+from remediator.config import ConfigError, ReportSettings, Settings
+from remediator.engine import slack_render
+from remediator.engine.escalate import ESCALATION
+from remediator.engine.report import REPORT, SLACK_REPORT, episode_document
+from remediator.logs import get_logger
+from remediator.store import Store
+from remediator.store.records import OutboxItem
+
+_ANY_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+_BATCH_SCAN = 5000  # waiting reports looked at for one summary
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the configuration holds, as the strings a payload must never contain."""
+    found: list[str | None] = []
+    readers = [
+        settings.webhook.auth.bearer,
+        lambda: (settings.webhook.auth.basic() or ("", ""))[1],
+        settings.prometheus.bearer,
+        settings.escalation.slack.token_value,
+        settings.escalation.pagerduty.key,
+        settings.escalation.webhook.bearer,
+        settings.reports.slack.token_value,
+        settings.reports.slack.webhook_value,
+        *(token.value for token in settings.admin.tokens),
+    ]
+    for read in readers:
+        try:
+            found.append(read())
+        except ConfigError:
+            continue
+    for database in settings.databases.values():
+        try:
+            dsn = database.dsn_value()
+        except ConfigError:
+            continue
+        found += [dsn, urlsplit(dsn).password]
+    # Short strings would redact ordinary words; nobody configures a 5-character secret.
+    return sorted({s for s in found if s and len(s) >= 6}, key=len, reverse=True)
+
+
+class Scrubber:
+    def __init__(self, secrets: list[str]) -> None:
+        self._secrets = secrets
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "[redacted]")
+            return value
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        return value
+
+
+class SlackReportDelivery:
+    """The `slack_report` channel's deliver callable (see engine/outbox.py)."""
+
+    def __init__(
+        self,
+        settings: ReportSettings,
+        store: Store,
+        session: aiohttp.ClientSession,
+        scrub: Scrubber,
+        *,
+        mention: str = "",
+    ) -> None:
+        slack = settings.slack
+        self._settings = settings
+        self._store = store
+        self._scrub = scrub
+        self._mention = mention
+        self._channel = slack.channel or ""
+        self._bot: SlackClient | None = None
+        self._hook: SlackWebhookClient | None = None
+        if slack.channel:
+            self._bot = SlackClient(
+                slack.token_value() or "",
+                base_url=slack.base_url,
+                timeout=slack.timeout_seconds,
+                session=session,
+            )
+        else:
+            self._hook = SlackWebhookClient(
+                session, slack.webhook_value() or "", timeout=slack.timeout_seconds
+            )
+        self._log = get_logger(component="slack_reports")
+
+    def hold(self, item: OutboxItem) -> float:
+        """Seconds a queued report waits before delivery, so a storm can be summarised."""
+        return self._settings.batch_window_seconds if item.kind == REPORT else 0.0
+
+    async def __call__(self, item: OutboxItem) -> None:
+        if item.kind == REPORT:
+            batch = await self._storm(item)
+            if batch:
+                await self._summary(item, batch)
+                return
+            await self._report(item)
+        elif item.kind == ESCALATION:
+            await self._escalation(item)
+        # Anything else (a PagerDuty-style resolve) has nothing to say in Slack.
+
+    async def _post(
+        self,
+        message: slack_render.Message,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str | None:
+        text, blocks = self._scrub(message[0]), self._scrub(message[1])
+        if self._bot is not None:
+            return await self._bot.post(
+                self._channel, text, thread_ts=thread_ts, blocks=blocks, reply_broadcast=broadcast
+            )
+        assert self._hook is not None
+        await self._hook.post(text, blocks=blocks)
+        return None
+
+    async def _thread(self, episode_id: str | None, document: dict[str, Any]) -> str | None:
+        """The episode's thread, started with the header if it has none yet."""
+        if self._bot is None or episode_id is None:
+            return None
+        thread = await self._store.report_thread(episode_id)
+        if thread is not None:
+            return thread
+        episode = document.get("episode")
+        if episode is None:
+            record = await self._store.get_episode(episode_id)
+            if record is None:
+                return None  # a system-wide escalation (the storm breaker): top-level
+            episode = episode_document(record)
+        message = slack_render.header(episode, document.get("playbook"), document.get("mode"))
+        ts = await self._post(message)
+        if ts:
+            await self._store.set_report_thread(episode_id, self._channel, ts)
+        return ts
+
+    async def _report(self, item: OutboxItem) -> None:
+        document = item.payload
+        if self._bot is None:
+            await self._post(slack_render.standalone(document))
+            return
+        thread = await self._thread(item.episode_id, document)
+        await self._post(slack_render.report(document), thread_ts=thread)
+
+    async def _escalation(self, item: OutboxItem) -> None:
+        message = slack_render.escalation(item.payload, self._mention)
+        if self._bot is None:
+            await self._post(message)
+            return
+        thread = await self._thread(item.episode_id, item.payload)
+        await self._post(message, thread_ts=thread, broadcast=thread is not None)
+
+    async def _storm(self, head: OutboxItem) -> list[OutboxItem]:
+        """The waiting reports to summarise with the head, or [] to send the head alone."""
+        waiting = await self._store.due_outbox(SLACK_REPORT, _ANY_TIME, _BATCH_SCAN)
+        window = timedelta(seconds=self._settings.batch_window_seconds)
+        batch = []
+        for item in waiting:
+            if item.kind != REPORT or item.created_at > head.created_at + window:
+                break  # keep the order: an escalation is never folded into a summary
+            batch.append(item)
+        if len(batch) > self._settings.batch_threshold:
+            return batch
+        if len(batch) > 1 and await self._breaker_open():
+            return batch
+        return []
+
+    async def _breaker_open(self) -> bool:
+        breaker = await self._store.current_breaker()
+        return breaker is not None and breaker.open_at(datetime.now(UTC))
+
+    async def _summary(self, head: OutboxItem, batch: list[OutboxItem]) -> None:
+        documents = [item.payload for item in batch]
+        await self._post(slack_render.summary(documents, self._settings.admin_url))
+        at = datetime.now(UTC)
+        for item in batch:
+            if item.id != head.id:  # the outbox marks the head itself
+                await self._store.outbox_delivered(item.id, at)
+        self._log.info("storm summary", reports=len(batch))
