@@ -14,11 +14,20 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from remediator.config import Settings
 from remediator.engine.engine import Engine
 from remediator.http import health, webhook
+from remediator.http.admin import admin_app
+from remediator.http.admin.auth import AdminTokens
 from remediator.http.auth import Credentials
 from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
 
 
-def build_app(settings: Settings, engine: Engine, credentials: Credentials) -> web.Application:
+def build_app(
+    settings: Settings,
+    engine: Engine,
+    credentials: Credentials,
+    admin_tokens: AdminTokens | None = None,
+) -> web.Application:
+    """`admin_tokens` default to the configured ones (`admin.tokens`; raises ConfigError when
+    a token file cannot be read)."""
     # aiohttp enforces the body limit while reading, so a huge body is never held in memory.
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
@@ -29,6 +38,8 @@ def build_app(settings: Settings, engine: Engine, credentials: Credentials) -> w
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", make_aiohttp_handler(engine.metrics.registry))
+    tokens = admin_tokens if admin_tokens is not None else AdminTokens.from_settings(settings.admin)
+    app.add_subapp("/admin/", admin_app(tokens))
 
     async def engine_lifetime(app: web.Application) -> AsyncIterator[None]:
         await engine.start()

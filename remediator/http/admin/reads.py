@@ -1,0 +1,161 @@
+"""Read endpoints: status, playbooks, episodes (filtered, and one in full), pauses, approvals,
+the audit log. Any token may call them."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from aiohttp import web
+
+from remediator.config import PlaybookSettings
+from remediator.http.admin.common import Problem, engine, record, reply
+from remediator.store import StoreUnavailable
+
+EPISODE_STATES = ("firing", "resolved")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+async def status(request: web.Request) -> web.Response:
+    eng = engine(request)
+    breaker = await eng.governance.breaker()
+    store: dict[str, Any] = {"backend": eng.settings.state.backend, "ok": True}
+    try:
+        await eng.store.ping()
+        store["episodes"] = await eng.store.count_episodes()
+        outbox = await eng.store.outbox_pending()
+    except StoreUnavailable as exc:
+        store.update(ok=False, error=str(exc))
+        outbox = {}
+    return reply(
+        {
+            "mode": eng.settings.mode.value,
+            "started": eng.started,
+            "breaker": record(breaker) if breaker else None,
+            "pauses": [record(s) for s in await eng.governance.switches()],
+            "pending_approvals": len(await eng.governance.pending_approvals()),
+            "queue": {"dispatch": eng.dispatcher.depth, "outbox": outbox},
+            "store": store,
+            "playbooks": len(eng.registry),
+            "versions": {
+                "remediator": _version("remediator"),
+                "python": platform.python_version(),
+                "aiohttp": _version("aiohttp"),
+                "slack_sdk": _version("slack_sdk"),
+            },
+        }
+    )
+
+
+async def playbooks(request: web.Request) -> web.Response:
+    eng = engine(request)
+    out = []
+    for spec in eng.registry:
+        configured = eng.settings.playbooks.get(spec.name, PlaybookSettings())
+        params = eng.params.get(spec.name)
+        out.append(
+            {
+                "name": spec.name,
+                "mode": eng.pipeline.mode_of(spec.name).value,
+                "configured_mode": eng.settings.mode_of(spec.name).value,
+                "override": spec.name in eng.pipeline.mode_overrides,
+                "enabled": configured.enabled,
+                "priority": spec.priority,
+                "match": [str(m) for m in spec.matchers],
+                "needs": sorted(spec.needs),
+                "params": params.model_dump(mode="json") if params is not None else {},
+            }
+        )
+    return reply({"playbooks": out})
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, f"since: {value!r} is not an ISO 8601 time") from None
+    if since.tzinfo is None:
+        raise Problem(422, "since: give a time zone (e.g. 2026-01-01T00:00:00Z)")
+    return since
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 100
+    try:
+        limit = int(value)
+    except ValueError:
+        raise Problem(422, "limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise Problem(422, "limit must be between 1 and 1000")
+    return limit
+
+
+async def episodes(request: web.Request) -> web.Response:
+    eng = engine(request)
+    query = request.query
+    state = query.get("state")
+    if state is not None and state not in EPISODE_STATES:
+        raise Problem(422, f"state must be one of {', '.join(EPISODE_STATES)}")
+    playbook = query.get("playbook")
+    if playbook is not None and eng.registry.get(playbook) is None:
+        raise Problem(404, f"no playbook named {playbook!r} is loaded")
+    found = await eng.store.list_episodes(
+        status=state,
+        alertname=query.get("alertname"),
+        namespace=query.get("namespace"),
+        playbook=playbook,
+        since=_since(query.get("since")),
+        limit=_limit(query.get("limit")),
+    )
+    return reply({"episodes": [record(e) for e in found]})
+
+
+async def episode(request: web.Request) -> web.Response:
+    eng = engine(request)
+    store = eng.store
+    episode_id = request.match_info["episode_id"]
+    found = await store.get_episode(episode_id)
+    if found is None:
+        raise Problem(404, f"no episode {episode_id!r}")
+    runs = await store.runs_for(episode_id)
+    approvals = [await store.get_approval(r.id) for r in runs]
+    return reply(
+        {
+            "episode": record(found),
+            "decisions": [record(d) for d in await store.decisions_for(episode_id)],
+            "runs": [record(r) for r in runs],
+            "actions": [record(a) for a in await store.actions_for(episode_id)],
+            "calls": record(await store.calls_for(episode_id)),
+            "verifications": [record(v) for v in await store.verifications_for(episode_id)],
+            "approvals": [record(a) for a in approvals if a is not None],
+            "escalations": [record(e) for e in await store.escalations_for(episode_id)],
+            "reports": record(await store.outbox_for(episode_id)),
+        }
+    )
+
+
+async def pauses(request: web.Request) -> web.Response:
+    include = request.query.get("all", "false").lower() in ("1", "true", "yes")
+    found = await engine(request).governance.switches(include_inactive=include)
+    return reply({"pauses": [record(s) for s in found]})
+
+
+async def approvals(request: web.Request) -> web.Response:
+    found = await engine(request).governance.pending_approvals()
+    return reply({"approvals": [record(a) for a in found]})
+
+
+async def audit(request: web.Request) -> web.Response:
+    found = await engine(request).governance.audit(_limit(request.query.get("limit")))
+    return reply({"audit": [record(a) for a in found]})
