@@ -1,4 +1,4 @@
-"""The `remediator` command: serve, explain, check."""
+"""The `remediator` command: serve, explain, check, admin."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from remediator import cli_admin
 from remediator.alertmanager import PayloadError, parse_notification
 from remediator.config import ConfigError, Settings, load_settings
 from remediator.engine.assembly import load_registry, playbook_params
 from remediator.engine.engine import Engine
 from remediator.engine.explain import explain, render
 from remediator.engine.wiring import build_clients
+from remediator.http.admin.auth import AdminTokens
 from remediator.http.app import Server, build_app
 from remediator.http.auth import Credentials
 from remediator.logs import configure, get_logger
@@ -127,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(problems + param_problems, "refusing to start")
     try:
         credentials = webhook_credentials(settings, log)
+        AdminTokens.from_settings(settings.admin)  # an unreadable token file stops the start
     except (ConfigError, OSError) as exc:
         return _fail([str(exc)], "refusing to start")
     return asyncio.run(_serve(settings, registry, params, credentials, log))
@@ -165,8 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     expl.add_argument("--json", action="store_true", help="machine-readable output")
     for p in (serve, check, expl):
         p.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
+    cli_admin.add_parser(sub)
     args = parser.parse_args(argv)
-    handler = {"serve": cmd_serve, "check": cmd_check, "explain": cmd_explain}[args.command]
+    handler = {
+        "serve": cmd_serve,
+        "check": cmd_check,
+        "explain": cmd_explain,
+        "admin": cli_admin.cmd_admin,
+    }[args.command]
     return handler(args)
 
 
