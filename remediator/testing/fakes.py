@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from remediator.testing.servers import LOOPBACK
 
-__all__ = ["Failure", "FakePagerDuty", "FakeSlack", "FakeWebhook", "Request"]
+__all__ = ["Failure", "FakePagerDuty", "FakeSlack", "FakeSlackWebhook", "FakeWebhook", "Request"]
 
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -274,15 +274,46 @@ class FakeWebhook(_FakeService):
         return 200, web.json_response({"ok": True})
 
 
+SLACK_BLOCK_TYPES = ("section", "context", "divider", "header", "actions", "image", "rich_text")
+
+
+def slack_blocks_errors(body: Mapping[str, Any]) -> list[str]:
+    """What Slack would refuse in a message's `blocks` (and a missing `text` fallback)."""
+    blocks = body.get("blocks")
+    if blocks is None:
+        return [] if body.get("text") else ["no_text"]
+    if not isinstance(blocks, list) or not 0 < len(blocks) <= 50:
+        return ["invalid_blocks: 1 to 50 blocks"]
+    errors = [] if body.get("text") else ["missing text fallback for blocks"]
+    for n, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") not in SLACK_BLOCK_TYPES:
+            errors.append(f"invalid_blocks: block {n} has no known type")
+            continue
+        texts = [block.get("text")] if block["type"] == "section" else block.get("elements", [])
+        for text in texts:
+            if block["type"] in ("section", "context") and (
+                not isinstance(text, dict)
+                or text.get("type") not in ("mrkdwn", "plain_text")
+                or not isinstance(text.get("text"), str)
+                or not 0 < len(text["text"]) <= 3000
+            ):
+                errors.append(f"invalid_blocks: block {n} text must be 1-3000 characters")
+    return errors
+
+
 class FakeSlack(_FakeService):
-    """Slack's Web API `chat.postMessage` (point `base_url` at `api_url`): checks the bot token
-    and the channel; answers like Slack (HTTP 200 with `ok`, or 429 with Retry-After)."""
+    """Slack's Web API `chat.postMessage` (point `base_url` at `api_url`): checks the bot token,
+    the channel (one of `channels`, if given), that a `thread_ts` names a top-level message it
+    issued in that channel, and the Block Kit shape; answers like Slack (HTTP 200 with `ok`,
+    or 429 with Retry-After, or the injected failure)."""
 
     path = "/api/chat.postMessage"
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, *, channels: Sequence[str] | None = None) -> None:
         super().__init__()
         self.token = token
+        self.channels = set(channels) if channels is not None else None
+        self._issued: dict[str, str] = {}  # ts of top-level messages -> channel
 
     @property
     def api_url(self) -> str:
@@ -292,17 +323,50 @@ class FakeSlack(_FakeService):
     def messages(self) -> list[dict[str, Any]]:
         return list(self.accepted)
 
+    @property
+    def posted(self) -> list[tuple[str, dict[str, Any]]]:
+        """Accepted messages with the `ts` answered for each, in arrival order."""
+        return [
+            (f"{1700000000 + n}.000100", r.body) for n, r in enumerate(self.requests) if r.valid
+        ]
+
+    def thread(self, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of the top-level message `ts`, in order."""
+        return [body for _, body in self.posted if body.get("thread_ts") == ts]
+
     def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
         if headers.get("Authorization") != f"Bearer {self.token}":
             return ["invalid_auth"]
         if not isinstance(body, dict) or not body.get("channel"):
             return ["channel_not_found"]
-        if not body.get("text") and not body.get("blocks"):
-            return ["no_text"]
-        return []
+        if self.channels is not None and body["channel"] not in self.channels:
+            return ["channel_not_found"]
+        thread = body.get("thread_ts")
+        if thread is not None and self._issued.get(str(thread)) != body["channel"]:
+            return ["thread_not_found"]
+        return slack_blocks_errors(body)
 
     def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
         if errors:
             return 200, web.json_response({"ok": False, "error": errors[0]})
         ts = f"{1700000000 + len(self.requests)}.000100"
+        if body.get("thread_ts") is None:
+            self._issued[ts] = body["channel"]
         return 200, web.json_response({"ok": True, "channel": body["channel"], "ts": ts})
+
+
+class FakeSlackWebhook(_FakeService):
+    """A Slack incoming webhook: `POST /services/T000/B000/<secret>` with `text` and optional
+    `blocks`; answers `ok` (text/plain) like Slack, or `invalid_payload` with 400."""
+
+    path = "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
+
+    def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        if not isinstance(body, dict):
+            return ["invalid_payload"]
+        return slack_blocks_errors(body)
+
+    def answer(self, body: Any, errors: list[str]) -> tuple[int, web.Response]:
+        if errors:
+            return 400, web.Response(text="invalid_payload", status=400)
+        return 200, web.Response(text="ok")
