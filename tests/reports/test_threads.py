@@ -4,7 +4,7 @@ What fired, the exact change, the evidence, and "would have" in shadow mode."""
 from __future__ import annotations
 
 from remediator.testing.fakes import FakeSlack
-from tests.conftest import MakeDaemon
+from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, resolved
 from tests.reports.helpers import CHANNEL, reporting, scaling, text_of
 
@@ -75,6 +75,6 @@ async def test_reports_go_out_in_order_after_429_and_500(
     await eventually(lambda: _no_pending(daemon))
 
 
-async def _no_pending(daemon: object) -> bool:
-    pending = await daemon.engine.store.outbox_pending()  # type: ignore[attr-defined]
+async def _no_pending(daemon: Daemon) -> bool:
+    pending = await daemon.engine.store.outbox_pending()
     return not pending
