@@ -46,6 +46,18 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.intake_batch_seconds = Histogram(
+            "remediator_intake_batch_seconds",
+            "Time to record one batch of notifications durably (group commit).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+        self.intake_batch_size = Histogram(
+            "remediator_intake_batch_size",
+            "Notifications recorded together in one batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.verifications = Counter(
             "remediator_verifications",
             "Verification outcomes (verified, not_verified, unknown).",

@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
-from remediator.store.records import WorkItem
+from remediator.store.records import WorkItem, WorkKind
 
 Handler = Callable[[WorkItem], Awaitable[None]]
+_PAGE = 256  # pending work loaded per sweep
 
 
 class Dispatcher:
@@ -102,24 +103,30 @@ class Dispatcher:
                     self._idle.set()
 
     async def _sweeper(self) -> None:
+        # Pages through pending work by episode id, so a long backlog is loaded a page at a
+        # time as the queue drains, never re-read whole (that cost the webhook dearly).
+        after = {kind: "" for kind in WorkKind}
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._overflowed.wait(), self._sweep_interval)
             if not self._overflowed.is_set():
                 continue
             room = self._queue.maxsize - self._queue.qsize()
-            if room <= 0:
-                await asyncio.sleep(0.05)
+            if room < min(_PAGE, self._queue.maxsize):
+                await asyncio.sleep(0.05)  # wait for real room rather than sweeping for crumbs
                 continue
             self._overflowed.clear()
-            try:
-                pending = await self._store.pending_work(room + len(self._inflight))
-            except StoreUnavailable as exc:
-                self._log.error("cannot load pending work", error=str(exc))
-                self._overflowed.set()
-                await asyncio.sleep(self._sweep_interval)
-                continue
-            fresh = [i for i in pending if (i.kind.value, i.episode_id) not in self._inflight]
-            if len(fresh) > room:
-                self._overflowed.set()
-            self.offer(fresh[:room])
+            for kind in WorkKind:
+                try:
+                    page = await self._store.pending_work(kind, _PAGE, after[kind])
+                except StoreUnavailable as exc:
+                    self._log.error("cannot load pending work", error=str(exc))
+                    self._overflowed.set()
+                    await asyncio.sleep(self._sweep_interval)
+                    break
+                self.offer(i for i in page if (i.kind.value, i.episode_id) not in self._inflight)
+                if len(page) == _PAGE:
+                    after[kind] = page[-1].episode_id
+                    self._overflowed.set()
+                else:
+                    after[kind] = ""  # reached the end: the next sweep starts over

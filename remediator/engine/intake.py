@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -84,6 +85,7 @@ class Intake:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             results = await self._store.record_notifications(
                 [incoming for incoming, _ in batch], self._needs_work
@@ -100,6 +102,8 @@ class Intake:
                 if not future.done():
                     future.set_exception(failure)
             return
+        self._metrics.intake_batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.intake_batch_size.observe(len(batch))
         for (_, future), recorded in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(recorded)

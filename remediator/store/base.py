@@ -28,6 +28,7 @@ from remediator.store.records import (
     TimerRecord,
     VerificationRecord,
     WorkItem,
+    WorkKind,
 )
 
 
@@ -52,8 +53,9 @@ class Store(Protocol):
         no is decided on arrival (`no_playbook`) instead of being queued for dispatch."""
         ...
 
-    async def pending_work(self, limit: int) -> list[WorkItem]:
-        """Work recorded but not yet handled (after a restart, or after a queue overflow)."""
+    async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
+        """Work recorded but not yet handled (after a restart, or after a queue overflow),
+        by episode id (oldest startsAt first), starting after the episode id `after`."""
         ...
 
     async def mark_handled(self, item: WorkItem) -> None: ...

@@ -33,9 +33,9 @@ CREATE TABLE IF NOT EXISTS episodes (
     firing_handled_at TEXT,
     resolved_handled_at TEXT
 );
-CREATE INDEX IF NOT EXISTS episodes_pending_firing ON episodes (first_seen)
+CREATE INDEX IF NOT EXISTS episodes_pending_firing ON episodes (id)
     WHERE firing_handled_at IS NULL AND status = 'firing';
-CREATE INDEX IF NOT EXISTS episodes_pending_resolved ON episodes (resolved_at)
+CREATE INDEX IF NOT EXISTS episodes_pending_resolved ON episodes (id)
     WHERE resolved_handled_at IS NULL AND status = 'resolved';
 
 CREATE TABLE IF NOT EXISTS runs (

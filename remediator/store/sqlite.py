@@ -333,16 +333,12 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 )
         return results
 
-    async def pending_work(self, limit: int) -> list[WorkItem]:
+    async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
+        column = "firing_handled_at" if kind is WorkKind.FIRING else "resolved_handled_at"
         rows = await self._read(
-            "SELECT *, 'firing' AS work FROM episodes WHERE status = 'firing' "
-            "AND firing_handled_at IS NULL ORDER BY first_seen LIMIT ?",
-            (limit,),
-        )
-        rows += await self._read(
-            "SELECT *, 'resolved' AS work FROM episodes WHERE status = 'resolved' "
-            "AND resolved_handled_at IS NULL ORDER BY resolved_at LIMIT ?",
-            (limit,),
+            f"SELECT *, ? AS work FROM episodes WHERE status = ? AND {column} IS NULL "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (kind.value, kind.value, after, limit),
         )
         items = []
         for row in rows:
