@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -19,7 +20,7 @@ from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
 from remediator.engine.hooks import Approvals, Escalator, Guards, Reporter, Verifier
 from remediator.engine.locks import KeyedLocks
-from remediator.engine.run import EngineRun
+from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import (
@@ -331,6 +332,10 @@ class Pipeline:
         if spec is None or spec.revert is None or episode is None or timer.run_id is None:
             raise LookupError(f"cannot revert: playbook {timer.playbook!r} or episode is gone")
         target = spec.target(episode.labels, self.scope)
+        again = await self._firing_again(spec, target, episode.id)
+        if again is not None:
+            await self._defer_revert(timer, spec, target, episode.id, again)
+            return
         dry_run = bool(timer.payload.get("dry_run", True))
         mode = Mode.AUTO if not dry_run else Mode.SHADOW
         log = self.log.bind(
@@ -366,6 +371,44 @@ class Pipeline:
             episode.id,
             "reverted",
             {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
+        )
+
+    async def _firing_again(
+        self, spec: PlaybookSpec, target: Target, episode_id: str
+    ) -> str | None:
+        """Another firing episode of an alert this playbook handles for the same target: undoing
+        the change now (e.g. scaling down) would act against a firing alert."""
+        for other in await self.store.list_episodes(status="firing", namespace=target.namespace):
+            if other.id == episode_id or not spec.matches(other.labels):
+                continue
+            try:
+                if spec.target(other.labels, self.scope).key == target.key:
+                    return other.id
+            except TargetError:
+                continue
+        return None
+
+    async def _defer_revert(
+        self, timer: TimerRecord, spec: PlaybookSpec, target: Target, episode_id: str, again: str
+    ) -> None:
+        """Ask again after the same cool-down (at least a second, so it never spins): once the
+        other episode resolved, the handler decides from the state it then finds."""
+        wait = max(float(timer.payload.get("delay_seconds", 0.0)), 1.0)
+        await self.store.add_timer(
+            REVERT,
+            episode_id,
+            due_at=datetime.now(UTC) + timedelta(seconds=wait),
+            run_id=timer.run_id,
+            playbook=spec.name,
+            payload=dict(timer.payload),
+        )
+        await self.store.record_decision(
+            episode_id,
+            spec.name,
+            DecisionKind.SKIPPED,
+            f"revert deferred: the alert fires again for {target.key} (episode {again}); "
+            f"asking again in {wait:g} s",
+            timer.run_id,
         )
 
     async def follow_up(self, timer: TimerRecord) -> None:

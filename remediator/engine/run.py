@@ -174,5 +174,10 @@ class EngineRun:
             run_id=self._run_id,
             playbook=self._playbook,
             delay_seconds=delay_seconds,
-            payload={"data": data, "target": self._target.key, "dry_run": self._dry_run},
+            payload={
+                "data": data,
+                "target": self._target.key,
+                "dry_run": self._dry_run,
+                "delay_seconds": delay_seconds,  # to defer it again (Pipeline.revert)
+            },
         )

@@ -205,3 +205,30 @@ async def test_lag_under_keda_pauses_at_more_replicas_and_resumes(cluster: Clust
     assert await cluster.run_timers() == 1
     scaled = cluster.emu.get("keda.sh/v1alpha1", "scaledobjects", "shop", "consumer-so")
     assert annotation not in (scaled["metadata"].get("annotations") or {})
+
+
+async def test_no_scale_back_while_the_alert_fires_again(cluster: Cluster) -> None:
+    cluster.emu.add_deployment("shop", "consumer", replicas=2)
+    params = {"partitions": 4, "cooldown_seconds": 0}
+    await cluster.start("scale_on_lag", params={LAG: params})
+    first = await cluster.fire(lag())
+    await cluster.resolve(lag())
+    # A new episode for the same consumer fires: it is at the partition cap, so it does not
+    # scale (and has no scale-back of its own).
+    second = await cluster.fire(lag(), minutes=10)
+    assert second.actions == [] and cluster.replicas("consumer") == 4
+
+    assert await cluster.run_timers() == 1
+    assert cluster.replicas("consumer") == 4
+    deferred = (await cluster.outcome(first.episode.id)).decisions[-1]
+    assert (deferred.kind, deferred.reason) == (
+        "skipped",
+        f"revert deferred: the alert fires again for Deployment/shop/consumer (episode "
+        f"{second.episode.id}); asking again in 1 s",
+    )
+
+    await cluster.resolve(lag(), minutes=10)
+    await asyncio.sleep(1.05)
+    assert await cluster.run_timers() == 1
+    assert cluster.replicas("consumer") == 2
+    assert (await cluster.outcome(first.episode.id)).decisions[-1].kind == "reverted"
