@@ -24,7 +24,9 @@ labels (refused when a label is missing or invalid, or the Deployment does not e
      an escalation, because the runbook's remedy is used up;
   4. after the alert resolves and `cooldown_seconds` passed (`run.on_resolved`, a durable
      timer), return to what it found: the replicas, the HPA's floor, the ScaledObject's
-     annotation; unless someone changed it since, which is then left alone and recorded.
+     annotation; unless someone changed it since, which is then left alone and recorded. While
+     the alert fires again for the same Deployment (a new episode), the engine holds the
+     scale-back and asks again after another cool-down.
 
 The partition count (scale-on-lag only) is the smallest of: the alert's `partitions` label,
 its `partitions` annotation (e.g. a rule joining `kafka_topic_partitions`), and the
