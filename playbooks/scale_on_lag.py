@@ -120,11 +120,15 @@ async def scale_up(
     if high < cap:
         cap, why = high, f"the HPA's maxReplicas {high}"
     run.evidence("cap", {"replicas": cap, "why": why})
-    wanted = min(replicas + step, cap)
-    if wanted <= replicas:
+    # An owner may already hold the workload higher than it runs now (an HPA floor, KEDA's
+    # paused count not reached yet): scale from there, so the owner's value never goes down.
+    held = low if owner is not None and owner.kind == "hpa" else _paused(owner)
+    base = max(replicas, held)
+    wanted = min(base + step, cap)
+    if wanted <= base:
         run.escalate(
-            f"{target.key} already runs {replicas} replica(s), at or above the cap of {cap} "
-            f"({why}); scaling further is for humans"
+            f"{target.key} already runs (or is held at) {base} replica(s), at or above the cap "
+            f"of {cap} ({why}); scaling further is for humans"
         )
         return
     data: dict[str, Any] = {"replicas_found": replicas, "set": wanted}
@@ -147,6 +151,11 @@ async def scale_up(
     run.evidence("scale_back", {"after_resolved_seconds": cooldown, **data})
     if not run.dry_run:  # shadow mode changed nothing, so there is nothing to undo
         await run.on_resolved(cooldown, data)
+
+
+def _paused(owner: Autoscaler | None) -> int:
+    value = owner.paused_replicas if owner is not None and owner.kind == "keda" else None
+    return int(value) if value is not None and value.isdigit() else 0
 
 
 async def scale_back(*, target: Target, kube: Kube, run: Run, data: Any, **_: Any) -> None:

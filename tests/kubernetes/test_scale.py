@@ -92,7 +92,7 @@ async def test_never_scales_down_while_firing(cluster: Cluster) -> None:
     assert outcome.actions == [] and cluster.changes() == []
     assert cluster.replicas("consumer") == 8
     [escalation] = outcome.escalations
-    assert "already runs 8 replica(s), at or above the cap of 6 (6 partitions)" in (
+    assert "already runs (or is held at) 8 replica(s), at or above the cap of 6 (6 partitions)" in (
         escalation.reason
     )
 
@@ -232,3 +232,20 @@ async def test_no_scale_back_while_the_alert_fires_again(cluster: Cluster) -> No
     assert await cluster.run_timers() == 1
     assert cluster.replicas("consumer") == 2
     assert (await cluster.outcome(first.episode.id)).decisions[-1].kind == "reverted"
+
+
+async def test_an_hpa_floor_raised_by_someone_else_is_raised_from_there(cluster: Cluster) -> None:
+    cluster.emu.add_deployment("shop", "web", replicas=2)
+    cluster.emu.add_hpa("shop", "web", min_replicas=2, max_replicas=20)
+    # Someone raised the floor: the playbook scales on from there, never lowering it.
+    await cluster.patch(
+        "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/web",
+        {"spec": {"minReplicas": 6}},
+    )
+    await cluster.start("scale_on_lag")
+
+    outcome = await cluster.fire(labels("HighLatency", deployment="web"))
+
+    [action] = outcome.actions
+    assert action.body == {"spec": {"minReplicas": 8}}
+    assert hpa_of(cluster, "web")["spec"]["minReplicas"] == 8
