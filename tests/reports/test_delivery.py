@@ -12,7 +12,7 @@ from tests.reports.helpers import reporting, scaling, text_of
 
 
 async def test_a_storm_is_one_summary_message(make_daemon: MakeDaemon, slack: FakeSlack) -> None:
-    config = reporting(slack, batch_window_seconds=0.5, admin_url="http://remediator:9095")
+    config = reporting(slack, batch_window_seconds=2.0, admin_url="http://remediator:9095")
     config["guards"] = {
         "storm": {"distinct_targets": 1000},
         "rate_limits": {
@@ -24,7 +24,7 @@ async def test_a_storm_is_one_summary_message(make_daemon: MakeDaemon, slack: Fa
     daemon = await make_daemon(scaling(World()), config=config)
     await post_and_settle(daemon, firing(*[labels(f"svc-{n}") for n in range(40)]))
     [summary] = await slack.wait_for(1)
-    await asyncio.sleep(0.8)  # nothing else follows
+    await asyncio.sleep(0.5)  # nothing else follows
     assert len(slack.messages) == 1 and slack.invalid == []
     text = text_of(summary)
     assert "Alert storm: 40 reports for 40 episodes" in text
