@@ -16,7 +16,7 @@ from remediator.http.admin.auth import AdminTokens, Caller
 from remediator.http.keys import ENGINE
 
 ADMIN_TOKENS = web.AppKey("admin_tokens", AdminTokens)
-CALLER = "admin_caller"  # request key, set by the auth middleware
+CALLER = web.RequestKey("admin_caller", Caller)  # set by the auth middleware
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -74,9 +74,7 @@ def engine(request: web.Request) -> Engine:
 
 
 def caller(request: web.Request) -> Caller:
-    found = request.get(CALLER)
-    assert isinstance(found, Caller)
-    return found
+    return request[CALLER]
 
 
 async def parse(request: web.Request, model: type[Model]) -> Model:
