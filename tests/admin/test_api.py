@@ -81,7 +81,7 @@ async def test_pause_resume_and_the_audit_log(daemon: Daemon) -> None:
     assert detail["actions"][0]["error"].startswith("kill_switch")
     status, lifted = await call(daemon, "POST", f"/admin/pauses/{pause['id']}/resume", json=WHY)
     assert status == 200 and lifted["lifted_by"] == "alice"
-    status, again = await call(daemon, "POST", f"/admin/pauses/{pause['id']}/resume", json=WHY)
+    status, _ = await call(daemon, "POST", f"/admin/pauses/{pause['id']}/resume", json=WHY)
     assert status == 409
     assert (await call(daemon, "POST", "/admin/pauses/999/resume", json=WHY))[0] == 404
     _, audit = await call(daemon, "GET", "/admin/audit", token=READ)
