@@ -43,7 +43,10 @@ async def main(names: list[str]) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], default=[])
+    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)}")
     args = parser.parse_args()
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
     configure("console", "error")
     sys.exit(asyncio.run(main(args.scenarios or list(SCENARIOS))))
