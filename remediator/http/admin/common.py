@@ -98,6 +98,9 @@ async def parse(request: web.Request, model: type[Model]) -> Model:
 
 def int_param(request: web.Request, name: str) -> int:
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except ValueError:
         raise Problem(404, f"{name} must be an integer") from None
+    if not 0 < value < 2**63:  # ids are positive SQLite integers; anything else names nothing
+        raise Problem(404, f"no object with {name} {value}")
+    return value
