@@ -71,7 +71,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     _, param_problems = playbook_params(registry, settings)
     problems += param_problems
     try:
-        webhook_credentials_check(settings)
+        # Reading the secrets proves their files exist and are readable.
+        settings.webhook.auth.bearer()
+        settings.webhook.auth.basic()
     except ConfigError as exc:
         problems += exc.problems
     if problems:
@@ -81,12 +83,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         matchers = ", ".join(str(m) for m in spec.matchers)
         print(f"  {spec.name} [{settings.mode_of(spec.name).value}] {{{matchers}}}")
     return 0
-
-
-def webhook_credentials_check(settings: Settings) -> None:
-    auth = settings.webhook.auth
-    auth.bearer()
-    auth.basic()
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
