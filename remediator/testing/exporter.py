@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from remediator.testing.loopback import LoopbackApp
 from remediator.testing.servers._common import LOOPBACK
 
 __all__ = ["MetricsExporter", "ValueFunc"]
@@ -49,7 +50,7 @@ class _SnapshotCollector(Collector):
         return self._families
 
 
-class MetricsExporter:
+class MetricsExporter(LoopbackApp):
     """aiohttp app on 127.0.0.1 serving ``/metrics`` from scenario-set values.
 
     Metric types are fixed by first use: ``set``/``set_func`` make a gauge,
@@ -58,47 +59,17 @@ class MetricsExporter:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._families: dict[str, _Family] = {}
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._scrapes = 0
         self._scraped = asyncio.Condition()
 
     # -- lifecycle ----------------------------------------------------------------
 
-    async def start(self) -> MetricsExporter:
-        if self._runner is not None:
-            raise RuntimeError("exporter already started")
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self._handle_metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, LOOPBACK, 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> MetricsExporter:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("exporter has not been started")
-        return self._port
+        return app
 
     @property
     def url(self) -> str:

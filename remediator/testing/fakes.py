@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
+from remediator.testing.loopback import LoopbackApp
 from remediator.testing.servers import LOOPBACK
 
 __all__ = ["Failure", "FakePagerDuty", "FakeSlack", "FakeSlackWebhook", "FakeWebhook", "Request"]
@@ -57,23 +58,16 @@ class Request:
         return not self.errors and 200 <= self.status < 300
 
 
-class _FakeService(ABC):
-    """Start/stop on a loopback port, failure injection and the log of requests."""
+class _FakeService(LoopbackApp):
+    """Failure injection and the log of requests, on a loopback port."""
 
     path = "/"
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Request] = []
         self._failures: list[Failure] = []
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._changed = asyncio.Condition()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError(f"{type(self).__name__} has not been started")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -97,31 +91,10 @@ class _FakeService(ABC):
         """Accept again now: drop the failures not used yet."""
         self._failures.clear()
 
-    async def start(self) -> Self:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, LOOPBACK, 0)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        return app
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[Any]:
         """Wait until `count` requests were accepted; returns their bodies."""
