@@ -93,6 +93,11 @@ class WebhookSettings(Section):
     max_label_value_chars: int = Field(
         4096, ge=16, description="Longer label or annotation values (characters): 422."
     )
+    max_backlog: int = Field(
+        10_000,
+        ge=1,
+        description="Notifications acknowledged but not yet turned into episodes; more: 503.",
+    )
 
 
 class StateSettings(Section):

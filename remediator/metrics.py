@@ -33,6 +33,17 @@ class Metrics:
         self.intake_depth = Gauge(
             "remediator_intake_queue_depth", "Notifications waiting to be recorded.", registry=r
         )
+        self.digest_backlog = Gauge(
+            "remediator_digest_backlog",
+            "Notifications acknowledged and journaled, not yet turned into episodes.",
+            registry=r,
+        )
+        self.digest_seconds = Histogram(
+            "remediator_digest_batch_seconds",
+            "Time to turn one batch of journaled notifications into episodes.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.runs = Counter(
             "remediator_playbook_runs",
             "Playbook runs by playbook and outcome "

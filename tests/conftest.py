@@ -62,8 +62,9 @@ class Daemon:
         return resp.status, content
 
     async def settle(self) -> None:
-        """Wait until every recorded alert was dispatched and handled."""
+        """Wait until every recorded alert was digested, dispatched and handled."""
         await asyncio.sleep(0)
+        await self.engine.digester.drained()
         await self.engine.dispatcher.drained()
 
 

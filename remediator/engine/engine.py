@@ -32,6 +32,7 @@ from remediator.engine.hooks import (
     Reporter,
     Verifier,
 )
+from remediator.engine.digest import Digester
 from remediator.engine.intake import Intake
 from remediator.engine.outbox import Deliver, Hold, Outbox
 from remediator.engine.pipeline import Pipeline
@@ -95,6 +96,7 @@ class Engine:
         self.started = False
         self.pipeline: Pipeline
         self.dispatcher: Dispatcher
+        self.digester: Digester
         self.intake: Intake
         self.timers: Timers
         self.outbox: Outbox
@@ -119,16 +121,20 @@ class Engine:
             queue_size=dispatch.queue_size,
             workers=dispatch.workers,
         )
+        self.digester = Digester(
+            self.store, self.dispatcher, self.metrics, needs_work=self.pipeline.needs_work
+        )
         self.intake = Intake(
             self.store,
-            self.dispatcher,
+            self.digester,
             self.metrics,
             batch_max=self.settings.state.batch_max,
-            needs_work=self.pipeline.needs_work,
+            max_backlog=self.settings.webhook.max_backlog,
         )
         await self.breaker.status()  # the gauge shows a breaker left open before a restart
         await self.outbox.start()
         await self.dispatcher.start()
+        await self.digester.start()
         await self.intake.start()
         await self.timers.start()
         self.started = True
@@ -212,6 +218,7 @@ class Engine:
         if self.started:
             await self.timers.stop()
             await self.intake.stop()
+            await self.digester.stop()
             await self.dispatcher.stop()
             await self.outbox.stop()
             self.started = False

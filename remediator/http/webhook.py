@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from remediator.alertmanager import Limits, PayloadError, parse_notification
+from remediator.alertmanager import Limits, PayloadError, validate_notification
 from remediator.engine.intake import IntakeFull
 from remediator.http.auth import authorized
 from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
@@ -61,14 +61,14 @@ async def _receive(request: web.Request) -> web.Response:
         hooks.max_alerts_per_notification, hooks.max_labels_per_alert, hooks.max_label_value_chars
     )
     try:
-        notification = parse_notification(body, limits)
+        data = validate_notification(body, limits)
     except PayloadError as exc:
         result = "bad_request" if exc.status == 400 else "unprocessable"
         metrics.notifications.labels(result=result).inc()
         log.info("rejected notification", status=exc.status, reason=exc.message)
         return _error(exc.status, exc.message, details=exc.errors)
     try:
-        recorded = await engine.intake.submit(notification, body)
+        notification_id = await engine.intake.submit(data, body)
     except (IntakeFull, StoreUnavailable) as exc:
         metrics.notifications.labels(result="unavailable").inc()
         log.warning("cannot record now", reason=str(exc))
@@ -79,21 +79,20 @@ async def _receive(request: web.Request) -> web.Response:
         log.exception("unexpected intake failure")
         return _error(503, "internal error while recording; retry")
     metrics.notifications.labels(result="recorded").inc()
-    for alert in notification.alerts:
-        metrics.alerts.labels(status=alert.status).inc()
-    if notification.truncatedAlerts:
+    alerts = data["alerts"]
+    resolved = sum(1 for alert in alerts if alert["status"] == "resolved")
+    if resolved:
+        metrics.alerts.labels(status="resolved").inc(resolved)
+    if len(alerts) > resolved:
+        metrics.alerts.labels(status="firing").inc(len(alerts) - resolved)
+    truncated = data.get("truncatedAlerts", 0)
+    if truncated:
         log.warning(
             "notification truncated by Alertmanager",
-            truncated=notification.truncatedAlerts,
-            notification=recorded.notification_id,
+            truncated=truncated,
+            notification=notification_id,
         )
+    # Episodes are the digester's work, after this answer: see engine/digest.py.
     return web.json_response(
-        {
-            "status": "recorded",
-            "notification": recorded.notification_id,
-            "new_episodes": recorded.new_episodes,
-            "resent_alerts": recorded.resent_alerts,
-            "resolved_episodes": recorded.resolved_episodes,
-            "truncated_alerts": notification.truncatedAlerts,
-        }
+        {"status": "recorded", "notification": notification_id, "truncated_alerts": truncated}
     )

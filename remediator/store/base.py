@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from remediator.alertmanager import Alert
+from remediator.alertmanager import Alert, NotificationData
 from remediator.store.records import (
     ActionRecord,
     ApprovalRecord,
@@ -20,10 +20,11 @@ from remediator.store.records import (
     DecisionRecord,
     EpisodeRecord,
     EscalationRecord,
+    Digested,
     IncomingNotification,
+    JournalEntry,
     KillSwitchRecord,
     OutboxItem,
-    Recorded,
     RunRecord,
     TimerRecord,
     VerificationRecord,
@@ -43,14 +44,26 @@ class Store(Protocol):
         """Raise StoreUnavailable if the store cannot be read and written now."""
         ...
 
-    # intake
-    async def record_notifications(
+    # intake: a journal first (what the webhook waits for), episodes after (the digester)
+    async def journal(self, batch: Sequence[IncomingNotification]) -> list[str]:
+        """Record a batch of notifications as received, in one transaction; returns their
+        ids, which sort in the order they were journaled, once durable."""
+        ...
+
+    async def undigested(self, limit: int, after: str = "") -> list[JournalEntry]:
+        """Journaled notifications not yet digested, oldest first, after the id `after`."""
+        ...
+
+    async def count_undigested(self) -> int: ...
+
+    async def digest(
         self,
-        batch: Sequence[IncomingNotification],
+        batch: Sequence[tuple[str, NotificationData]],
         needs_work: Callable[[Alert], bool] | None = None,
-    ) -> list[Recorded]:
-        """Record a batch in one transaction. A new firing alert for which `needs_work` says
-        no is decided on arrival (`no_playbook`) instead of being queued for dispatch."""
+    ) -> list[Digested]:
+        """Turn journaled notifications into episodes, in one transaction that also marks
+        them digested (so a crash digests them again, never twice). A new firing alert for
+        which `needs_work` says no is decided on arrival (`no_playbook`), not dispatched."""
         ...
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:

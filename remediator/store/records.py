@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from remediator.alertmanager import Alert, Notification
+from remediator.alertmanager import Alert, NotificationData
 
 
 class WorkKind(StrEnum):
@@ -17,9 +17,20 @@ class WorkKind(StrEnum):
 
 @dataclass(frozen=True)
 class IncomingNotification:
-    notification: Notification
+    """A validated notification as the webhook received it, on its way into the journal."""
+
+    data: NotificationData
     body: bytes
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A notification acknowledged to Alertmanager and not yet digested into episodes."""
+
+    id: str
+    received_at: datetime
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class WorkItem:
 
 
 @dataclass(frozen=True)
-class Recorded:
+class Digested:
     """What one notification changed: the work it created (empty for a pure re-send)."""
 
     notification_id: str

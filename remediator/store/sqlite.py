@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import uuid
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -22,7 +22,14 @@ from typing import Any
 
 import aiosqlite
 
-from remediator.alertmanager import Alert
+from remediator.alertmanager import (
+    Alert,
+    AlertData,
+    NotificationData,
+    aware,
+    episode_id,
+    label_fingerprint,
+)
 from remediator.store.base import StoreUnavailable
 from remediator.store.codec import dumps, now, parse_ts, ts
 from remediator.store.records import (
@@ -31,9 +38,10 @@ from remediator.store.records import (
     DecisionRecord,
     EpisodeRecord,
     EscalationRecord,
+    Digested,
     IncomingNotification,
+    JournalEntry,
     OutboxItem,
-    Recorded,
     RunRecord,
     TimerRecord,
     WorkItem,
@@ -65,6 +73,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         self._tx_done: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._last_notification = 0
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -75,12 +84,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            await db.execute(
-                f"PRAGMA wal_autocheckpoint = {__import__('os').environ.get('WALCP', '1000')}"
-            )
+            await db.create_function("zlib_compress", 1, _compress, deterministic=True)
             schema = resources.files("remediator.store").joinpath("schema.sql").read_text()
             await db.executescript(schema)
             await db.commit()
+            async with db.execute("SELECT max(id) FROM notifications") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0]:
+                self._last_notification = int(row[0][2:], 16)
             reader = await aiosqlite.connect(self.path)
             await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await reader.execute("PRAGMA query_only = 1")
@@ -226,6 +237,59 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 raise StoreUnavailable(f"state store not writable: {exc}") from exc
 
     # -- intake --------------------------------------------------------------------------
+    def _notification_id(self) -> str:
+        # Nanoseconds, strictly increasing even if the clock steps back: ids sort in journal
+        # order, which is the order the digester must replay them in.
+        self._last_notification = max(self._last_notification + 1, time.time_ns())
+        return f"n-{self._last_notification:016x}"
+
+    async def journal(self, batch: Sequence[IncomingNotification]) -> list[str]:
+        async with self._lock.hold(urgent=True):
+            ids = [self._notification_id() for _ in batch]
+            rows = [
+                (
+                    nid,
+                    ts(item.received_at),
+                    item.data.get("groupKey", ""),
+                    item.data.get("receiver", ""),
+                    item.data["status"],
+                    len(item.data["alerts"]),
+                    item.data.get("truncatedAlerts", 0),
+                    item.body,
+                )
+                for nid, item in zip(ids, batch, strict=True)
+            ]
+            db = self.db
+            try:
+                self._begin()
+                if not db.in_transaction:
+                    await db.execute("BEGIN")
+                await db.executemany(
+                    "INSERT INTO notifications (id, received_at, group_key, receiver, status, "
+                    "alerts, truncated_alerts, body) VALUES (?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+            except sqlite3.Error as exc:
+                self._dirty.set()
+                raise StoreUnavailable(f"state write failed: {exc}") from exc
+            done = self._tx_done
+            self._dirty.set()
+        assert done is not None
+        await asyncio.shield(done)
+        return ids
+
+    async def undigested(self, limit: int, after: str = "") -> list[JournalEntry]:
+        rows = await self._read(
+            "SELECT id, received_at, body FROM notifications WHERE digested_at IS NULL "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [JournalEntry(r[0], datetime.fromisoformat(r[1]), bytes(r[2])) for r in rows]
+
+    async def count_undigested(self) -> int:
+        rows = await self._read("SELECT count(*) FROM notifications WHERE digested_at IS NULL")
+        return int(rows[0][0])
+
     async def _statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """(status, last_seen) of the known episodes among `ids`."""
         found: dict[str, tuple[str, str]] = {}
@@ -239,45 +303,45 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                     found[row[0]] = (row[1], row[2])
         return found
 
-    async def record_notifications(
+    async def digest(
         self,
-        batch: Sequence[IncomingNotification],
+        batch: Sequence[tuple[str, NotificationData]],
         needs_work: Callable[[Alert], bool] | None = None,
-    ) -> list[Recorded]:
+    ) -> list[Digested]:
         at = ts(now())
         inserts: list[tuple[Any, ...]] = []
         resends: list[tuple[Any, ...]] = []
         resolves: list[tuple[Any, ...]] = []
-        notes: list[tuple[Any, ...]] = []
+        digested: list[tuple[Any, ...]] = []
         decided: list[tuple[Any, ...]] = []
-        results: list[Recorded] = []
-        async with self._write(urgent=True) as db:
-            keyed = [[(a, a.episode_id) for a in item.notification.alerts] for item in batch]
+        results: list[Digested] = []
+        keyed = [[(a, _episode_id(a)) for a in data["alerts"]] for _, data in batch]
+        async with self._write() as db:
             ids = list({eid for alerts in keyed for _, eid in alerts})
             known = await self._statuses(ids)
             stale = ts(now() - RESEND_TOUCH)
-            for item, alerts in zip(batch, keyed, strict=True):
-                n = item.notification
-                nid = f"n-{uuid.uuid4().hex[:20]}"
-                truncated = 1 if n.truncatedAlerts > 0 else 0
+            for (nid, data), alerts in zip(batch, keyed, strict=True):
+                truncated = 1 if data.get("truncatedAlerts", 0) > 0 else 0
                 work: list[WorkItem] = []
                 new = resent = resolved = 0
                 for alert, eid in alerts:
                     state, last_seen = known.get(eid, (None, ""))
                     if state is None:
-                        firing = alert.status == "firing"
-                        wanted = firing and (needs_work is None or needs_work(alert))
+                        firing = alert["status"] == "firing"
+                        model = Alert.from_data(alert) if firing else None
+                        wanted = model is not None and (needs_work is None or needs_work(model))
                         inserts.append(_episode_row(alert, eid, at, nid, truncated, wanted))
-                        known[eid] = (alert.status, at)
+                        known[eid] = (alert["status"], at)
                         if wanted:
-                            work.append(WorkItem(WorkKind.FIRING, eid, alert))
+                            assert model is not None
+                            work.append(WorkItem(WorkKind.FIRING, eid, model))
                         elif firing:
                             decided.append((eid, NO_WORK_REASON, at))
                         new += firing
-                    elif alert.status == "resolved" and state == "firing":
+                    elif alert["status"] == "resolved" and state == "firing":
                         resolves.append((_resolved_at(alert), at, truncated, eid))
                         known[eid] = ("resolved", at)
-                        work.append(WorkItem(WorkKind.RESOLVED, eid, alert))
+                        work.append(WorkItem(WorkKind.RESOLVED, eid, Alert.from_data(alert)))
                         resolved += 1
                     else:
                         # A re-send (or a late firing after the resolve): no new work. The
@@ -287,22 +351,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                             resends.append((at, truncated, eid))
                             known[eid] = (state, at)
                         resent += 1
-                notes.append(
-                    (
-                        nid,
-                        ts(item.received_at),
-                        n.groupKey,
-                        n.receiver,
-                        n.status,
-                        len(n.alerts),
-                        n.truncatedAlerts,
-                        new,
-                        # Kept for audit, compressed: bodies are most of what intake writes.
-                        zlib.compress(item.body, 1),
-                    )
-                )
-                results.append(Recorded(nid, work, new, resent, resolved))
-            await db.executemany("INSERT INTO notifications VALUES (?,?,?,?,?,?,?,?,?)", notes)
+                digested.append((at, new, nid))
+                results.append(Digested(nid, work, new, resent, resolved))
             if inserts:
                 await db.executemany(
                     "INSERT INTO episodes (id, fingerprint, starts_at, alertname, namespace, "
@@ -331,6 +381,13 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                     "WHERE id = ?",
                     resolves,
                 )
+            # The body stays for audit, compressed where it lies: the function runs in SQLite's
+            # thread, and zlib lets go of the GIL, so the event loop never holds the bytes.
+            await db.executemany(
+                "UPDATE notifications SET digested_at = ?, new_episodes = ?, "
+                "body = zlib_compress(body) WHERE id = ?",
+                digested,
+            )
         return results
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
@@ -756,27 +813,42 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         return int(rows[0][0])
 
     async def prune(self, older_than: datetime) -> int:
+        # Never a notification still waiting for the digester: it is the only copy.
         _lastrowid, rowcount = await self._write1(
-            "DELETE FROM notifications WHERE received_at < ?", (ts(older_than),)
+            "DELETE FROM notifications WHERE received_at < ? AND digested_at IS NOT NULL",
+            (ts(older_than),),
         )
         return rowcount
 
 
+def _compress(body: bytes) -> bytes:
+    return zlib.compress(body, 1)
+
+
+def _fingerprint(alert: AlertData) -> str:
+    return alert.get("fingerprint") or label_fingerprint(alert["labels"])
+
+
+def _episode_id(alert: AlertData) -> str:
+    return episode_id(_fingerprint(alert), aware(alert["startsAt"]))
+
+
 def _episode_row(
-    alert: Alert, eid: str, at: str, nid: str, truncated: int, wanted: bool
+    alert: AlertData, eid: str, at: str, nid: str, truncated: int, wanted: bool
 ) -> tuple[Any, ...]:
     """`wanted`: a firing alert that needs dispatch; anything else is handled on arrival."""
-    firing = alert.status == "firing"
+    firing = alert["status"] == "firing"
+    labels = alert["labels"]
     return (
         eid,
-        alert.fingerprint_or_computed,
-        ts(alert.startsAt),
-        alert.alertname,
-        alert.labels.get("namespace"),
-        alert.status,
-        dumps(alert.labels),
-        dumps(alert.annotations),
-        alert.generatorURL,
+        _fingerprint(alert),
+        ts(aware(alert["startsAt"])),
+        labels.get("alertname", ""),
+        labels.get("namespace"),
+        alert["status"],
+        dumps(labels),
+        dumps(alert.get("annotations", {})),
+        alert.get("generatorURL", ""),
         at,
         at,
         None if firing else _resolved_at(alert),
@@ -787,9 +859,10 @@ def _episode_row(
     )
 
 
-def _resolved_at(alert: Alert) -> str:
-    if alert.endsAt is not None and alert.endsAt > alert.startsAt:
-        return ts(alert.endsAt)
+def _resolved_at(alert: AlertData) -> str:
+    ends = alert.get("endsAt")
+    if ends is not None and aware(ends) > aware(alert["startsAt"]):
+        return ts(aware(ends))
     return ts(now())
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from remediator.alertmanager import validate_notification
 from remediator.http.auth import Credentials
 from remediator.playbook import Action, Registry, playbook, targets
+from remediator.store.records import IncomingNotification
+from remediator.store.sqlite import SQLiteStore
 from remediator.testing.alerts import alert, notification
 from tests.conftest import MakeDaemon
 
@@ -41,16 +45,19 @@ async def test_firing_resend_and_resolve_create_one_episode(make_daemon: MakeDae
     daemon = await make_daemon(lag_registry(calls), config={"mode": "auto"})
     firing = notification([alert(LAG)])
     status, answer = await daemon.post(firing)
-    assert status == 200 and answer["new_episodes"] == 1
+    assert status == 200 and answer["status"] == "recorded"
     # repeat_interval re-send, an HA peer and a retry: no new work.
     for _ in range(3):
-        status, answer = await daemon.post(firing)
-        assert status == 200 and answer["new_episodes"] == 0 and answer["resent_alerts"] == 1
+        status, _ = await daemon.post(firing)
+        assert status == 200
     await daemon.settle()
     resolved = notification([alert(LAG, status="resolved")])
-    status, answer = await daemon.post(resolved)
-    assert status == 200 and answer["resolved_episodes"] == 1
+    status, _ = await daemon.post(resolved)
+    assert status == 200
     await daemon.settle()
+    opened = daemon.engine.metrics.episodes_opened._value.get()  # type: ignore[attr-defined]
+    closed = daemon.engine.metrics.episodes_closed._value.get()  # type: ignore[attr-defined]
+    assert (opened, closed) == (1, 1)
     assert calls == ["Deployment/shop/orders"]
     episodes = await daemon.engine.store.list_episodes()
     assert len(episodes) == 1
@@ -81,16 +88,19 @@ async def test_mixed_group_acts_on_each_alerts_own_status(make_daemon: MakeDaemo
     # The group says "firing", but the orders alert inside it is resolved: never act on it.
     payload = notification([alert(LAG, status="resolved"), alert(other)])
     assert payload["status"] == "firing"
-    status, answer = await daemon.post(payload)
-    assert status == 200 and answer["new_episodes"] == 1
+    status, _ = await daemon.post(payload)
+    assert status == 200
     await daemon.settle()
     assert calls == ["Deployment/shop/billing"]
+    statuses = {e.labels["deployment"]: e.status for e in await daemon.engine.store.list_episodes()}
+    assert statuses == {"orders": "resolved", "billing": "firing"}
 
 
 async def test_truncated_alerts_are_recorded(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(lag_registry([]))
     status, answer = await daemon.post(notification([alert(LAG)], truncated=7))
     assert status == 200 and answer["truncated_alerts"] == 7
+    await daemon.settle()
     episode = (await daemon.engine.store.list_episodes())[0]
     assert episode.truncated
 
@@ -135,6 +145,7 @@ async def test_auth(make_daemon: MakeDaemon, header: str | None, expected: int) 
     headers = {"Authorization": header} if header else {}
     resp = await daemon.client.post("/webhook", json=notification([alert(LAG)]), headers=headers)
     assert resp.status == expected
+    await daemon.settle()
     assert len(await daemon.engine.store.list_episodes()) == (1 if expected == 200 else 0)
 
 
@@ -181,6 +192,7 @@ async def test_bad_input_gets_a_clear_4xx_and_loses_nothing(
     # The earlier notification is still there, and the daemon still takes new ones.
     status, _ = await daemon.post(notification([alert({**LAG, "deployment": "after"})]))
     assert status == 200
+    await daemon.settle()
     assert len(await daemon.engine.store.list_episodes()) == 2
 
 
@@ -226,6 +238,7 @@ async def test_store_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) ->
         blocker.close()
     status, _ = await daemon.post(notification([alert({**LAG, "deployment": "during"})]))
     assert status == 200
+    await daemon.settle()
     assert len(await daemon.engine.store.list_episodes()) == 2
     assert (await daemon.client.get("/readyz")).status == 200
 
@@ -237,7 +250,7 @@ async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
     engine = daemon.engine
     await engine.intake.stop()
     # A writer that is not running and a queue of one: the second request finds it full.
-    engine.intake = Intake(engine.store, engine.dispatcher, engine.metrics, max_pending=1)
+    engine.intake = Intake(engine.store, engine.digester, engine.metrics, max_pending=1)
     import asyncio
 
     first = asyncio.create_task(daemon.post(notification([alert(LAG)])))
@@ -272,3 +285,49 @@ async def test_readyz_without_playbooks_is_not_ready(make_daemon: MakeDaemon) ->
     resp = await daemon.client.get("/readyz")
     assert resp.status == 503
     assert "no playbooks loaded" in (await resp.json())["problems"]
+
+
+async def test_backlog_bound_is_503_and_drains(make_daemon: MakeDaemon) -> None:
+    daemon = await make_daemon(lag_registry([]), config={"webhook": {"max_backlog": 2}})
+    await daemon.engine.digester.stop()  # acknowledged notifications pile up undigested
+    for name in ("a", "b"):
+        status, _ = await daemon.post(notification([alert({**LAG, "deployment": name})]))
+        assert status == 200
+    late = notification([alert({**LAG, "deployment": "c"})])
+    status, answer = await daemon.post(late)
+    assert status == 503 and "waiting to be digested" in answer["error"]
+    assert await daemon.engine.store.list_episodes() == []  # journaled, not yet episodes
+    await daemon.engine.digester.start()
+    await daemon.settle()
+    status, _ = await daemon.post(late)  # Alertmanager's retry
+    assert status == 200
+    await daemon.settle()
+    names = sorted(e.labels["deployment"] for e in await daemon.engine.store.list_episodes())
+    assert names == ["a", "b", "c"]
+
+
+async def test_journal_left_undigested_by_a_crash_is_digested_once_on_start(
+    make_daemon: MakeDaemon, state_path: Path
+) -> None:
+    # What a process that died after answering 2xx, before digesting, leaves behind.
+    store = SQLiteStore(state_path)
+    await store.open()
+    firing = json.dumps(notification([alert(LAG)])).encode()
+    resolved = json.dumps(notification([alert(LAG, status="resolved")])).encode()
+    now = datetime.now(UTC)
+    for body in (firing, firing, resolved):
+        await store.journal([IncomingNotification(validate_notification(body), body, now)])
+    await store.close()
+
+    calls: list[str] = []
+    daemon = await make_daemon(lag_registry(calls), config={"mode": "auto"})
+    await daemon.settle()
+    episodes = await daemon.engine.store.list_episodes()
+    assert [(e.status, e.notifications) for e in episodes] == [("resolved", 2)]
+    assert await daemon.engine.store.count_undigested() == 0
+    # Digested in journal order, and the alert had resolved by then: nothing is done.
+    decisions = await daemon.engine.store.decisions_for(episodes[0].id)
+    assert [(d.kind, d.reason) for d in decisions][:1] == [
+        ("skipped", "resolved before it was dispatched")
+    ]
+    assert calls == []

@@ -1,0 +1,127 @@
+"""The digester: turns journaled notifications into episodes, decisions and dispatch work.
+
+The webhook answers once a notification is in the journal (engine/intake.py); everything that
+costs per alert happens here, in journal order, one transaction per slice that also marks the
+slice digested. A crash between the two leaves the notification undigested, so it is digested
+again on start: exactly once, never lost. The journal lives in the store, not in memory, so a
+backlog costs disk, not RAM; intake refuses (503) when the backlog reaches its bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from remediator.alertmanager import Alert, Limits, NotificationData, PayloadError
+from remediator.alertmanager import validate_notification as validate
+from remediator.engine.dispatch import Dispatcher
+from remediator.logs import get_logger
+from remediator.metrics import Metrics
+from remediator.store import Store, StoreUnavailable
+from remediator.store.records import Digested, JournalEntry
+
+# The webhook enforced its limits when it accepted a notification; replaying it must not
+# depend on limits configured since, so the journal is read without them.
+_REPLAY = Limits(max_alerts=2**31, max_labels=2**31, max_value_chars=2**31)
+_RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class Digester:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        *,
+        needs_work: Callable[[Alert], bool] | None = None,
+        slice_size: int = 16,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._needs_work = needs_work
+        self._slice = slice_size
+        self._backlog = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._log = get_logger(component="digest")
+
+    @property
+    def backlog(self) -> int:
+        """Notifications journaled and not yet digested."""
+        return max(0, self._backlog)
+
+    async def start(self) -> None:
+        # What an earlier process acknowledged but never digested goes first.
+        self._backlog = await self._store.count_undigested()
+        self._metrics.digest_backlog.set(self.backlog)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def journaled(self, count: int) -> None:
+        """Intake committed `count` notifications to the journal."""
+        self._backlog += count
+        self._metrics.digest_backlog.set(self.backlog)
+        self._idle.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        """Wait until everything journaled so far is digested."""
+        await self._idle.wait()  # set only when the journal was found empty
+
+    async def _run(self) -> None:
+        after = ""
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                entries = await self._store.undigested(self._slice, after)
+                if entries:
+                    await self._digest(entries)
+                    after = entries[-1].id
+                failures = 0
+            except StoreUnavailable as exc:
+                delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
+                failures += 1
+                self._log.warning("digest failed; retrying", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
+            if not entries:
+                self._backlog = 0  # nothing is left, whatever the count said
+                self._metrics.digest_backlog.set(0)
+                self._idle.set()
+                await self._wake.wait()
+            else:
+                await asyncio.sleep(0)  # one slice at a time: the webhook comes first
+
+    async def _digest(self, entries: list[JournalEntry]) -> None:
+        started = time.perf_counter()
+        batch = [(entry.id, self._parse(entry)) for entry in entries]
+        results: list[Digested] = await self._store.digest(batch, self._needs_work)
+        self._backlog -= len(entries)
+        self._metrics.digest_backlog.set(self.backlog)
+        self._metrics.digest_seconds.observe(time.perf_counter() - started)
+        for result in results:
+            self._metrics.episodes_opened.inc(result.new_episodes)
+            self._metrics.episodes_closed.inc(result.resolved_episodes)
+            self._dispatcher.offer(result.work)
+
+    def _parse(self, entry: JournalEntry) -> NotificationData:
+        try:
+            return validate(entry.body, _REPLAY)
+        except PayloadError as exc:
+            # Only a journal written by something else could get here; keep the row (it is
+            # the evidence) and move on rather than stop digesting everything behind it.
+            self._log.error(
+                "journaled notification unreadable", notification=entry.id, error=exc.message
+            )
+            return {"version": "4", "status": "firing", "alerts": []}
