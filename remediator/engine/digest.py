@@ -79,15 +79,13 @@ class Digester:
         await self._idle.wait()  # set only when the journal was found empty
 
     async def _run(self) -> None:
-        after = ""
         failures = 0
         while True:
             self._wake.clear()
             try:
-                entries = await self._store.undigested(self._slice, after)
+                entries = await self._store.undigested(self._slice)
                 if entries:
                     await self._digest(entries)
-                    after = entries[-1].id
                 failures = 0
             except StoreUnavailable as exc:
                 delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
@@ -96,16 +94,17 @@ class Digester:
                 await asyncio.sleep(delay)
                 continue
             if not entries:
-                self._backlog = 0  # nothing is left, whatever the count said
-                self._metrics.digest_backlog.set(0)
-                self._idle.set()
+                if not self._wake.is_set():  # else more was journaled while we looked
+                    self._backlog = 0  # nothing is left, whatever the count said
+                    self._metrics.digest_backlog.set(0)
+                    self._idle.set()
                 await self._wake.wait()
             else:
                 await asyncio.sleep(0)  # one slice at a time: the webhook comes first
 
     async def _digest(self, entries: list[JournalEntry]) -> None:
         started = time.perf_counter()
-        batch = [(entry.id, self._parse(entry)) for entry in entries]
+        batch = [(entry, self._parse(entry)) for entry in entries]
         results: list[Digested] = await self._store.digest(batch, self._needs_work)
         self._backlog -= len(entries)
         self._metrics.digest_backlog.set(self.backlog)

@@ -50,15 +50,15 @@ class Store(Protocol):
         ids, which sort in the order they were journaled, once durable."""
         ...
 
-    async def undigested(self, limit: int, after: str = "") -> list[JournalEntry]:
-        """Journaled notifications not yet digested, oldest first, after the id `after`."""
+    async def undigested(self, limit: int) -> list[JournalEntry]:
+        """Journaled notifications not yet digested, oldest first."""
         ...
 
     async def count_undigested(self) -> int: ...
 
     async def digest(
         self,
-        batch: Sequence[tuple[str, NotificationData]],
+        batch: Sequence[tuple[JournalEntry, NotificationData]],
         needs_work: Callable[[Alert], bool] | None = None,
     ) -> list[Digested]:
         """Turn journaled notifications into episodes, in one transaction that also marks

@@ -29,6 +29,7 @@ class JournalEntry:
     """A notification acknowledged to Alertmanager and not yet digested into episodes."""
 
     id: str
+    seq: int  # its place in the journal
     received_at: datetime
     body: bytes
 

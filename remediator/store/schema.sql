@@ -1,6 +1,5 @@
 -- The decision record (SQLite). Timestamps are ISO 8601 UTC text; JSON columns are text.
--- The intake journal: a webhook is answered once its notification is a row here; the digester
--- then turns it into episodes and sets digested_at. Ids sort in the order they were journaled.
+-- Notifications as digested from the intake journal (store/journal.py), in journal order.
 CREATE TABLE IF NOT EXISTS notifications (
     id TEXT PRIMARY KEY,
     received_at TEXT NOT NULL,
@@ -9,14 +8,18 @@ CREATE TABLE IF NOT EXISTS notifications (
     status TEXT NOT NULL,
     alerts INTEGER NOT NULL,
     truncated_alerts INTEGER NOT NULL,
-    new_episodes INTEGER,  -- set when digested
-    digested_at TEXT,
-    -- the raw request body; zlib-compressed once digested (compressing costs the webhook)
-    body BLOB NOT NULL
+    new_episodes INTEGER NOT NULL,
+    digested_at TEXT NOT NULL,
+    body BLOB NOT NULL  -- the raw request body, zlib-compressed
 );
 CREATE INDEX IF NOT EXISTS notifications_received ON notifications (received_at);
-CREATE INDEX IF NOT EXISTS notifications_undigested ON notifications (id)
-    WHERE digested_at IS NULL;
+
+-- How far the intake journal is digested: written in the same transaction as the episodes.
+CREATE TABLE IF NOT EXISTS digest_state (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO digest_state (name, seq) VALUES ('journal', 0);
 
 CREATE TABLE IF NOT EXISTS episodes (
     id TEXT PRIMARY KEY,

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -32,6 +31,7 @@ from remediator.alertmanager import (
 )
 from remediator.store.base import StoreUnavailable
 from remediator.store.codec import dumps, now, parse_ts, ts
+from remediator.store.journal import Journal, journal_path
 from remediator.store.records import (
     ActionRecord,
     ActionState,
@@ -54,6 +54,7 @@ from remediator.store.writelock import PriorityLock
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 NO_WORK_REASON = "no enabled playbook matches"
 RESEND_TOUCH = timedelta(seconds=60)
+_FORGET_EVERY = 512  # digested notifications deleted from the journal together
 
 
 class SQLiteStore(GovernanceSQL, AdminSQL):
@@ -73,7 +74,11 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         self._tx_done: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
-        self._last_notification = 0
+        self.journal_file = Journal(
+            journal_path(path), synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
+        self._digested = 0  # journal sequence number digested through (committed)
+        self._forgotten = 0  # ... and deleted from the journal through
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -88,10 +93,9 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             schema = resources.files("remediator.store").joinpath("schema.sql").read_text()
             await db.executescript(schema)
             await db.commit()
-            async with db.execute("SELECT max(id) FROM notifications") as cursor:
-                row = await cursor.fetchone()
-            if row is not None and row[0]:
-                self._last_notification = int(row[0][2:], 16)
+            async with db.execute("SELECT seq FROM digest_state WHERE name = 'journal'") as cur:
+                row = await cur.fetchone()
+            self._digested = self._forgotten = int(row[0]) if row is not None else 0
             reader = await aiosqlite.connect(self.path)
             await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await reader.execute("PRAGMA query_only = 1")
@@ -100,6 +104,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         self._db = db
         self._reader = reader
         self._committer = asyncio.create_task(self._commit_loop())
+        await self.journal_file.open(self._digested)
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -109,6 +114,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             self._committer = None
             async with self._lock.hold(urgent=True):
                 await self._commit()
+        await self.journal_file.close()
         for connection in (self._reader, self._db):
             if connection is not None:
                 await connection.close()
@@ -235,60 +241,25 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             except sqlite3.Error as exc:
                 await self._rollback(db)
                 raise StoreUnavailable(f"state store not writable: {exc}") from exc
+        await self.journal_file.ping()
 
     # -- intake --------------------------------------------------------------------------
-    def _notification_id(self) -> str:
-        # Nanoseconds, strictly increasing even if the clock steps back: ids sort in journal
-        # order, which is the order the digester must replay them in.
-        self._last_notification = max(self._last_notification + 1, time.time_ns())
-        return f"n-{self._last_notification:016x}"
-
     async def journal(self, batch: Sequence[IncomingNotification]) -> list[str]:
-        async with self._lock.hold(urgent=True):
-            ids = [self._notification_id() for _ in batch]
-            rows = [
-                (
-                    nid,
-                    ts(item.received_at),
-                    item.data.get("groupKey", ""),
-                    item.data.get("receiver", ""),
-                    item.data["status"],
-                    len(item.data["alerts"]),
-                    item.data.get("truncatedAlerts", 0),
-                    item.body,
-                )
-                for nid, item in zip(ids, batch, strict=True)
-            ]
-            db = self.db
-            try:
-                self._begin()
-                if not db.in_transaction:
-                    await db.execute("BEGIN")
-                await db.executemany(
-                    "INSERT INTO notifications (id, received_at, group_key, receiver, status, "
-                    "alerts, truncated_alerts, body) VALUES (?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-            except sqlite3.Error as exc:
-                self._dirty.set()
-                raise StoreUnavailable(f"state write failed: {exc}") from exc
-            done = self._tx_done
-            self._dirty.set()
-        assert done is not None
-        await asyncio.shield(done)
-        return ids
+        seqs = await self.journal_file.append([(ts(i.received_at), i.body) for i in batch])
+        return [_notification_id(seq) for seq in seqs]
 
-    async def undigested(self, limit: int, after: str = "") -> list[JournalEntry]:
-        rows = await self._read(
-            "SELECT id, received_at, body FROM notifications WHERE digested_at IS NULL "
-            "AND id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        )
-        return [JournalEntry(r[0], datetime.fromisoformat(r[1]), bytes(r[2])) for r in rows]
+    async def undigested(self, limit: int) -> list[JournalEntry]:
+        rows = await self.journal_file.read(self._digested, limit)
+        if not rows and self._forgotten < self._digested:
+            await self.journal_file.forget(self._digested)  # idle: tidy up
+            self._forgotten = self._digested
+        return [
+            JournalEntry(_notification_id(seq), seq, datetime.fromisoformat(at), body)
+            for seq, at, body in rows
+        ]
 
     async def count_undigested(self) -> int:
-        rows = await self._read("SELECT count(*) FROM notifications WHERE digested_at IS NULL")
-        return int(rows[0][0])
+        return await self.journal_file.count(self._digested)
 
     async def _statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """(status, last_seen) of the known episodes among `ids`."""
@@ -305,7 +276,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
 
     async def digest(
         self,
-        batch: Sequence[tuple[str, NotificationData]],
+        batch: Sequence[tuple[JournalEntry, NotificationData]],
         needs_work: Callable[[Alert], bool] | None = None,
     ) -> list[Digested]:
         at = ts(now())
@@ -320,7 +291,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             ids = list({eid for alerts in keyed for _, eid in alerts})
             known = await self._statuses(ids)
             stale = ts(now() - RESEND_TOUCH)
-            for (nid, data), alerts in zip(batch, keyed, strict=True):
+            for (entry, data), alerts in zip(batch, keyed, strict=True):
+                nid = entry.id
                 truncated = 1 if data.get("truncatedAlerts", 0) > 0 else 0
                 work: list[WorkItem] = []
                 new = resent = resolved = 0
@@ -351,7 +323,20 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                             resends.append((at, truncated, eid))
                             known[eid] = (state, at)
                         resent += 1
-                digested.append((at, new, nid))
+                digested.append(
+                    (
+                        nid,
+                        ts(entry.received_at),
+                        data.get("groupKey", ""),
+                        data.get("receiver", ""),
+                        data["status"],
+                        len(data["alerts"]),
+                        data.get("truncatedAlerts", 0),
+                        new,
+                        at,
+                        entry.body,
+                    )
+                )
                 results.append(Digested(nid, work, new, resent, resolved))
             if inserts:
                 await db.executemany(
@@ -381,13 +366,20 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                     "WHERE id = ?",
                     resolves,
                 )
-            # The body stays for audit, compressed where it lies: the function runs in SQLite's
-            # thread, and zlib lets go of the GIL, so the event loop never holds the bytes.
+            # The body is kept for audit, compressed in SQLite's thread (zlib lets go of the
+            # GIL there), not on the event loop.
             await db.executemany(
-                "UPDATE notifications SET digested_at = ?, new_episodes = ?, "
-                "body = zlib_compress(body) WHERE id = ?",
+                "INSERT INTO notifications (id, received_at, group_key, receiver, status, "
+                "alerts, truncated_alerts, new_episodes, digested_at, body) "
+                "VALUES (?,?,?,?,?,?,?,?,?,zlib_compress(?))",
                 digested,
             )
+            last = max(entry.seq for entry, _ in batch)
+            await db.execute("UPDATE digest_state SET seq = ? WHERE name = 'journal'", (last,))
+        self._digested = max(self._digested, last)
+        if self._digested - self._forgotten >= _FORGET_EVERY:
+            await self.journal_file.forget(self._digested)
+            self._forgotten = self._digested
         return results
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
@@ -813,12 +805,15 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         return int(rows[0][0])
 
     async def prune(self, older_than: datetime) -> int:
-        # Never a notification still waiting for the digester: it is the only copy.
         _lastrowid, rowcount = await self._write1(
-            "DELETE FROM notifications WHERE received_at < ? AND digested_at IS NOT NULL",
+            "DELETE FROM notifications WHERE received_at < ?",
             (ts(older_than),),
         )
         return rowcount
+
+
+def _notification_id(seq: int) -> str:
+    return f"n-{seq:012d}"
 
 
 def _compress(body: bytes) -> bytes:

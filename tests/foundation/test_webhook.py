@@ -214,17 +214,16 @@ async def test_body_over_the_limit_is_413(make_daemon: MakeDaemon) -> None:
     assert resp.status == 413
 
 
-async def test_store_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) -> None:
+async def test_journal_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) -> None:
     import sqlite3
 
     daemon = await make_daemon(lag_registry([]))
     await daemon.post(notification([alert(LAG)]))
-    blocker = sqlite3.connect(daemon.settings.state.path, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: store "down"
+    journal = daemon.engine.store.journal_file  # type: ignore[attr-defined]
+    blocker = sqlite3.connect(journal.path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: journal "down"
     try:
-        store = daemon.engine.store
-        store._busy_timeout_ms = 50  # type: ignore[attr-defined]
-        await store.db.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+        await journal.set_busy_timeout(50)
         resp = await daemon.client.post(
             "/webhook",
             json=notification([alert({**LAG, "deployment": "during"})]),
@@ -241,6 +240,29 @@ async def test_store_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) ->
     await daemon.settle()
     assert len(await daemon.engine.store.list_episodes()) == 2
     assert (await daemon.client.get("/readyz")).status == 200
+
+
+async def test_decision_record_locked_still_acknowledges_and_catches_up(
+    make_daemon: MakeDaemon,
+) -> None:
+    import asyncio
+    import sqlite3
+
+    daemon = await make_daemon(lag_registry([]))
+    store = daemon.engine.store
+    await store.db.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+    blocker = sqlite3.connect(daemon.settings.state.path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")  # the decision record is locked, the journal is not
+    try:
+        status, _ = await daemon.post(notification([alert(LAG)]))
+        assert status == 200  # journaled: Alertmanager need not wait for the record
+        await asyncio.sleep(0.3)  # the digester fails and retries meanwhile
+        assert daemon.engine.digester.backlog == 1
+    finally:
+        blocker.rollback()
+        blocker.close()
+    await daemon.settle()
+    assert len(await store.list_episodes()) == 1
 
 
 async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
