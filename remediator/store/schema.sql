@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     notifications INTEGER NOT NULL DEFAULT 1,
     truncated INTEGER NOT NULL DEFAULT 0,
     first_notification TEXT NOT NULL,
+    -- 1: decided on arrival that no playbook handles it, so its resolve needs no dispatch either
+    no_work INTEGER NOT NULL DEFAULT 0,
     -- NULL until the dispatcher has finished with the firing / the resolution.
     firing_handled_at TEXT,
     resolved_handled_at TEXT

@@ -53,6 +53,7 @@ from remediator.store.writelock import PriorityLock
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 NO_WORK_REASON = "no enabled playbook matches"
+RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
 _FORGET_EVERY = 512  # digested notifications deleted from the journal together
 
@@ -261,17 +262,18 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
     async def count_undigested(self) -> int:
         return await self.journal_file.count(self._digested)
 
-    async def _statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """(status, last_seen) of the known episodes among `ids`."""
-        found: dict[str, tuple[str, str]] = {}
+    async def _statuses(self, ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+        """(status, last_seen, no_work) of the known episodes among `ids`."""
+        found: dict[str, tuple[str, str, int]] = {}
         for start in range(0, len(ids), _MAX_PARAMS):
             chunk = ids[start : start + _MAX_PARAMS]
             marks = ",".join("?" * len(chunk))
             async with self.db.execute(
-                f"SELECT id, status, last_seen FROM episodes WHERE id IN ({marks})", chunk
+                f"SELECT id, status, last_seen, no_work FROM episodes WHERE id IN ({marks})",
+                chunk,
             ) as cursor:
                 for row in await cursor.fetchall():
-                    found[row[0]] = (row[1], row[2])
+                    found[row[0]] = (row[1], row[2], row[3])
         return found
 
     async def digest(
@@ -297,23 +299,29 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 work: list[WorkItem] = []
                 new = resent = resolved = 0
                 for alert, eid in alerts:
-                    state, last_seen = known.get(eid, (None, ""))
+                    state, last_seen, no_work = known.get(eid, (None, "", 0))
                     if state is None:
                         firing = alert["status"] == "firing"
                         model = Alert.from_data(alert) if firing else None
                         wanted = model is not None and (needs_work is None or needs_work(model))
                         inserts.append(_episode_row(alert, eid, at, nid, truncated, wanted))
-                        known[eid] = (alert["status"], at)
+                        known[eid] = (alert["status"], at, int(firing and not wanted))
                         if wanted:
                             assert model is not None
                             work.append(WorkItem(WorkKind.FIRING, eid, model))
                         elif firing:
-                            decided.append((eid, NO_WORK_REASON, at))
+                            decided.append((eid, "no_playbook", NO_WORK_REASON, at))
                         new += firing
                     elif alert["status"] == "resolved" and state == "firing":
-                        resolves.append((_resolved_at(alert), at, truncated, eid))
-                        known[eid] = ("resolved", at)
-                        work.append(WorkItem(WorkKind.RESOLVED, eid, Alert.from_data(alert)))
+                        # Nothing ran for a no-work episode: nothing to close, report or undo.
+                        handled = at if no_work else None
+                        resolves.append((_resolved_at(alert), at, truncated, handled, eid))
+                        known[eid] = ("resolved", at, no_work)
+                        if no_work:
+                            decided.append((eid, "resolved", RESOLVED_REASON, at))
+                        else:
+                            alert_model = Alert.from_data(alert)
+                            work.append(WorkItem(WorkKind.RESOLVED, eid, alert_model))
                         resolved += 1
                     else:
                         # A re-send (or a late firing after the resolve): no new work. The
@@ -321,7 +329,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                         # in floods (every group, every peer) and each touch is a random page.
                         if last_seen < stale or truncated:
                             resends.append((at, truncated, eid))
-                            known[eid] = (state, at)
+                            known[eid] = (state, at, no_work)
                         resent += 1
                 digested.append(
                     (
@@ -343,14 +351,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                     "INSERT INTO episodes (id, fingerprint, starts_at, alertname, namespace, "
                     "status, labels, annotations, generator_url, first_seen, last_seen, "
                     "resolved_at, truncated, first_notification, firing_handled_at, "
-                    "resolved_handled_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "resolved_handled_at, no_work) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO NOTHING",
                     inserts,
                 )
             if decided:
                 await db.executemany(
                     "INSERT INTO decisions (episode_id, playbook, kind, reason, at) "
-                    "VALUES (?, NULL, 'no_playbook', ?, ?)",
+                    "VALUES (?, NULL, ?, ?, ?)",
                     decided,
                 )
             if resends:
@@ -362,8 +370,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             if resolves:
                 await db.executemany(
                     "UPDATE episodes SET status = 'resolved', resolved_at = ?, last_seen = ?, "
-                    "notifications = notifications + 1, truncated = max(truncated, ?) "
-                    "WHERE id = ?",
+                    "notifications = notifications + 1, truncated = max(truncated, ?), "
+                    "resolved_handled_at = ? WHERE id = ?",
                     resolves,
                 )
             # The body is kept for audit, compressed in SQLite's thread (zlib lets go of the
@@ -851,6 +859,7 @@ def _episode_row(
         nid,
         None if wanted else at,  # nothing to dispatch: no playbook, or resolved on arrival
         None if firing else at,
+        int(firing and not wanted),
     )
 
 
