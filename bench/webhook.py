@@ -200,16 +200,16 @@ async def metric(url: str, name: str) -> float:
     raise RuntimeError(f"{name} not in {url}")
 
 
-async def drain(url: str, timeout: float = 600.0) -> float:
+async def drain(url: str, limit: float = 600.0) -> float:
     """Seconds until the daemon has digested its journal and emptied its dispatch queue."""
     started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
+    while time.perf_counter() - started < limit:
         backlog = await metric(url, "remediator_digest_backlog")
         queued = await metric(url, "remediator_dispatch_queue_depth")
         if backlog == 0 and queued == 0:
             return time.perf_counter() - started
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"the daemon did not drain in {timeout:.0f} s")
+    raise RuntimeError(f"the daemon did not drain in {limit:.0f} s")
 
 
 def pct(values: list[float], q: float) -> float:

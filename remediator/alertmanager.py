@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from typing_extensions import NotRequired, TypedDict  # pydantic needs these on Python 3.11
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -157,8 +157,10 @@ def _validator(limits: Limits) -> TypeAdapter[NotificationData]:
     model instances per notification cost more than the whole JSON parse."""
     name = Annotated[str, StringConstraints(pattern=LABEL_NAME, max_length=128)]
     value = Annotated[str, StringConstraints(max_length=limits.max_value_chars)]
-    labels = Annotated[dict[name, value], Field(max_length=limits.max_labels)]  # type: ignore[valid-type]
-    alert = TypedDict(  # type: ignore[misc]
+    labels: Any = Annotated[dict[name, value], Field(max_length=limits.max_labels)]
+    # The functional form, typed loosely: the field types are built here, from the limits.
+    typed_dict: Any = TypedDict
+    alert = typed_dict(
         "AlertData",
         {
             "status": Literal["firing", "resolved"],
@@ -170,7 +172,7 @@ def _validator(limits: Limits) -> TypeAdapter[NotificationData]:
             "fingerprint": NotRequired[str],
         },
     )
-    notification = TypedDict(  # type: ignore[misc]
+    notification = typed_dict(
         "NotificationData",
         {
             **NotificationData.__annotations__,
@@ -181,7 +183,8 @@ def _validator(limits: Limits) -> TypeAdapter[NotificationData]:
             "alerts": Annotated[list[alert], Field(max_length=limits.max_alerts)],  # type: ignore[valid-type]
         },
     )
-    return TypeAdapter(notification)
+    adapter: TypeAdapter[NotificationData] = TypeAdapter(notification)
+    return adapter
 
 
 def validate_notification(body: bytes, limits: Limits | None = None) -> NotificationData:

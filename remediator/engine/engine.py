@@ -17,6 +17,7 @@ from remediator.clients.prometheus import PrometheusClient
 from remediator.config import PrometheusSettings, Settings
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
 from remediator.engine.channels import build_channels
+from remediator.engine.digest import Digester
 from remediator.engine.dispatch import Dispatcher
 from remediator.engine.escalate import Escalation
 from remediator.engine.governance import Governance
@@ -32,7 +33,6 @@ from remediator.engine.hooks import (
     Reporter,
     Verifier,
 )
-from remediator.engine.digest import Digester
 from remediator.engine.intake import Intake
 from remediator.engine.outbox import Deliver, Hold, Outbox
 from remediator.engine.pipeline import Pipeline

@@ -137,7 +137,6 @@ class Journal:
         """Delete what the decision record has digested (it holds its own copy)."""
         if self._db is None:
             return
-        try:
+        # Only space is at stake: the next call deletes these too.
+        with contextlib.suppress(sqlite3.Error):
             await self._db.execute("DELETE FROM journal WHERE seq <= ?", (through,))
-        except sqlite3.Error:
-            pass  # only space is at stake; the next call deletes these too
