@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from remediator.alertmanager import Alert, Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
@@ -36,7 +36,8 @@ class Digester:
         metrics: Metrics,
         *,
         needs_work: Callable[[Alert], bool] | None = None,
-        slice_size: int = 16,
+        slice_size: int = 8,
+        handoff_max: int = 128,
     ) -> None:
         self._store = store
         self._dispatcher = dispatcher
@@ -44,6 +45,10 @@ class Digester:
         self._needs_work = needs_work
         self._slice = slice_size
         self._backlog = 0
+        # Intake's validated data, by notification id, so the digester need not parse the
+        # body a second time. Bounded: past it (a burst, a restart) the journal is parsed.
+        self._handoff: dict[str, NotificationData] = {}
+        self._handoff_max = handoff_max
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -67,9 +72,13 @@ class Digester:
                 await self._task
             self._task = None
 
-    def journaled(self, count: int) -> None:
-        """Intake committed `count` notifications to the journal."""
-        self._backlog += count
+    def journaled(self, ids: Sequence[str], data: Sequence[NotificationData]) -> None:
+        """Intake committed these notifications to the journal."""
+        for nid, item in zip(ids, data, strict=True):
+            if len(self._handoff) >= self._handoff_max:
+                break
+            self._handoff[nid] = item
+        self._backlog += len(ids)
         self._metrics.digest_backlog.set(self.backlog)
         self._idle.clear()
         self._wake.set()
@@ -104,7 +113,7 @@ class Digester:
 
     async def _digest(self, entries: list[JournalEntry]) -> None:
         started = time.perf_counter()
-        batch = [(entry, self._parse(entry)) for entry in entries]
+        batch = [(entry, self._data(entry)) for entry in entries]
         results: list[Digested] = await self._store.digest(batch, self._needs_work)
         self._backlog -= len(entries)
         self._metrics.digest_backlog.set(self.backlog)
@@ -113,6 +122,11 @@ class Digester:
             self._metrics.episodes_opened.inc(result.new_episodes)
             self._metrics.episodes_closed.inc(result.resolved_episodes)
             self._dispatcher.offer(result.work)
+
+    def _data(self, entry: JournalEntry) -> NotificationData:
+        if entry.id in self._handoff:
+            return self._handoff.pop(entry.id)
+        return self._parse(entry)
 
     def _parse(self, entry: JournalEntry) -> NotificationData:
         try:

@@ -98,7 +98,7 @@ class Intake:
             return
         self._metrics.intake_batch_seconds.observe(time.perf_counter() - started)
         self._metrics.intake_batch_size.observe(len(batch))
-        self._digester.journaled(len(ids))
+        self._digester.journaled(ids, [incoming.data for incoming, _ in batch])
         for (_, future), nid in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(nid)

@@ -48,6 +48,10 @@ class Journal:
             await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Checkpoints run from `forget`, on the reader's thread: run automatically, they
+            # would land inside an append, and the webhook answer would wait for them.
+            await db.execute("PRAGMA wal_autocheckpoint = 0")
+            await db.execute("PRAGMA journal_size_limit = 16777216")  # the WAL, once reset
             await db.executescript(_SCHEMA)
             # A journal file deleted or replaced by hand would number from 1 again, behind
             # what is already digested: those notifications would be skipped for good.
@@ -140,3 +144,7 @@ class Journal:
         # Only space is at stake: the next call deletes these too.
         with contextlib.suppress(sqlite3.Error):
             await self._db.execute("DELETE FROM journal WHERE seq <= ?", (through,))
+        if self._reader is not None:
+            # PASSIVE: copies what no reader needs back into the file, never blocks an append.
+            with contextlib.suppress(sqlite3.Error):
+                await self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
