@@ -343,7 +343,7 @@ async def main() -> int:
         f"ack latency at {args.rate:.0f}/s: p50 {pct(paced_lat, 0.5):.1f} ms, "
         f"p99 {pct(paced_lat, 0.99):.1f} ms, errors {paced_err}   (target p99 < 25 ms); "
         f"bare: p50 {pct(bare_paced_lat, 0.5):.1f} ms, p99 {pct(bare_paced_lat, 0.99):.1f} ms; "
-        f"digest lag at the end {paced_drain:.2f} s"
+        f"drained {paced_drain:.1f} s after it"
     )
     batches = {
         line.split()[0]: float(line.split()[1])
