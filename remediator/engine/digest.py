@@ -96,10 +96,15 @@ class Digester:
                 if entries:
                     await self._digest(entries)
                 failures = 0
-            except StoreUnavailable as exc:
+            except Exception as exc:
+                # Never die: a dead digester would leave intake answering 2xx until the
+                # backlog fills. A store that is down heals; anything else is logged loudly.
                 delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
                 failures += 1
-                self._log.warning("digest failed; retrying", error=str(exc), retry_in=delay)
+                if isinstance(exc, StoreUnavailable):
+                    self._log.warning("digest failed; retrying", error=str(exc), retry_in=delay)
+                else:
+                    self._log.exception("digest failed unexpectedly; retrying", retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
             if not entries:

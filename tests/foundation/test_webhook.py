@@ -353,3 +353,20 @@ async def test_journal_left_undigested_by_a_crash_is_digested_once_on_start(
         ("skipped", "resolved before it was dispatched")
     ]
     assert calls == []
+
+
+async def test_digester_survives_an_unexpected_error(make_daemon: MakeDaemon) -> None:
+    daemon = await make_daemon(lag_registry([]))
+    digester = daemon.engine.digester
+    failures = [RuntimeError("a bug, once")]
+
+    def flaky(_alert: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return True
+
+    digester._needs_work = flaky  # type: ignore[attr-defined]
+    status, _ = await daemon.post(notification([alert(LAG)]))
+    assert status == 200
+    await daemon.settle()  # retried after the failure, not abandoned
+    assert not failures and len(await daemon.engine.store.list_episodes()) == 1
