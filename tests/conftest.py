@@ -20,11 +20,29 @@ from remediator.http.app import build_app
 from remediator.http.auth import Credentials
 from remediator.playbook import Registry
 from remediator.testing.alerts import body
+from remediator.testing.kube import KubeEmulator
 
 TOKEN = "test-token"
 
 # Real-server fixtures (postgres_server, prometheus_factory, ...) for every test folder.
 pytest_plugins = ["remediator.testing.pytest_fixtures"]
+
+
+# The emulator's clocks, fast: pods are Ready 0.1 s after they start, crash-looping ones
+# restart every 0.1 s.
+TICK, READY_AFTER, CRASH_INTERVAL = 0.02, 0.1, 0.1
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[KubeEmulator]:
+    """A running Kubernetes API-server emulator with a `shop` namespace."""
+    emulator = KubeEmulator(tick=TICK, ready_after=READY_AFTER, crash_interval=CRASH_INTERVAL)
+    await emulator.start()
+    emulator.add_namespace("shop")
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from remediator.alertmanager import Alert
 from remediator.config import ApprovalSettings, Mode
 from remediator.engine.guards.approval import ApprovedCalls, call_key
-from remediator.engine.hooks import Escalator, RunInfo
+from remediator.engine.hooks import Escalator
 from remediator.engine.pipeline import Pipeline
 from remediator.logs import get_logger
+from remediator.playbook import RunInfo
 from remediator.store import Store
 from remediator.store.records import (
     ActionState,

@@ -10,7 +10,6 @@ backlog costs disk, not RAM; intake refuses (503) when the backlog reaches its b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,6 +20,7 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import Digested, JournalEntry
+from remediator.tasks import stop_tasks
 
 # The webhook enforced its limits when it accepted a notification; replaying it must not
 # depend on limits configured since, so the journal is read without them.
@@ -66,11 +66,8 @@ class Digester:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks([self._task])
+        self._task = None
 
     def journaled(self, ids: Sequence[str], data: Sequence[NotificationData]) -> None:
         """Intake committed these notifications to the journal."""

@@ -16,6 +16,7 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import WorkItem, WorkKind
+from remediator.tasks import stop_tasks
 
 Handler = Callable[[WorkItem], Awaitable[None]]
 _PAGE = 256  # pending work loaded per sweep
@@ -56,11 +57,7 @@ class Dispatcher:
         self._overflowed.set()  # first sweep loads what an earlier process left behind
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     def offer(self, items: Iterable[WorkItem]) -> None:

@@ -14,21 +14,8 @@ from typing import Any, Protocol
 from remediator.alertmanager import Alert
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.playbook import Action, PlaybookSpec, Target
+from remediator.playbook import Action, PlaybookSpec, RunInfo
 from remediator.store import Store
-
-
-class RunInfo(Protocol):
-    @property
-    def run_id(self) -> int: ...
-    @property
-    def episode_id(self) -> str: ...
-    @property
-    def playbook(self) -> str: ...
-    @property
-    def target(self) -> Target: ...
-    @property
-    def dry_run(self) -> bool: ...
 
 
 class Guards(Protocol):

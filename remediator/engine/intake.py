@@ -10,7 +10,6 @@ Alertmanager at high rates. Turning the journal into episodes is the digester's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import IncomingNotification
+from remediator.tasks import stop_tasks
 
 _Pending = tuple[IncomingNotification, "asyncio.Future[str]"]
 
@@ -53,11 +53,7 @@ class Intake:
         self._tasks = [asyncio.create_task(self._writer()) for _ in range(2)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
         while not self._queue.empty():
             _, future = self._queue.get_nowait()

@@ -32,6 +32,7 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import OutboxItem
+from remediator.tasks import stop_tasks
 
 Deliver = Callable[[OutboxItem], Awaitable[None]]
 # Seconds a queued item waits after it was queued before its first attempt (e.g. reports
@@ -94,11 +95,7 @@ class Outbox:
         self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def deliver_due(self, channel: str) -> float:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import TimerRecord
+from remediator.tasks import stop_tasks
 
 TimerHandler = Callable[[TimerRecord], Awaitable[None]]
 
@@ -41,11 +42,8 @@ class Timers:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks([self._task])
+        self._task = None
 
     async def run_due(self) -> int:
         """Run every due timer once; returns how many ran."""

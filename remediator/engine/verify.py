@@ -28,11 +28,11 @@ from urllib.parse import parse_qs, urlsplit
 from remediator.alertmanager import Alert
 from remediator.clients.prometheus import PrometheusClient, PrometheusError, Sample
 from remediator.engine.guards.storm import StormBreaker
-from remediator.engine.hooks import Escalator, Reporter, RunInfo
+from remediator.engine.hooks import Escalator, Reporter
 from remediator.engine.timers import Timers
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.playbook import PlaybookSpec
+from remediator.playbook import PlaybookSpec, RunInfo
 from remediator.store import Store
 from remediator.store.records import TimerRecord, VerificationResult
 

@@ -7,7 +7,14 @@ async def scale_on_lag(*, alert, params, run, kube, log, **_): ...
 """
 
 from remediator.playbook import targets
-from remediator.playbook.context import JSON, Action, ActionRefused, ClientFactory, Run
+from remediator.playbook.context import (
+    JSON,
+    Action,
+    ActionRefused,
+    ClientFactory,
+    Run,
+    RunInfo,
+)
 from remediator.playbook.loading import LoadProblem, load_directories, load_file
 from remediator.playbook.matchers import Matcher, MatcherError, parse_matchers
 from remediator.playbook.registry import (
@@ -34,6 +41,7 @@ __all__ = [
     "Registry",
     "ResolveScope",
     "Run",
+    "RunInfo",
     "Target",
     "TargetError",
     "Verify",

@@ -43,8 +43,8 @@ class ActionRefused(Exception):
         self.reason = reason
 
 
-class Run(Protocol):
-    """One playbook run for one episode and one target."""
+class RunInfo(Protocol):
+    """Which run this is: what guards, approvals and verification need to know of it."""
 
     @property
     def run_id(self) -> int: ...
@@ -58,6 +58,10 @@ class Run(Protocol):
     def dry_run(self) -> bool:
         """True in shadow mode: `act` records the call and returns None without running it."""
         ...
+
+
+class Run(RunInfo, Protocol):
+    """One playbook run for one episode and one target."""
 
     async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
         """Guard, record intent, run `call` (unless dry run), record outcome; raises

@@ -50,6 +50,7 @@ from remediator.store.records import (
 from remediator.store.sqlite_admin import AdminSQL
 from remediator.store.sqlite_governance import GovernanceSQL
 from remediator.store.writelock import PriorityLock
+from remediator.tasks import stop_tasks
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 NO_WORK_REASON = "no enabled playbook matches"
@@ -109,9 +110,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
 
     async def close(self) -> None:
         if self._committer is not None:
-            self._committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
+            await stop_tasks([self._committer])
             self._committer = None
             async with self._lock.hold(urgent=True):
                 await self._commit()
@@ -251,13 +250,18 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
 
     async def undigested(self, limit: int) -> list[JournalEntry]:
         rows = await self.journal_file.read(self._digested, limit)
-        if not rows and self._forgotten < self._digested:
-            await self.journal_file.forget(self._digested)  # idle: tidy up
-            self._forgotten = self._digested
+        if not rows:
+            await self._forget_digested(at_least=1)  # idle: tidy up
         return [
             JournalEntry(_notification_id(seq), seq, datetime.fromisoformat(at), body)
             for seq, at, body in rows
         ]
+
+    async def _forget_digested(self, *, at_least: int) -> None:
+        """Delete digested rows from the journal once `at_least` of them have piled up."""
+        if self._digested - self._forgotten >= at_least:
+            await self.journal_file.forget(self._digested)
+            self._forgotten = self._digested
 
     async def count_undigested(self) -> int:
         return await self.journal_file.count(self._digested)
@@ -385,9 +389,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             last = max(entry.seq for entry, _ in batch)
             await db.execute("UPDATE digest_state SET seq = ? WHERE name = 'journal'", (last,))
         self._digested = max(self._digested, last)
-        if self._digested - self._forgotten >= _FORGET_EVERY:
-            await self.journal_file.forget(self._digested)
-            self._forgotten = self._digested
+        await self._forget_digested(at_least=_FORGET_EVERY)
         return results
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:

@@ -1,4 +1,4 @@
-"""Fixtures: a running emulator with a `shop` namespace, and a kubernetes.aio client for it."""
+"""Fixtures: a kubernetes.aio client for the emulator (`emu`, from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,6 @@ import pytest
 from kubernetes.aio import client
 
 from remediator.testing.kube import KubeEmulator
-
-# Fast clocks: pods start in 0.1 s and crash-looping ones restart every 0.1 s.
-TICK, READY_AFTER, CRASH_INTERVAL = 0.02, 0.1, 0.1
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[KubeEmulator]:
-    emulator = KubeEmulator(tick=TICK, ready_after=READY_AFTER, crash_interval=CRASH_INTERVAL)
-    await emulator.start()
-    emulator.add_namespace("shop")
-    try:
-        yield emulator
-    finally:
-        await emulator.stop()
 
 
 @pytest.fixture

@@ -15,16 +15,12 @@ import aiohttp
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry, load_file
 from remediator.store.records import (
-    ActionRecord,
-    DecisionRecord,
-    EpisodeRecord,
-    EscalationRecord,
-    RunRecord,
     TimerRecord,
 )
 from remediator.testing.alerts import alert, notification
 from remediator.testing.kube import KubeEmulator, RecordedRequest
 from tests.conftest import Daemon, MakeDaemon
+from tests.outcome import Outcome, read_outcome
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 # Alerts started a while ago; resolved ones end now, so a cool-down counts from now.
@@ -49,24 +45,6 @@ def registry(module: str) -> Registry:
     problem = load_file(PLAYBOOKS / f"{module}.py", fresh)
     assert problem is None, problem
     return fresh
-
-
-@dataclass
-class Outcome:
-    episode: EpisodeRecord
-    runs: list[RunRecord]
-    actions: list[ActionRecord]
-    decisions: list[DecisionRecord]
-    escalations: list[EscalationRecord]
-    calls: list[dict[str, Any]]
-
-    @property
-    def run(self) -> RunRecord:
-        [only] = self.runs
-        return only
-
-    def acted(self) -> list[ActionRecord]:
-        return [a for a in self.actions if a.state == "succeeded"]
 
 
 @dataclass
@@ -115,17 +93,7 @@ class Cluster:
 
     async def outcome(self, episode_id: str) -> Outcome:
         assert self.daemon is not None
-        store = self.daemon.engine.store
-        episode = await store.get_episode(episode_id)
-        assert episode is not None
-        return Outcome(
-            episode=episode,
-            runs=await store.runs_for(episode.id),
-            actions=await store.actions_for(episode.id),
-            decisions=await store.decisions_for(episode.id),
-            escalations=await store.escalations_for(episode.id),
-            calls=await store.calls_for(episode.id),
-        )
+        return await read_outcome(self.daemon.engine.store, episode_id)
 
     async def run_timers(self) -> int:
         """Run the due durable timers now (scale-back, follow-ups) instead of waiting."""

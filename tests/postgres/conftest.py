@@ -19,7 +19,6 @@ import pytest
 from remediator.playbook import Registry, load_file
 from remediator.testing.servers import PostgresServer
 from remediator.testing.servers.postgres import SUPERUSER, quote_ident
-from tests.kubernetes.conftest import emu  # noqa: F401  (step 3 restarts on the emulator)
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "pg_idle_in_transaction.py"
 PLAYBOOK_NAME = "pg-idle-in-transaction"

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry
-from remediator.store.records import (
-    ActionRecord,
-    DecisionRecord,
-    EpisodeRecord,
-    EscalationRecord,
-    RunRecord,
-)
 from remediator.testing.alerts import alert, notification
 from tests.conftest import Daemon, MakeDaemon
+from tests.outcome import Outcome, read_outcome
 from tests.postgres.conftest import PLAYBOOK_NAME, Role
 
 THRESHOLD = 2.0  # seconds: the runbook's 5 minutes, shortened
@@ -69,42 +62,14 @@ def database(server: Any, role: Role, name: str, **extra: Any) -> dict[str, Any]
     return {"dsn": server.dsn(role.name, role.password, name), **extra}
 
 
-@dataclass
-class Outcome:
-    episode: EpisodeRecord
-    runs: list[RunRecord]
-    actions: list[ActionRecord]
-    decisions: list[DecisionRecord]
-    escalations: list[EscalationRecord]
-    calls: list[dict[str, Any]]
-
-    @property
-    def run(self) -> RunRecord:
-        [only] = self.runs
-        return only
-
-    def everything(self) -> str:
-        """All of it as text, to look for what must never be recorded."""
-        return repr([self.runs, self.actions, self.decisions, self.escalations, self.calls])
-
-
 async def fire(daemon: Daemon, datname: str, **labels: str) -> Outcome:
     """POST the alert through the webhook, wait until it was handled, read the record."""
     payload = pool_exhausted(datname, **labels)
     status, answer = await daemon.post(payload)
     assert status == 200, answer
     await daemon.settle()
-    store = daemon.engine.store
-    episode = await store.get_episode(Alert.model_validate(payload["alerts"][0]).episode_id)
-    assert episode is not None
-    return Outcome(
-        episode=episode,
-        runs=await store.runs_for(episode.id),
-        actions=await store.actions_for(episode.id),
-        decisions=await store.decisions_for(episode.id),
-        escalations=await store.escalations_for(episode.id),
-        calls=await store.calls_for(episode.id),
-    )
+    episode_id = Alert.model_validate(payload["alerts"][0]).episode_id
+    return await read_outcome(daemon.engine.store, episode_id)
 
 
 def pids(sessions: list[dict[str, Any]]) -> set[int]:

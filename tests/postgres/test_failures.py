@@ -14,8 +14,9 @@ from remediator.clients.postgres import PostgresClient, StatementTimeout
 from remediator.playbook import Registry
 from remediator.testing.servers import PostgresServer, free_port
 from tests.conftest import Daemon, MakeDaemon
+from tests.outcome import Outcome
 from tests.postgres.conftest import Databases, Roles, Sessions
-from tests.postgres.helpers import Outcome, database, fire, past_threshold, start
+from tests.postgres.helpers import database, fire, past_threshold, start
 
 pytestmark = pytest.mark.servers
 

@@ -20,10 +20,10 @@ from remediator.engine.guards.concurrency import ConcurrencyGuard
 from remediator.engine.guards.killswitch import KillSwitchGuard
 from remediator.engine.guards.ratelimit import RateLimitGuard
 from remediator.engine.guards.storm import StormBreaker
-from remediator.engine.hooks import Escalator, RunInfo
+from remediator.engine.hooks import Escalator
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 
 

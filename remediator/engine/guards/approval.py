@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from remediator.engine.hooks import RunInfo
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 
 NAME = "approval"
 

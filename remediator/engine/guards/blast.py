@@ -16,8 +16,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from remediator.config import BlastRadiusSettings
-from remediator.engine.hooks import RunInfo
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.playbook.changes import COUNTED, PODS, REPLICAS, SESSIONS
 from remediator.store import Store
 from remediator.store.records import ActionRecord, ActionState

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from remediator.engine.hooks import RunInfo
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 
 NAME = "concurrency"
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from remediator.engine.hooks import RunInfo
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 from remediator.store.records import KillSwitchRecord, Scope
 

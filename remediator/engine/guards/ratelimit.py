@@ -18,8 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from remediator.config import RateLimitSettings, RateWindow
-from remediator.engine.hooks import RunInfo
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 
 NAME = "rate_limit"

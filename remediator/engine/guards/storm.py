@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.config import StormSettings
-from remediator.engine.hooks import Escalator, RunInfo
+from remediator.engine.hooks import Escalator
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.playbook import Action, ActionRefused
+from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 from remediator.store.records import BreakerRecord, VerificationResult
 
