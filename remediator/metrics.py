@@ -21,6 +21,11 @@ class Metrics:
         self.alerts = Counter(
             "remediator_alerts", "Alerts received, by their own status.", ["status"], registry=r
         )
+        # Bound once: the webhook counts these on every request, and `labels()` is a locked
+        # dictionary lookup each time.
+        self.recorded = self.notifications.labels(result="recorded")
+        self.alerts_firing = self.alerts.labels(status="firing")
+        self.alerts_resolved = self.alerts.labels(status="resolved")
         self.episodes_opened = Counter(
             "remediator_episodes_opened", "New alert episodes (fingerprint, startsAt).", registry=r
         )

@@ -70,8 +70,9 @@ class Intake:
             self._queue.put_nowait((IncomingNotification(data, body, datetime.now(UTC)), future))
         except asyncio.QueueFull:
             raise IntakeFull("intake queue is full") from None
-        # Shielded: a client that hangs up must not cancel a write others share.
-        return await asyncio.shield(future)
+        # Not shielded: the queued entry is written whoever waits for it, so a client that
+        # hangs up cancels only its own wait (and the writer skips its cancelled future).
+        return await future
 
     async def _writer(self) -> None:
         while True:

@@ -284,6 +284,37 @@ async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
     assert status == 200
 
 
+async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDaemon) -> None:
+    """Cancelling one wait (a client that hangs up) loses neither that notification nor the
+    others written in the same batch."""
+    import asyncio
+    import json as jsonlib
+
+    from remediator.engine.intake import Intake
+
+    daemon = await make_daemon(lag_registry([]))
+    engine = daemon.engine
+    await engine.intake.stop()
+    engine.intake = Intake(engine.store, engine.digester, engine.metrics)  # writers not started
+    bodies = [
+        jsonlib.dumps(notification([alert({**LAG, "deployment": name})])).encode()
+        for name in ("gone", "stays")
+    ]
+    waits = [
+        asyncio.create_task(engine.intake.submit(validate_notification(body), body))
+        for body in bodies
+    ]
+    await asyncio.sleep(0.05)
+    waits[0].cancel()
+    await engine.intake.start()
+    assert (await waits[1]).startswith("n-")
+    with pytest.raises(asyncio.CancelledError):
+        await waits[0]
+    await daemon.settle()
+    names = sorted(e.labels["deployment"] for e in await engine.store.list_episodes())
+    assert names == ["gone", "stays"]
+
+
 async def test_health_ready_and_metrics(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(lag_registry([]))
     assert (await daemon.client.get("/healthz")).status == 200
