@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/webhook.py [--distinct 100000] [--concurrency 32]
 
-Starts `remediator serve` (shadow mode, SQLite with fsync on every commit) and a bare aiohttp
-server that only reads the body and answers 200, each as its own process on 127.0.0.1. Both get
-the same pre-built Alertmanager notifications (20 alerts each: new, re-sent and resolving) from
-the same client. Prints throughput (and ours as a ratio of the bare endpoint's), p50/p99
+Starts `remediator serve` (shadow mode, SQLite with fsync on every commit), a bare aiohttp
+server that only reads the body and answers 200, and the same server plus remediator's payload
+validation (recording nothing), each as its own process on 127.0.0.1. All get the same
+pre-built Alertmanager notifications (20 alerts each: new, re-sent and resolving) from the same
+client. Prints throughput (ours and the reference's as ratios of the bare endpoint's), CPU per
+notification of each server and of the client, p50/p99
 acknowledgement latency at a fixed 500 notifications/s, the daemon's RSS as distinct alerts
 grow, and checks that no episode was created twice. Every process it starts is stopped by PID.
 """
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import socket
 import sqlite3
@@ -51,6 +54,25 @@ app.router.add_post("/webhook", ok)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
+# The same server plus remediator's own payload validation, and nothing recorded: how much of
+# the bare endpoint's throughput the validation the contract requires leaves, in this run.
+VALIDATE_ONLY_SERVER = """
+import sys
+from aiohttp import web
+from remediator.alertmanager import Limits, PayloadError, validate_notification
+
+async def ok(request):
+    try:
+        validate_notification(await request.read(), Limits())
+    except PayloadError as exc:
+        return web.Response(status=exc.status, text=exc.message)
+    return web.Response(text="ok")
+
+app = web.Application(client_max_size=2**20)
+app.router.add_post("/webhook", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
 PLAYBOOK = '''
 from remediator.playbook import Action, playbook, targets
 
@@ -68,6 +90,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Blast:
+    seconds: float
+    latencies: list[float]
+    errors: int
+    server_cpu: float  # CPU seconds the server used during the blast
+    client_cpu: float  # and this client
+
+    def per_notification_us(self, n: int) -> tuple[float, float]:
+        return self.server_cpu / n * 1e6, self.client_cpu / n * 1e6
+
+
+async def measured_blast(
+    url: str, pid: int, bodies: list[bytes], concurrency: int, on_done: Any = None
+) -> Blast:
+    server0, client0 = cpu_seconds(pid), own_cpu_seconds()
+    seconds, latencies, errors = await blast(url, bodies, concurrency, on_done)
+    return Blast(
+        seconds,
+        latencies,
+        errors,
+        cpu_seconds(pid) - server0,
+        own_cpu_seconds() - client0,
+    )
 
 
 def rss_mib(pid: int) -> float:
@@ -239,10 +298,15 @@ def start_daemon(workdir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def start_servers(
-    workdir: Path, bare_port: int, daemon_port: int
-) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    workdir: Path, bare_port: int, validate_port: int, daemon_port: int
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
-    return bare, start_daemon(workdir, daemon_port)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    validate = subprocess.Popen(
+        [sys.executable, "-c", VALIDATE_ONLY_SERVER, str(validate_port)], env=env
+    )
+    return bare, validate, start_daemon(workdir, daemon_port)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -278,15 +342,25 @@ async def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
         workdir = Path(tmp)
-        bare_port, daemon_port = free_port(), free_port()
-        bare, daemon = await asyncio.to_thread(start_servers, workdir, bare_port, daemon_port)
+        bare_port, validate_port, daemon_port = free_port(), free_port(), free_port()
+        bare, validate, daemon = await asyncio.to_thread(
+            start_servers, workdir, bare_port, validate_port, daemon_port
+        )
         try:
             await wait_ready(f"http://127.0.0.1:{bare_port}/", bare)
+            await wait_ready(f"http://127.0.0.1:{validate_port}/", validate)
             await wait_ready(f"http://127.0.0.1:{daemon_port}/healthz", daemon)
             bare_url = f"http://127.0.0.1:{bare_port}/webhook"
             daemon_url = f"http://127.0.0.1:{daemon_port}/webhook"
 
-            bare_secs, _, bare_err = await blast(bare_url, workload.bodies, args.concurrency)
+            bare_run = await measured_blast(bare_url, bare.pid, workload.bodies, args.concurrency)
+            validate_run = await measured_blast(
+                f"http://127.0.0.1:{validate_port}/webhook",
+                validate.pid,
+                workload.bodies,
+                args.concurrency,
+            )
+            stop(validate)
             rss_points: list[tuple[int, float]] = [(0, rss_mib(daemon.pid))]
             marks = {args.distinct * k // 10 for k in range(1, 11)}
 
@@ -296,8 +370,8 @@ async def main() -> int:
                     marks.discard(made)
                     rss_points.append((made, rss_mib(daemon.pid)))
 
-            ours_secs, ours_lat, ours_err = await blast(
-                daemon_url, workload.bodies, args.concurrency, sample
+            ours = await measured_blast(
+                daemon_url, daemon.pid, workload.bodies, args.concurrency, sample
             )
             metrics_url = f"http://127.0.0.1:{daemon_port}/metrics"
             # Acknowledged is journaled; the episodes, decisions and dispatch come after.
@@ -311,6 +385,7 @@ async def main() -> int:
             rss_end = rss_mib(daemon.pid)
         finally:
             stop(daemon)
+            stop(validate)
             stop(bare)
 
         with sqlite3.connect(workdir / "state.db") as db:
@@ -322,14 +397,31 @@ async def main() -> int:
             notes = db.execute("SELECT count(*) FROM notifications").fetchone()[0]
 
     n = len(workload.bodies)
-    bare_tp, ours_tp = n / bare_secs, n / ours_secs
+    bare_tp, validate_tp, ours_tp = (
+        n / bare_run.seconds,
+        n / validate_run.seconds,
+        n / ours.seconds,
+    )
+    ours_secs, ours_lat = ours.seconds, ours.latencies
     expected = workload.distinct + paced_load.distinct_after[len(paced_bodies) - 1]
     per_alert = PER_NOTIFICATION
     print()
-    print(f"throughput bare endpoint: {bare_tp:7.0f} notifications/s, errors {bare_err}")
-    print(f"throughput remediator:    {ours_tp:7.0f} notifications/s, errors {ours_err}")
+    for label, run, tp in (
+        ("bare endpoint:      ", bare_run, bare_tp),
+        ("validation only:    ", validate_run, validate_tp),
+        ("remediator:         ", ours, ours_tp),
+    ):
+        server_us, client_us = run.per_notification_us(n)
+        print(
+            f"throughput {label}{tp:7.0f} notifications/s, errors {run.errors}; CPU per "
+            f"notification: server {server_us:4.0f} us, client {client_us:4.0f} us"
+        )
     print(f"  ({ours_tp * per_alert:.0f} alerts/s recorded durably, fsync per group commit)")
     print(f"ratio remediator / bare:  {ours_tp / bare_tp:7.2f}   (target >= 0.5)")
+    print(
+        f"ratio validation only / bare: {validate_tp / bare_tp:7.2f}   (the ceiling the "
+        "contract's validation leaves, before anything is recorded)"
+    )
     print(
         f"digested and dispatched {drain_secs:.1f} s after the last acknowledgement: "
         f"{n / (ours_secs + drain_secs):.0f} notifications/s end to end "
@@ -368,7 +460,7 @@ async def main() -> int:
     print(f"notifications recorded: {notes} (sent {n + len(paced_bodies)})")
     print(f"episodes recorded: {episodes} (distinct alerts sent: {expected})   (target: equal)")
     print(f"duplicate runs for one (episode, playbook): {dup_runs}   (target 0)")
-    ok = dup_runs == 0 and ours_err == 0 and paced_err == 0 and episodes == expected
+    ok = dup_runs == 0 and ours.errors == 0 and paced_err == 0 and episodes == expected
     return 0 if ok else 1
 
 
