@@ -288,7 +288,6 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
     """Cancelling one wait (a client that hangs up) loses neither that notification nor the
     others written in the same batch."""
     import asyncio
-    import json as jsonlib
 
     from remediator.engine.intake import Intake
 
@@ -297,7 +296,7 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
     await engine.intake.stop()
     engine.intake = Intake(engine.store, engine.digester, engine.metrics)  # writers not started
     bodies = [
-        jsonlib.dumps(notification([alert({**LAG, "deployment": name})])).encode()
+        json.dumps(notification([alert({**LAG, "deployment": name})])).encode()
         for name in ("gone", "stays")
     ]
     waits = [
