@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,13 @@ async def test_nothing_to_terminate_goes_straight_to_the_restart_step(
 # With a Kubernetes client, step 3 is done, not escalated.
 
 KUBE_FAST = {"poll_seconds": 0.02, "retry": {"attempts": 2, "initial_backoff_seconds": 0.01}}
+
+
+def through_emulator(emu: KubeEmulator) -> dict[str, Any]:
+    """The daemon's config for a Kubernetes client that talks to the emulator, quickly."""
+    return {"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}}
+
+
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
@@ -196,7 +204,7 @@ async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
         registry,
         {db: database(postgres_server, roles.remediator, db)},
         params={"follow_up_seconds": 0.5},
-        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+        config=through_emulator(emu),
     )
 
     outcome = await fire(daemon, db)
@@ -240,7 +248,7 @@ async def test_with_kubernetes_nothing_to_terminate_restarts_at_once(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+        config=through_emulator(emu),
     )
 
     outcome = await fire(daemon, db)
@@ -267,7 +275,7 @@ async def test_with_kubernetes_the_restart_obeys_the_namespace_guard(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        config={"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}},
+        config=through_emulator(emu),
     )
 
     outcome = await fire(daemon, db, namespace="kube-system")
