@@ -1,9 +1,9 @@
-"""Durable intake with group commit: many webhook requests, one transaction, one fsync.
+"""Durable intake with group commit: many webhook requests, one append, one sync.
 
-Each request puts its validated notification on a bounded queue and waits until the writer
-has journaled it; only then does the webhook answer 2xx. The writer takes whatever is queued
-(up to `batch_max`) into one transaction, which is what lets durable recording keep up with
-Alertmanager at high rates. Turning the journal into episodes is the digester's job
+Each request puts its validated notification on a bounded list and waits until the writer
+has journaled it; only then does the webhook answer 2xx. The writer takes whatever is waiting
+(up to `batch_max`) into one append and one sync, which is what lets durable recording keep up
+with Alertmanager at high rates. Turning the journal into episodes is the digester's job
 (engine/digest.py), off the request path.
 """
 
@@ -42,45 +42,49 @@ class Intake:
         self._store = store
         self._digester = digester
         self._metrics = metrics
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_pending)
+        self._pending: list[_Pending] = []
+        self._max_pending = max_pending
         self._batch_max = batch_max
         self._max_backlog = max_backlog
-        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self._log = get_logger(component="intake")
 
     async def start(self) -> None:
-        # Two writers: one journals a batch while the other waits for its commit.
-        self._tasks = [asyncio.create_task(self._writer()) for _ in range(2)]
+        # One writer: while it waits for a batch to be durable, the next batch gathers.
+        self._task = asyncio.create_task(self._writer())
 
     async def stop(self) -> None:
-        await stop_tasks(self._tasks)
-        self._tasks = []
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
+        await stop_tasks([self._task])
+        self._task = None
+        pending, self._pending = self._pending, []
+        for _, future in pending:
             if not future.done():
                 future.set_exception(StoreUnavailable("the daemon is stopping"))
 
     async def submit(self, data: NotificationData, body: bytes) -> str:
         """Return the notification's id once it is durably journaled; raise IntakeFull or
         StoreUnavailable when it cannot be now."""
-        if self._digester.backlog + self._queue.qsize() >= self._max_backlog:
+        if self._digester.backlog + len(self._pending) >= self._max_backlog:
             raise IntakeFull(f"{self._digester.backlog} notifications are waiting to be digested")
+        if len(self._pending) >= self._max_pending:
+            raise IntakeFull("intake queue is full")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((IncomingNotification(data, body, datetime.now(UTC)), future))
-        except asyncio.QueueFull:
-            raise IntakeFull("intake queue is full") from None
+        self._pending.append((IncomingNotification(data, body, datetime.now(UTC)), future))
+        self._wake.set()
         # Not shielded: the queued entry is written whoever waits for it, so a client that
         # hangs up cancels only its own wait (and the writer skips its cancelled future).
         return await future
 
     async def _writer(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._metrics.intake_depth.set(self._queue.qsize())
-            await self._commit(batch)
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self._batch_max]
+                del self._pending[: self._batch_max]
+                self._metrics.intake_depth.set(len(self._pending))
+                await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()

@@ -1,150 +1,336 @@
-"""The intake journal: what the webhook waits for, in a SQLite file of its own.
+"""The intake journal: what the webhook waits for, as append-only segment files.
 
-A batch of notifications is one multi-row INSERT on an autocommit connection: one statement,
-one transaction, one fsync, one trip to the connection's thread. Kept apart from the decision
-record, so that appending never waits behind the digester's or the dispatcher's transactions,
-which share that file's single writer. Rows are deleted once the decision record says they
-were digested (see `SQLiteStore.digest`).
+A batch of notifications is one `write` and, with `synchronous: full`, one `fdatasync`, on a
+thread of its own: the least a durable append can cost, and nothing on the event loop but the
+hand-off. Every record carries its sequence number and a CRC, so a record torn by a crash (or by
+a failed write) reads as the end of its segment. Nothing is ever written behind such a tail:
+after opening, and after any failed write, appends go to a new segment.
+
+The decision record remembers how far it has digested by sequence number; a segment is deleted
+once everything in it is digested (the record keeps its own copy of each body). Recent records
+stay in memory too, so the digester, which follows right behind the writer, rarely reads the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import sqlite3
-from collections.abc import Sequence
+import os
+import struct
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-
-import aiosqlite
+from typing import BinaryIO, TypeVar
 
 from remediator.store.base import StoreUnavailable
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (
-    -- AUTOINCREMENT: a sequence number is never reused, even once every row is deleted,
-    -- because the decision record remembers how far it has digested by this number.
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at TEXT NOT NULL,
-    body BLOB NOT NULL
-);
-"""
-_MAX_ROWS = 4096  # two parameters a row, far below SQLite's 32766
+MAGIC = b"RMJNL\x00\x00\x01"  # file type and format version, at the start of every segment
+# crc32 (of everything after it, body included), body length, sequence number, received at (us)
+HEADER = struct.Struct("<IIQq")
+SEGMENT_BYTES = 16 * 2**20  # a segment is closed for writing once it is this large
+_CACHE_BYTES = 8 * 2**20  # recent bodies kept in memory for the digester
+_SUFFIX = ".seg"
+
+Record = tuple[int, datetime, bytes]  # (sequence number, received at, body)
+_T = TypeVar("_T")
 
 
 def journal_path(state: Path) -> Path:
-    return state.with_name(state.name + ".intake")
+    """The journal's directory, beside the state file: back up and move both together."""
+    return state.with_name(state.name + ".journal")
+
+
+def encode(seq: int, received_at: datetime, body: bytes) -> bytes:
+    rest = HEADER.pack(0, len(body), seq, _micros(received_at))[4:]
+    crc = zlib.crc32(body, zlib.crc32(rest))
+    return struct.pack("<I", crc) + rest + body
+
+
+def records(stream: BinaryIO) -> Iterator[tuple[int, int, Record]]:
+    """(offset after it, size, record) for each intact record from the stream's position,
+    stopping at the first one that is not (a torn tail, or the end)."""
+    offset = stream.tell()
+    size = os.fstat(stream.fileno()).st_size
+    while True:
+        header = stream.read(HEADER.size)
+        if len(header) < HEADER.size:
+            return
+        crc, length, seq, micros = HEADER.unpack(header)
+        if length > size - offset - HEADER.size:
+            return  # a torn header's length: do not try to read (or allocate) it
+        body = stream.read(length)
+        if len(body) < length or zlib.crc32(body, zlib.crc32(header[4:])) != crc:
+            return
+        offset += HEADER.size + length
+        received = datetime.fromtimestamp(micros / 1e6, UTC)
+        yield offset, HEADER.size + length, (seq, received, body)
+
+
+@dataclass(eq=False)  # compared by identity
+class _Segment:
+    path: Path
+    first: int  # the sequence number it was opened at (its name)
+    last: int  # the last intact record's (first - 1 while empty)
+
+
+@dataclass
+class _Cursor:
+    """Where the last read from disk stopped, so the next one need not rescan the segment."""
+
+    segment: _Segment
+    offset: int
+    seq: int
 
 
 class Journal:
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout_ms: int) -> None:
+    def __init__(self, path: Path, *, synchronous: str) -> None:
         self.path = path
-        self._synchronous = synchronous.upper()
-        self.busy_timeout_ms = busy_timeout_ms
-        self._db: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._sync = synchronous.lower() == "full"
+        self._segments: list[_Segment] = []
+        self._next = 1  # the next sequence number to hand out; never reused, even on failure
+        self._durable = 0  # everything through this sequence number is written (and synced)
+        # Owned by the writer thread between appends: the segment being written and its fd.
+        self._fd: int | None = None
+        self._current: _Segment | None = None
+        self._size = 0
+        self._failure: str | None = None
+        self._cache: deque[Record] = deque()
+        self._cache_bytes = 0
+        self._cursor: _Cursor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
 
+    # -- lifecycle -------------------------------------------------------------------------
     async def open(self, digested_through: int) -> None:
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="journal-write")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="journal-read")
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {self._synchronous}")
-            # Checkpoints run from `forget`, on the reader's thread: run automatically, they
-            # would land inside an append, and the webhook answer would wait for them.
-            await db.execute("PRAGMA wal_autocheckpoint = 0")
-            await db.execute("PRAGMA journal_size_limit = 16777216")  # the WAL, once reset
-            await db.executescript(_SCHEMA)
-            # A journal file deleted or replaced by hand would number from 1 again, behind
-            # what is already digested: those notifications would be skipped for good.
-            await db.execute(
-                "INSERT INTO sqlite_sequence (name, seq) SELECT 'journal', ? WHERE NOT EXISTS "
-                "(SELECT 1 FROM sqlite_sequence WHERE name = 'journal')",
-                (digested_through,),
-            )
-            await db.execute(
-                "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'journal'",
-                (digested_through,),
-            )
-            reader = await aiosqlite.connect(self.path)
-            await reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            await reader.execute("PRAGMA query_only = 1")
-        except (sqlite3.Error, OSError) as exc:
+            self._segments = await self._on(self._reader, self._scan, digested_through)
+        except OSError as exc:
+            await self.close()
             raise StoreUnavailable(f"cannot open intake journal {self.path}: {exc}") from exc
-        self._db, self._reader = db, reader
-
-    async def set_busy_timeout(self, ms: int) -> None:
-        self.busy_timeout_ms = ms
-        if self._db is not None:
-            await self._db.execute(f"PRAGMA busy_timeout = {int(ms)}")
+        last = max((s.last for s in self._segments), default=0)
+        # The floor: a journal deleted or replaced by hand would otherwise number from 1
+        # again, behind what is digested, and those notifications would be skipped for good.
+        self._next = max(last, digested_through) + 1
+        self._durable = self._next - 1
 
     async def close(self) -> None:
-        for connection in (self._reader, self._db):
-            if connection is not None:
-                await connection.close()
-        self._db = self._reader = None
+        for pool in (self._writer, self._reader):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._writer = self._reader = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = self._current = None
+        self._cache.clear()
+        self._cache_bytes = 0
+        self._cursor = None
 
     async def ping(self) -> None:
-        if self._db is None:
+        """Raise StoreUnavailable unless an append could succeed now."""
+        if self._writer is None:
             raise StoreUnavailable("intake journal is not open")
-        try:
-            await self._db.execute("BEGIN IMMEDIATE")  # takes the write lock, or fails
-            await self._db.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                await self._db.execute("ROLLBACK")
-            raise StoreUnavailable(f"intake journal not writable: {exc}") from exc
-
-    async def append(self, rows: Sequence[tuple[str, bytes]]) -> list[int]:
-        """(received_at, body) rows, durable on return; their sequence numbers, in order."""
-        if self._db is None:
-            raise StoreUnavailable("intake journal is not open")
-        seqs: list[int] = []
-        for start in range(0, len(rows), _MAX_ROWS):
-            chunk = rows[start : start + _MAX_ROWS]
-            sql = "INSERT INTO journal (received_at, body) VALUES " + ",".join(
-                ["(?,?)"] * len(chunk)
-            )
-            params = [value for row in chunk for value in row]
+        if self._failure is not None:
+            # The next append would open a new segment: try that now, so readiness heals
+            # as soon as the disk does, and reports the reason while it does not.
             try:
-                cursor = await self._db.execute(sql, params)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"intake journal write failed: {exc}") from exc
-            # One statement, one writer: the rows took consecutive numbers ending here.
-            last = cursor.lastrowid
-            assert last is not None
-            seqs.extend(range(last - len(chunk) + 1, last + 1))
-        return seqs
+                await self._on(self._writer, self._ensure_segment)
+            except OSError as exc:
+                raise StoreUnavailable(f"intake journal not writable: {exc}") from exc
+            self._failure = None
 
-    async def read(self, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+    # -- writing ---------------------------------------------------------------------------
+    async def append(self, rows: Sequence[tuple[datetime, bytes]]) -> list[int]:
+        """(received_at, body) rows, durable on return; their sequence numbers, in order."""
+        if self._writer is None:
+            raise StoreUnavailable("intake journal is not open")
+        first = self._next
+        self._next += len(rows)
+        try:
+            segment = await self._on(self._writer, self._write, first, rows)
+        except OSError as exc:
+            self._failure = str(exc)
+            self._cache.clear()  # what follows is not contiguous with it on disk
+            self._cache_bytes = 0
+            raise StoreUnavailable(f"intake journal write failed: {exc}") from exc
+        self._failure = None
+        last = first + len(rows) - 1
+        if not self._segments or self._segments[-1] is not segment:
+            self._segments.append(segment)
+        segment.last = last
+        self._durable = last
+        for seq, (received, body) in enumerate(rows, first):
+            self._cache.append((seq, received, body))
+            self._cache_bytes += len(body)
+        while self._cache_bytes > _CACHE_BYTES and len(self._cache) > 1:
+            self._cache_bytes -= len(self._cache.popleft()[2])
+        return list(range(first, last + 1))
+
+    def _write(self, first: int, rows: Sequence[tuple[datetime, bytes]]) -> _Segment:
+        """Writer thread: one write (and one sync) for the whole batch."""
+        segment = self._ensure_segment(first)
+        data = b"".join(
+            encode(seq, received, body) for seq, (received, body) in enumerate(rows, first)
+        )
+        assert self._fd is not None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self._sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            # Part of the batch may be on disk: never write behind it.
+            self._close_segment()
+            raise
+        self._size += len(data)
+        if self._size >= SEGMENT_BYTES:
+            self._close_segment()
+        return segment
+
+    def _ensure_segment(self, first: int | None = None) -> _Segment:
+        if self._fd is not None and self._current is not None:
+            return self._current
+        first = self._next if first is None else first
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / f"{first:020d}{_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.ftruncate(fd, 0)  # a leftover of a failed attempt at this same number
+            os.write(fd, MAGIC)
+            if self._sync:
+                os.fdatasync(fd)
+                _sync_directory(self.path)  # the new name survives a power loss too
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._size = fd, len(MAGIC)
+        self._current = _Segment(path, first, first - 1)
+        return self._current
+
+    def _close_segment(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = self._current = None
+
+    # -- reading ---------------------------------------------------------------------------
+    async def read(self, after: int, limit: int) -> list[Record]:
+        """Up to `limit` durable records numbered above `after`, in order."""
         if self._reader is None:
             raise StoreUnavailable("intake journal is not open")
+        if after >= self._durable:
+            return []
+        cache = self._cache
+        if cache and cache[0][0] <= after + 1:
+            # Everything durable from the cache's first record on is in the cache, in order.
+            start = after + 1 - cache[0][0]
+            return [cache[i] for i in range(start, min(start + limit, len(cache)))]
         try:
-            rows = await self._reader.execute_fetchall(
-                "SELECT seq, received_at, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit),
-            )
-        except sqlite3.Error as exc:
+            return await self._on(self._reader, self._read_disk, after, limit, self._durable)
+        except OSError as exc:
             raise StoreUnavailable(f"intake journal read failed: {exc}") from exc
-        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    def _read_disk(self, after: int, limit: int, durable: int) -> list[Record]:
+        found: list[Record] = []
+        segments = list(self._segments)
+        cursor = self._cursor
+        if (
+            cursor is None
+            or cursor.seq != after
+            or cursor.segment.last <= after  # read to its end: go on from the next one
+            or cursor.segment not in segments
+        ):
+            cursor = None
+        for segment in segments:
+            if segment.last <= after or (cursor is not None and segment is not cursor.segment):
+                continue
+            offset = cursor.offset if cursor is not None else len(MAGIC)
+            cursor = None
+            with open(segment.path, "rb") as stream:
+                stream.seek(offset)
+                for end, _, record in records(stream):
+                    if record[0] > durable or len(found) == limit:
+                        break
+                    if record[0] > after:
+                        found.append(record)
+                        self._cursor = _Cursor(segment, end, record[0])
+            if len(found) == limit:
+                break
+        return found
 
     async def count(self, after: int) -> int:
-        if self._reader is None:
-            raise StoreUnavailable("intake journal is not open")
-        try:
-            rows = await self._reader.execute_fetchall(
-                "SELECT count(*) FROM journal WHERE seq > ?", (after,)
-            )
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"intake journal read failed: {exc}") from exc
-        return int(next(iter(rows))[0])
+        """Durable records numbered above `after` (reads them: meant for start-up)."""
+        total = 0
+        while batch := await self.read(after, 512):
+            total += len(batch)
+            after = batch[-1][0]
+        return total
 
     async def forget(self, through: int) -> None:
-        """Delete what the decision record has digested (it holds its own copy)."""
-        if self._db is None:
+        """Delete the segments the decision record has digested entirely."""
+        done = [s for s in self._segments if s.last <= through and s is not self._current]
+        if not done or self._reader is None:
             return
-        # Only space is at stake: the next call deletes these too.
-        with contextlib.suppress(sqlite3.Error):
-            await self._db.execute("DELETE FROM journal WHERE seq <= ?", (through,))
-        if self._reader is not None:
-            # PASSIVE: copies what no reader needs back into the file, never blocks an append.
-            with contextlib.suppress(sqlite3.Error):
-                await self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._segments = [s for s in self._segments if s not in done]
+        if self._cursor is not None and self._cursor.segment in done:
+            self._cursor = None
+        kept = await self._on(self._reader, _unlink, done)
+        if kept:  # only space is at stake: try again at the next call
+            self._segments = sorted(kept + self._segments, key=lambda s: s.first)
+
+    def _scan(self, digested_through: int) -> list[_Segment]:
+        """Reader thread, at open: the segments still holding undigested records."""
+        if not self.path.exists():
+            return []
+        kept: list[_Segment] = []
+        for path in sorted(self.path.glob(f"*{_SUFFIX}")):
+            try:
+                first = int(path.stem)
+            except ValueError:
+                continue  # not ours
+            segment = _Segment(path, first, first - 1)
+            with open(path, "rb") as stream:
+                if stream.read(len(MAGIC)) == MAGIC:
+                    for _, _, (seq, _, _) in records(stream):
+                        segment.last = seq
+            if segment.last < first or segment.last <= digested_through:
+                path.unlink()  # empty, cut off before its first record, or digested
+            else:
+                kept.append(segment)
+        return kept
+
+    async def _on(self, pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: object) -> _T:
+        if pool is None:
+            raise StoreUnavailable("intake journal is not open")
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def _micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1e6)
+
+
+def _unlink(segments: list[_Segment]) -> list[_Segment]:
+    """Delete the segments' files; the segments that could not be."""
+    kept = []
+    for segment in segments:
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError:
+            kept.append(segment)
+    return kept
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

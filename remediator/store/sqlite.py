@@ -56,7 +56,6 @@ _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 NO_WORK_REASON = "no enabled playbook matches"
 RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
-_FORGET_EVERY = 512  # digested notifications deleted from the journal together
 
 
 class SQLiteStore(GovernanceSQL, AdminSQL):
@@ -76,11 +75,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         self._tx_done: asyncio.Future[None] | None = None
         self._dirty = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
-        self.journal_file = Journal(
-            journal_path(path), synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
-        )
+        self.journal_file = Journal(journal_path(path), synchronous=synchronous)
         self._digested = 0  # journal sequence number digested through (committed)
-        self._forgotten = 0  # ... and deleted from the journal through
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -97,7 +93,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             await db.commit()
             async with db.execute("SELECT seq FROM digest_state WHERE name = 'journal'") as cur:
                 row = await cur.fetchone()
-            self._digested = self._forgotten = int(row[0]) if row is not None else 0
+            self._digested = int(row[0]) if row is not None else 0
             reader = await aiosqlite.connect(self.path)
             await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await reader.execute("PRAGMA query_only = 1")
@@ -245,23 +241,12 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
 
     # -- intake --------------------------------------------------------------------------
     async def journal(self, batch: Sequence[IncomingNotification]) -> list[str]:
-        seqs = await self.journal_file.append([(ts(i.received_at), i.body) for i in batch])
+        seqs = await self.journal_file.append([(i.received_at, i.body) for i in batch])
         return [_notification_id(seq) for seq in seqs]
 
     async def undigested(self, limit: int) -> list[JournalEntry]:
         rows = await self.journal_file.read(self._digested, limit)
-        if not rows:
-            await self._forget_digested(at_least=1)  # idle: tidy up
-        return [
-            JournalEntry(_notification_id(seq), seq, datetime.fromisoformat(at), body)
-            for seq, at, body in rows
-        ]
-
-    async def _forget_digested(self, *, at_least: int) -> None:
-        """Delete digested rows from the journal once `at_least` of them have piled up."""
-        if self._digested - self._forgotten >= at_least:
-            await self.journal_file.forget(self._digested)
-            self._forgotten = self._digested
+        return [JournalEntry(_notification_id(seq), seq, at, body) for seq, at, body in rows]
 
     async def count_undigested(self) -> int:
         return await self.journal_file.count(self._digested)
@@ -389,7 +374,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             last = max(entry.seq for entry, _ in batch)
             await db.execute("UPDATE digest_state SET seq = ? WHERE name = 'journal'", (last,))
         self._digested = max(self._digested, last)
-        await self._forget_digested(at_least=_FORGET_EVERY)
+        await self.journal_file.forget(self._digested)
         return results
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:

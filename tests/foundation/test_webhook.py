@@ -215,31 +215,41 @@ async def test_body_over_the_limit_is_413(make_daemon: MakeDaemon) -> None:
 
 
 async def test_journal_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) -> None:
-    import sqlite3
+    import os
 
     daemon = await make_daemon(lag_registry([]))
     await daemon.post(notification([alert(LAG)]))
+    await daemon.settle()
     journal = daemon.engine.store.journal_file  # type: ignore[attr-defined]
-    blocker = sqlite3.connect(journal.path, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: journal "down"
+    # The disk refuses the journal: its open segment takes no more writes (the descriptor
+    # now points at a read-only file) and no new segment can be created (its directory has
+    # become a plain file).
+    moved = journal.path.with_name("moved-away")
+    journal.path.rename(moved)
+    journal.path.write_bytes(b"")
+    read_only = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(read_only, journal._fd)
+    os.close(read_only)
     try:
-        await journal.set_busy_timeout(50)
         resp = await daemon.client.post(
             "/webhook",
             json=notification([alert({**LAG, "deployment": "during"})]),
             headers={"Authorization": "Bearer test-token"},
         )
         assert resp.status == 503 and resp.headers["Retry-After"]
+        assert "journal" in (await resp.json())["error"]
         ready = await daemon.client.get("/readyz")
         assert ready.status == 503
     finally:
-        blocker.rollback()
-        blocker.close()
+        journal.path.unlink()
+        moved.rename(journal.path)
+    assert (await daemon.client.get("/readyz")).status == 200
     status, _ = await daemon.post(notification([alert({**LAG, "deployment": "during"})]))
     assert status == 200
     await daemon.settle()
     assert len(await daemon.engine.store.list_episodes()) == 2
-    assert (await daemon.client.get("/readyz")).status == 200
+    # Only the segment being written is left: the digested ones are gone.
+    assert [p.name for p in journal.path.iterdir()] == [f"{3:020d}.seg"]
 
 
 async def test_decision_record_locked_still_acknowledges_and_catches_up(
