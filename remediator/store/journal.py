@@ -87,9 +87,10 @@ class _Cursor:
 
 
 class Journal:
-    def __init__(self, path: Path, *, synchronous: str) -> None:
+    def __init__(self, path: Path, *, synchronous: str, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.path = path
         self._sync = synchronous.lower() == "full"
+        self._segment_bytes = segment_bytes
         self._segments: list[_Segment] = []
         self._next = 1  # the next sequence number to hand out; never reused, even on failure
         self._durable = 0  # everything through this sequence number is written (and synced)
@@ -190,7 +191,7 @@ class Journal:
             self._close_segment()
             raise
         self._size += len(data)
-        if self._size >= SEGMENT_BYTES:
+        if self._size >= self._segment_bytes:
             self._close_segment()
         return segment
 
@@ -307,7 +308,9 @@ class Journal:
                 kept.append(segment)
         return kept
 
-    async def _on(self, pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: object) -> _T:
+    async def _on(
+        self, pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: object
+    ) -> _T:
         if pool is None:
             raise StoreUnavailable("intake journal is not open")
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
