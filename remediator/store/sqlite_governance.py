@@ -30,6 +30,35 @@ from remediator.store.records import (
 _REAL = "('intent', 'succeeded', 'failed', 'interrupted')"
 
 
+def acting_runs_query(
+    since: datetime | None,
+    target_key: str | None,
+    playbook: str | None,
+    episode_id: str | None,
+    exclude_run: int | None,
+) -> tuple[str, list[Any]]:
+    """The rate-limit ledger's query. It runs before every action, so it must be answered
+    from an index (`actions_real`, or `actions_episode`), never by scanning every action
+    the retention keeps."""
+    where = [f"a.state IN {_REAL}"]
+    params: list[Any] = []
+    for clause, value in (
+        ("a.intended_at >= ?", ts(since) if since else None),
+        ("r.target_key = ?", target_key),
+        ("r.playbook = ?", playbook),
+        ("a.episode_id = ?", episode_id),  # the run's episode; indexed on actions
+        ("r.id != ?", exclude_run),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    sql = (
+        "SELECT min(a.intended_at) AS first FROM actions a JOIN runs r ON r.id = a.run_id "
+        f"WHERE {' AND '.join(where)} GROUP BY r.id ORDER BY first"
+    )
+    return sql, params
+
+
 class _Backend(Protocol):
     def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
     async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]: ...
@@ -116,23 +145,8 @@ class GovernanceSQL:
         episode_id: str | None = None,
         exclude_run: int | None = None,
     ) -> list[datetime]:
-        where = [f"a.state IN {_REAL}"]
-        params: list[Any] = []
-        for clause, value in (
-            ("a.intended_at >= ?", ts(since) if since else None),
-            ("r.target_key = ?", target_key),
-            ("r.playbook = ?", playbook),
-            ("r.episode_id = ?", episode_id),
-            ("r.id != ?", exclude_run),
-        ):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        rows = await self._read(
-            "SELECT min(a.intended_at) AS first FROM actions a JOIN runs r ON r.id = a.run_id "
-            f"WHERE {' AND '.join(where)} GROUP BY r.id ORDER BY first",
-            params,
-        )
+        sql, params = acting_runs_query(since, target_key, playbook, episode_id, exclude_run)
+        rows = await self._read(sql, params)
         return [datetime.fromisoformat(row["first"]) for row in rows]
 
     async def count_run_targets(self: _Backend, since: datetime) -> int:

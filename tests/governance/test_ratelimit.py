@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry
 from remediator.store.records import WorkItem, WorkKind
+from remediator.store.sqlite import SQLiteStore
+from remediator.store.sqlite_governance import acting_runs_query
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -138,3 +142,26 @@ async def test_shadow_runs_and_refusals_never_count(make_daemon: MakeDaemon) -> 
     daemon = await make_daemon(registry, config=auto())
     await post_and_settle(daemon, firing(labels("orders"), minutes=10))
     assert world.targets() == [ORDERS]
+
+
+async def test_the_ledger_is_read_through_an_index_not_a_scan_of_every_action(
+    tmp_path: Path,
+) -> None:
+    """The ledger is read before every action; a full scan of `actions` grows with retention
+    (and a storm's thousands of refusals) and made each run cost milliseconds."""
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.open()
+    try:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        for args in (
+            (since, "Deployment/shop/orders", None, None, 7),
+            (since, None, "restart", None, 7),
+            (since, None, None, None, 7),
+            (None, "Deployment/shop/orders", None, "ep-1", 7),
+        ):
+            sql, params = acting_runs_query(*args)
+            async with store.db.execute("EXPLAIN QUERY PLAN " + sql, params) as cursor:
+                plan = [row[3] for row in await cursor.fetchall()]
+            assert not [step for step in plan if step.startswith("SCAN")], (args, plan)
+    finally:
+        await store.close()
