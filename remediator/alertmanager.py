@@ -230,7 +230,12 @@ def episode_id(fingerprint: str, starts_at: datetime) -> str:
     The id starts with startsAt so ids sort by time: new episodes land at the end of the
     store's index instead of on random pages (most of the cost of recording a storm).
     """
-    i = starts_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return episode_id_at(fingerprint, starts_at.astimezone(UTC).isoformat(timespec="microseconds"))
+
+
+def episode_id_at(fingerprint: str, i: str) -> str:
+    """`episode_id`, with startsAt already in its UTC ISO form (microseconds), which the
+    record stores too: the digester formats it once per alert."""
     digest = hashlib.sha256(f"{fingerprint}|{i}".encode()).hexdigest()
     # Sliced out of the ISO form: strftime costs more than the hash (this runs per alert).
     return f"ep-{i[0:4]}{i[5:7]}{i[8:10]}{i[11:13]}{i[14:16]}{i[17:19]}-{digest[:16]}"

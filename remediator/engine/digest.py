@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from remediator.alertmanager import Alert, Limits, NotificationData, PayloadError
+from remediator.alertmanager import Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
 from remediator.engine.dispatch import Dispatcher
 from remediator.logs import get_logger
@@ -35,7 +35,7 @@ class Digester:
         dispatcher: Dispatcher,
         metrics: Metrics,
         *,
-        needs_work: Callable[[Alert], bool] | None = None,
+        needs_work: Callable[[Mapping[str, str]], bool] | None = None,
         slice_size: int = 8,
         handoff_max: int = 128,
     ) -> None:

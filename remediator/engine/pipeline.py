@@ -136,15 +136,15 @@ class Pipeline:
             ).total_seconds()
         await self.reporter.report(item.episode_id, "resolved", details)
 
-    def needs_work(self, alert: Alert) -> bool:
-        """Whether a new firing alert needs dispatch. Decided at intake, so alerts no playbook
-        handles (the bulk of a storm) cost one row instead of a trip through the workers; a
-        critical one still goes through, to be escalated."""
-        if alert.labels.get("severity") == "critical":
+    def needs_work(self, labels: Mapping[str, str]) -> bool:
+        """Whether a new firing alert (its labels) needs dispatch. Decided while digesting, so
+        alerts no playbook handles (the bulk of a storm) cost one row instead of a trip through
+        the workers; a critical one still goes through, to be escalated."""
+        if labels.get("severity") == "critical":
             return True
         return any(
             self.settings.playbooks.get(spec.name, PlaybookSettings()).enabled
-            for spec in self.registry.match(alert.labels)
+            for spec in self.registry.match(labels)
         )
 
     async def _firing(self, item: WorkItem) -> None:

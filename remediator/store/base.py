@@ -7,7 +7,7 @@ notifications and several replicas sharing a PostgreSQL store act at most once p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -59,7 +59,7 @@ class Store(Protocol):
     async def digest(
         self,
         batch: Sequence[tuple[JournalEntry, NotificationData]],
-        needs_work: Callable[[Alert], bool] | None = None,
+        needs_work: Callable[[Mapping[str, str]], bool] | None = None,
     ) -> list[Digested]:
         """Turn journaled notifications into episodes, in one transaction that also marks
         them digested (so a crash digests them again, never twice). A new firing alert for

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -26,7 +26,7 @@ from remediator.alertmanager import (
     AlertData,
     NotificationData,
     aware,
-    episode_id,
+    episode_id_at,
     label_fingerprint,
 )
 from remediator.store.base import StoreUnavailable
@@ -268,7 +268,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
     async def digest(
         self,
         batch: Sequence[tuple[JournalEntry, NotificationData]],
-        needs_work: Callable[[Alert], bool] | None = None,
+        needs_work: Callable[[Mapping[str, str]], bool] | None = None,
     ) -> list[Digested]:
         at = ts(now())
         inserts: list[tuple[Any, ...]] = []
@@ -277,9 +277,9 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
         digested: list[tuple[Any, ...]] = []
         decided: list[tuple[Any, ...]] = []
         results: list[Digested] = []
-        keyed = [[(a, _episode_id(a)) for a in data["alerts"]] for _, data in batch]
+        keyed = [[_episode_key(a) for a in data["alerts"]] for _, data in batch]
         async with self._write() as db:
-            ids = list({eid for alerts in keyed for _, eid in alerts})
+            ids = list({key[1] for alerts in keyed for key in alerts})
             known = await self._statuses(ids)
             stale = ts(now() - RESEND_TOUCH)
             for (entry, data), alerts in zip(batch, keyed, strict=True):
@@ -287,17 +287,19 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
                 truncated = 1 if data.get("truncatedAlerts", 0) > 0 else 0
                 work: list[WorkItem] = []
                 new = resent = resolved = 0
-                for alert, eid in alerts:
+                for alert, eid, fingerprint, starts in alerts:
                     state, last_seen, no_work = known.get(eid, (None, "", 0))
                     if state is None:
                         firing = alert["status"] == "firing"
-                        model = Alert.from_data(alert) if firing else None
-                        wanted = model is not None and (needs_work is None or needs_work(model))
-                        inserts.append(_episode_row(alert, eid, at, nid, truncated, wanted))
+                        wanted = firing and (needs_work is None or needs_work(alert["labels"]))
+                        inserts.append(
+                            _episode_row(
+                                alert, eid, fingerprint, starts, at, nid, truncated, wanted
+                            )
+                        )
                         known[eid] = (alert["status"], at, int(firing and not wanted))
                         if wanted:
-                            assert model is not None
-                            work.append(WorkItem(WorkKind.FIRING, eid, model))
+                            work.append(WorkItem(WorkKind.FIRING, eid, Alert.from_data(alert)))
                         elif firing:
                             decided.append((eid, "no_playbook", NO_WORK_REASON, at))
                         new += firing
@@ -819,20 +821,30 @@ def _fingerprint(alert: AlertData) -> str:
     return alert.get("fingerprint") or label_fingerprint(alert["labels"])
 
 
-def _episode_id(alert: AlertData) -> str:
-    return episode_id(_fingerprint(alert), aware(alert["startsAt"]))
+def _episode_key(alert: AlertData) -> tuple[AlertData, str, str, str]:
+    """(alert, episode id, fingerprint, startsAt as stored): each worked out once per alert."""
+    fingerprint = _fingerprint(alert)
+    starts = ts(aware(alert["startsAt"]))
+    return alert, episode_id_at(fingerprint, starts), fingerprint, starts
 
 
 def _episode_row(
-    alert: AlertData, eid: str, at: str, nid: str, truncated: int, wanted: bool
+    alert: AlertData,
+    eid: str,
+    fingerprint: str,
+    starts: str,
+    at: str,
+    nid: str,
+    truncated: int,
+    wanted: bool,
 ) -> tuple[Any, ...]:
     """`wanted`: a firing alert that needs dispatch; anything else is handled on arrival."""
     firing = alert["status"] == "firing"
     labels = alert["labels"]
     return (
         eid,
-        _fingerprint(alert),
-        ts(aware(alert["startsAt"])),
+        fingerprint,
+        starts,
         labels.get("alertname", ""),
         labels.get("namespace"),
         alert["status"],
