@@ -58,9 +58,7 @@ class Intake:
         await stop_tasks([self._task])
         self._task = None
         pending, self._pending = self._pending, []
-        for _, future in pending:
-            if not future.done():
-                future.set_exception(StoreUnavailable("the daemon is stopping"))
+        _fail(pending, StoreUnavailable("the daemon is stopping"))
 
     async def submit(self, data: NotificationData, body: bytes) -> str:
         """Return the notification's id once it is durably journaled; raise IntakeFull or
@@ -90,12 +88,14 @@ class Intake:
         started = time.perf_counter()
         try:
             ids = await self._store.journal([incoming for incoming, _ in batch])
+        except asyncio.CancelledError:
+            # Stopping mid-write: whether it reached the disk is unknown, so the senders get a
+            # 503 and Alertmanager sends again (a second copy is a re-send, which is harmless).
+            _fail(batch, StoreUnavailable("the daemon is stopping"))
+            raise
         except Exception as exc:
             self._log.error("recording failed", error=str(exc), notifications=len(batch))
-            failure = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+            _fail(batch, exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc)))
             return
         self._metrics.intake_batch_seconds.observe(time.perf_counter() - started)
         self._metrics.intake_batch_size.observe(len(batch))
@@ -103,3 +103,9 @@ class Intake:
         for (_, future), nid in zip(batch, ids, strict=True):
             if not future.done():
                 future.set_result(nid)
+
+
+def _fail(batch: list[_Pending], failure: StoreUnavailable) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(failure)

@@ -121,10 +121,10 @@ class Journal:
         self._durable = self._next - 1
 
     async def close(self) -> None:
-        for pool in (self._writer, self._reader):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._writer = self._reader = None
+        pools = [pool for pool in (self._writer, self._reader) if pool is not None]
+        self._writer = self._reader = None  # refuses new work from here on
+        for pool in pools:
+            await asyncio.to_thread(pool.shutdown)  # lets a write in progress finish
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)

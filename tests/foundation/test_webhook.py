@@ -13,6 +13,7 @@ import pytest
 from remediator.alertmanager import validate_notification
 from remediator.http.auth import Credentials
 from remediator.playbook import Action, Registry, playbook, targets
+from remediator.store import StoreUnavailable
 from remediator.store.records import IncomingNotification
 from remediator.store.sqlite import SQLiteStore
 from remediator.testing.alerts import alert, notification
@@ -292,6 +293,28 @@ async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
     await engine.intake.start()
     status, _ = await first
     assert status == 200
+
+
+async def test_stopping_mid_write_answers_the_senders_waiting_on_it(
+    make_daemon: MakeDaemon,
+) -> None:
+    import asyncio
+    import threading
+
+    daemon = await make_daemon(lag_registry([]))
+    engine = daemon.engine
+    journal = engine.store.journal_file  # type: ignore[attr-defined]
+    gate = threading.Event()
+    journal._writer.submit(gate.wait)  # the journal's thread is busy: the next write waits
+    body = json.dumps(notification([alert(LAG)])).encode()
+    waiting = asyncio.create_task(engine.intake.submit(validate_notification(body), body))
+    try:
+        await asyncio.sleep(0.05)
+        await engine.intake.stop()
+        with pytest.raises(StoreUnavailable, match="stopping"):
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        gate.set()
 
 
 async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDaemon) -> None:
