@@ -268,12 +268,11 @@ class Journal:
         return found
 
     async def count(self, after: int) -> int:
-        """Durable records numbered above `after` (reads them: meant for start-up)."""
-        total = 0
-        while batch := await self.read(after, 512):
-            total += len(batch)
-            after = batch[-1][0]
-        return total
+        """Durable records numbered above `after`. Within a segment the numbers run without
+        a gap (a failed write ends its segment), so this is arithmetic, not a read."""
+        if self._reader is None:
+            raise StoreUnavailable("intake journal is not open")
+        return sum(max(0, s.last - max(after, s.first - 1)) for s in self._segments)
 
     async def forget(self, through: int) -> None:
         """Delete the segments the decision record has digested entirely."""

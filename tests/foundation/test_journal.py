@@ -156,3 +156,4 @@ async def test_a_failed_write_is_an_error_and_the_next_one_starts_a_new_segment(
     assert await journal.append(rows(3, 1)) == [4]  # 3 went to the failed write, never reused
     assert len(segments(journal)) == 2
     assert [seq for seq, _, _ in await read_all(journal)] == [1, 2, 4]
+    assert [await journal.count(after) for after in (0, 1, 2, 3, 4)] == [3, 2, 1, 1, 0]
