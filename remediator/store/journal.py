@@ -138,10 +138,11 @@ class Journal:
         if self._writer is None:
             raise StoreUnavailable("intake journal is not open")
         if self._failure is not None:
-            # The next append would open a new segment: try that now, so readiness heals
-            # as soon as the disk does, and reports the reason while it does not.
+            # The next append opens a new segment; try creating a file where it would go, so
+            # readiness heals as soon as the disk does and gives the reason while it does not.
+            # (Not the segment itself: its number belongs to the next append.)
             try:
-                await self._on(self._writer, self._ensure_segment)
+                await self._on(self._writer, self._probe)
             except OSError as exc:
                 raise StoreUnavailable(f"intake journal not writable: {exc}") from exc
             self._failure = None
@@ -195,10 +196,10 @@ class Journal:
             self._close_segment()
         return segment
 
-    def _ensure_segment(self, first: int | None = None) -> _Segment:
+    def _ensure_segment(self, first: int) -> _Segment:
+        """The segment being written, or a new one whose first record will be `first`."""
         if self._fd is not None and self._current is not None:
             return self._current
-        first = self._next if first is None else first
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / f"{first:020d}{_SUFFIX}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
@@ -215,6 +216,18 @@ class Journal:
         self._fd, self._size = fd, len(MAGIC)
         self._current = _Segment(path, first, first - 1)
         return self._current
+
+    def _probe(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        probe = self.path / "probe"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, MAGIC)
+            if self._sync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
 
     def _close_segment(self) -> None:
         if self._fd is not None:
@@ -300,8 +313,10 @@ class Journal:
             with open(path, "rb") as stream:
                 if stream.read(len(MAGIC)) == MAGIC:
                     for _, _, (seq, _, _) in records(stream):
+                        if segment.last < segment.first:
+                            segment.first = seq  # the records, not the name, say where it starts
                         segment.last = seq
-            if segment.last < first or segment.last <= digested_through:
+            if segment.last < segment.first or segment.last <= digested_through:
                 path.unlink()  # empty, cut off before its first record, or digested
             else:
                 kept.append(segment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -152,8 +153,13 @@ async def test_a_failed_write_is_an_error_and_the_next_one_starts_a_new_segment(
     os.close(read_only)
     with pytest.raises(StoreUnavailable, match="write failed"):
         await journal.append(rows(2, 1))
-    await journal.ping()  # the disk itself is fine: a new segment opens
-    assert await journal.append(rows(3, 1)) == [4]  # 3 went to the failed write, never reused
+    # A readiness check and the next append, at once: the disk itself is fine.
+    _, appended = await asyncio.gather(journal.ping(), journal.append(rows(3, 1)))
+    assert appended == [4]  # 3 went to the failed write and is never reused
     assert len(segments(journal)) == 2
     assert [seq for seq, _, _ in await read_all(journal)] == [1, 2, 4]
     assert [await journal.count(after) for after in (0, 1, 2, 3, 4)] == [3, 2, 1, 1, 0]
+    await journal.close()
+    reopened = await open_journal(segment_bytes=1 << 20)
+    assert [seq for seq, _, _ in await read_all(reopened)] == [1, 2, 4]
+    assert await reopened.count(0) == 3
