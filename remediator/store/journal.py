@@ -73,7 +73,7 @@ def records(stream: BinaryIO) -> Iterator[tuple[int, int, Record]]:
 @dataclass(eq=False)  # compared by identity
 class _Segment:
     path: Path
-    first: int  # the sequence number it was opened at (its name)
+    first: int  # its first record's sequence number (and its name)
     last: int  # the last intact record's (first - 1 while empty)
 
 
