@@ -25,7 +25,12 @@ def builtin_dir() -> Path:
     """The shipped `playbooks` package: next to `remediator/` both in a checkout and a wheel."""
     import playbooks  # the top-level package of built-in playbooks
 
-    return Path(playbooks.__file__).resolve().parent
+    # `__path__`, not `__file__`: an editable install can import the package as a namespace
+    # package (no `__file__`) whose path lists the checkout's directory among import hooks.
+    for entry in playbooks.__path__:
+        if (Path(entry) / "__init__.py").is_file():
+            return Path(entry).resolve()
+    raise RuntimeError(f"the built-in playbooks are not installed (looked in {playbooks.__path__})")
 
 
 def playbook_files(directory: Path) -> list[Path]:

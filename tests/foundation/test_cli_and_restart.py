@@ -107,6 +107,14 @@ def test_check_ok_lists_playbooks(workdir: Path) -> None:
     assert "slow-start [auto]" in result.stdout and "hang-in-call [auto]" in result.stdout
 
 
+def test_check_finds_the_built_in_playbooks_from_any_directory(tmp_path: Path) -> None:
+    """Run outside the checkout (as after `pip install -e .`, where `playbooks` can import as
+    a namespace package with no `__file__`), the built-in playbooks still load."""
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "scale-on-lag" in result.stdout and "restart-crashloop" in result.stdout
+
+
 def test_serve_refuses_a_bad_config_naming_the_key(workdir: Path) -> None:
     config = workdir / "bad.yml"
     config.write_text("server:\n  port: eighty\n")
