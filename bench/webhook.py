@@ -23,7 +23,6 @@ import platform
 import random
 import resource
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from remediator.testing.alerts import alert, notification
+from remediator.testing.servers import free_port
 
 TOKEN = "bench-token"
 PER_NOTIFICATION = 20
@@ -137,12 +137,6 @@ async def bench_scale(*, run, target, **_):
 async def _noop():
     return None
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -50,8 +50,8 @@ def encode(seq: int, received_at: datetime, body: bytes) -> bytes:
     return struct.pack("<I", crc) + rest + body
 
 
-def records(stream: BinaryIO) -> Iterator[tuple[int, int, Record]]:
-    """(offset after it, size, record) for each intact record from the stream's position,
+def records(stream: BinaryIO) -> Iterator[tuple[int, Record]]:
+    """(offset after it, record) for each intact record from the stream's position,
     stopping at the first one that is not (a torn tail, or the end)."""
     offset = stream.tell()
     size = os.fstat(stream.fileno()).st_size
@@ -67,7 +67,7 @@ def records(stream: BinaryIO) -> Iterator[tuple[int, int, Record]]:
             return
         offset += HEADER.size + length
         received = datetime.fromtimestamp(micros / 1e6, UTC)
-        yield offset, HEADER.size + length, (seq, received, body)
+        yield offset, (seq, received, body)
 
 
 @dataclass(eq=False)  # compared by identity
@@ -270,7 +270,7 @@ class Journal:
             cursor = None
             with open(segment.path, "rb") as stream:
                 stream.seek(offset)
-                for end, _, record in records(stream):
+                for end, record in records(stream):
                     if record[0] > durable or len(found) == limit:
                         break
                     if record[0] > after:
@@ -312,7 +312,7 @@ class Journal:
             segment = _Segment(path, first, first - 1)
             with open(path, "rb") as stream:
                 if stream.read(len(MAGIC)) == MAGIC:
-                    for _, _, (seq, _, _) in records(stream):
+                    for _, (seq, _, _) in records(stream):
                         if segment.last < segment.first:
                             segment.first = seq  # the records, not the name, say where it starts
                         segment.last = seq

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from remediator.testing.alerts import alert, body, notification
+from remediator.testing.servers import free_port
 from tests.foundation.test_webhook import LAG
 
 PLAYBOOK = '''
@@ -83,12 +83,6 @@ def write_config(workdir: Path, port: int, **extra: Any) -> Path:
     path = workdir / "config.yml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_check_reports_all_problems(workdir: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from remediator.engine.governance import GovernanceError
 from remediator.http.admin import actions, reads
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.admin.common import ADMIN_TOKENS, CALLER, Problem, error, reply
@@ -35,6 +36,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except Problem as problem:
         return error(problem.status, problem.message, **problem.extra)
+    except GovernanceError as exc:
+        # The request conflicts with the record's state (already lifted, already decided...).
+        return error(409, str(exc))
     except web.HTTPException as exc:
         answer = error(exc.status, exc.reason)
         if "Allow" in exc.headers:

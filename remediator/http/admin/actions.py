@@ -62,12 +62,7 @@ async def resume(request: web.Request) -> web.Response:
     switch_id = int_param(request, "switch_id")
     if all(s.id != switch_id for s in await eng.governance.switches(include_inactive=True)):
         raise Problem(404, f"no pause {switch_id}")
-    try:
-        lifted = await eng.governance.resume(
-            switch_id, who=caller(request).name, reason=body.reason
-        )
-    except GovernanceError as exc:
-        raise Problem(409, str(exc)) from None
+    lifted = await eng.governance.resume(switch_id, who=caller(request).name, reason=body.reason)
     return _reply(record(lifted))
 
 
@@ -85,12 +80,9 @@ async def set_mode(request: web.Request) -> web.Response:
 
 async def close_breaker(request: web.Request) -> web.Response:
     body = await parse(request, Body)
-    try:
-        closed = await engine(request).governance.close_breaker(
-            who=caller(request).name, reason=body.reason
-        )
-    except GovernanceError as exc:
-        raise Problem(409, str(exc)) from None
+    closed = await engine(request).governance.close_breaker(
+        who=caller(request).name, reason=body.reason
+    )
     return _reply(record(closed))
 
 
@@ -104,24 +96,18 @@ async def _known_approval(request: web.Request) -> int:
 async def approve(request: web.Request) -> web.Response:
     body = await parse(request, Body)
     run_id = await _known_approval(request)
-    try:
-        state = await engine(request).governance.approve(
-            run_id, who=caller(request).name, reason=body.reason
-        )
-    except GovernanceError as exc:
-        raise Problem(409, str(exc)) from None
+    state = await engine(request).governance.approve(
+        run_id, who=caller(request).name, reason=body.reason
+    )
     return _reply({"run_id": run_id, "state": state.value})
 
 
 async def deny(request: web.Request) -> web.Response:
     body = await parse(request, Body)
     run_id = await _known_approval(request)
-    try:
-        decided = await engine(request).governance.deny(
-            run_id, who=caller(request).name, reason=body.reason
-        )
-    except GovernanceError as exc:
-        raise Problem(409, str(exc)) from None
+    decided = await engine(request).governance.deny(
+        run_id, who=caller(request).name, reason=body.reason
+    )
     return _reply(record(decided))
 
 
@@ -154,10 +140,7 @@ async def resend_report(request: web.Request) -> web.Response:
     episode_id = request.match_info["episode_id"]
     if await eng.store.get_episode(episode_id) is None:
         raise Problem(404, f"no episode {episode_id!r}")
-    try:
-        count = await eng.governance.resend_report(
-            episode_id, who=caller(request).name, reason=body.reason
-        )
-    except GovernanceError as exc:
-        raise Problem(409, str(exc)) from None
+    count = await eng.governance.resend_report(
+        episode_id, who=caller(request).name, reason=body.reason
+    )
     return _reply({"episode_id": episode_id, "queued": count})
