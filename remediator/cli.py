@@ -19,6 +19,7 @@ from remediator.config import ConfigError, Settings, load_settings
 from remediator.engine.assembly import load_registry, playbook_params
 from remediator.engine.engine import Engine
 from remediator.engine.explain import explain, render
+from remediator.engine.preflight import check_online
 from remediator.engine.wiring import build_clients
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.app import Server, build_app
@@ -69,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems, "invalid configuration")
     registry, problems = load_registry(settings)
-    _, param_problems = playbook_params(registry, settings)
+    params, param_problems = playbook_params(registry, settings)
     problems += param_problems
     try:
         # Reading the secrets proves their files exist and are readable.
@@ -83,6 +84,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     for spec in registry:
         matchers = ", ".join(str(m) for m in spec.matchers)
         print(f"  {spec.name} [{settings.mode_of(spec.name).value}] {{{matchers}}}")
+    if not args.online:
+        return 0
+    superuser = any(getattr(p, "allow_superuser", False) is True for p in params.values())
+    findings = asyncio.run(check_online(settings, allow_superuser=superuser))
+    print("online checks:")
+    for finding in findings:
+        print(f"  {finding}")
+    failed = [f for f in findings if not f.ok]
+    if failed:
+        return _fail([str(f) for f in failed], f"{len(failed)} online check(s) failed")
     return 0
 
 
@@ -166,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the daemon")
     check = sub.add_parser("check", help="validate the config and load every playbook")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also connect to each configured database and Kubernetes and check the grants "
+        "and permissions the playbooks need",
+    )
     expl = sub.add_parser("explain", help="show what the daemon would do with a payload")
     expl.add_argument("payload", help="Alertmanager webhook payload (JSON file, or - for stdin)")
     expl.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,6 +13,7 @@ signalled only if it still matches every filter at that instant (PIDs are reused
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -167,6 +168,40 @@ class Privileges:
     can_read_stats: bool
 
 
+def _identifier(name: str) -> str:
+    """A role name as SQL would need it written: quoted unless it is a plain identifier."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def missing_grants(found: Privileges, *, allow_superuser: bool = False) -> list[str]:
+    """What the role lacks to terminate sessions, every item at once, ending with the GRANT
+    that fixes the grants (empty: nothing is missing)."""
+    problems = []
+    grants = []
+    if allow_superuser and not found.superuser:
+        problems.append(
+            f"allow_superuser is set but role {found.role!r} is not a superuser, and only "
+            "superusers may terminate superusers' sessions"
+        )
+    if not found.can_read_stats:
+        grants.append("pg_read_all_stats")
+        problems.append(
+            f"role {found.role!r} lacks pg_read_all_stats (or pg_monitor), so it cannot see "
+            "other roles' session state and no session would ever match"
+        )
+    if not found.can_signal:
+        grants.append("pg_signal_backend")
+        problems.append(
+            f"role {found.role!r} lacks pg_signal_backend, so it cannot terminate other roles' "
+            "sessions"
+        )
+    if grants:
+        problems.append(f"GRANT {', '.join(grants)} TO {_identifier(found.role)}")
+    return problems
+
+
 def _selection(rows: Sequence[Mapping[str, Any]]) -> Selection:
     sessions = [
         Session(
@@ -209,26 +244,12 @@ class Connection:
         Without pg_read_all_stats, other roles' `state` reads as NULL, nothing ever matches and
         the run would look like a clean no-op. Without pg_signal_backend (or, for superusers'
         sessions, without being a superuser), the statement would terminate some sessions and
-        then fail on the first one it may not signal.
+        then fail on the first one it may not signal. Every missing grant is named at once.
         """
         found = await self.privileges()
-        if allow_superuser and not found.superuser:
-            raise PrivilegeMissing(
-                f"database {self._database}: allow_superuser is set but role {found.role!r} is "
-                "not a superuser, and only superusers may terminate superusers' sessions"
-            )
-        grant = f"GRANT {{}} TO {found.role}"
-        if not found.can_read_stats:
-            raise PrivilegeMissing(
-                f"database {self._database}: role {found.role!r} lacks pg_read_all_stats (or "
-                "pg_monitor), so it cannot see other roles' session state and no session would "
-                f"ever match; {grant.format('pg_read_all_stats')}"
-            )
-        if not found.can_signal:
-            raise PrivilegeMissing(
-                f"database {self._database}: role {found.role!r} lacks pg_signal_backend, so it "
-                f"cannot terminate other roles' sessions; {grant.format('pg_signal_backend')}"
-            )
+        problems = missing_grants(found, allow_superuser=allow_superuser)
+        if problems:
+            raise PrivilegeMissing(f"database {self._database}: " + "; ".join(problems))
         return found
 
     async def counts_by_state(self, datname: str) -> dict[str, int]:

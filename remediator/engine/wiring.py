@@ -53,9 +53,9 @@ async def add_kube(clients: ClientSet, settings: KubernetesSettings) -> None:
     clients.add("kube", lambda run: Kube(run, client), client.close)
 
 
-def add_postgres(clients: ClientSet, databases: Mapping[str, DatabaseSettings]) -> None:
-    """`postgres=`: the configured databases; alert labels can name only these (or aliases)."""
-    by_name = {
+def postgres_clients(databases: Mapping[str, DatabaseSettings]) -> dict[str, PostgresClient]:
+    """One client per configured database, by its name in the configuration."""
+    return {
         name: PostgresClient(
             name,
             db.dsn_value,
@@ -67,6 +67,11 @@ def add_postgres(clients: ClientSet, databases: Mapping[str, DatabaseSettings]) 
         )
         for name, db in databases.items()
     }
+
+
+def add_postgres(clients: ClientSet, databases: Mapping[str, DatabaseSettings]) -> None:
+    """`postgres=`: the configured databases; alert labels can name only these (or aliases)."""
+    by_name = postgres_clients(databases)
     clients.add("postgres", lambda run: Postgres(run, by_name))
     clients.scope = replace(
         clients.scope,

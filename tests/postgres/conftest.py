@@ -37,6 +37,7 @@ class Roles:
     remediator: Role  # pg_signal_backend + pg_read_all_stats: what the daemon should use
     nosignal: Role  # pg_read_all_stats only
     nostats: Role  # pg_signal_backend only
+    bare: Role  # neither
     superuser: Role
 
 
@@ -55,6 +56,7 @@ def roles(postgres_server: PostgresServer) -> Roles:
         remediator=make("remediator", "pg_signal_backend", "pg_read_all_stats"),
         nosignal=make("nosignal", "pg_read_all_stats"),
         nostats=make("nostats", "pg_signal_backend"),
+        bare=make("bare"),
         superuser=Role(SUPERUSER, postgres_server.password),
     )
 

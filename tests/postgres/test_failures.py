@@ -138,6 +138,31 @@ async def test_role_without_pg_read_all_stats_is_a_failure_not_a_noop(
     assert await sessions.alive({stuck}) == {stuck}
 
 
+async def test_a_role_without_either_grant_is_told_both_at_once(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    db = databases.target
+    stuck = await sessions.idle_in_transaction(roles.app, db)
+    await past_threshold()
+    daemon = await start(make_daemon, registry, {db: database(postgres_server, roles.bare, db)})
+
+    outcome = await fire(daemon, db)
+
+    assert_failed(
+        outcome,
+        "PrivilegeMissing",
+        "lacks pg_read_all_stats",
+        "lacks pg_signal_backend",
+        f"GRANT pg_read_all_stats, pg_signal_backend TO {roles.bare.name}",
+    )
+    assert await sessions.alive({stuck}) == {stuck}
+
+
 async def test_unreadable_dsn_file(
     make_daemon: MakeDaemon, registry: Registry, tmp_path: Path
 ) -> None:

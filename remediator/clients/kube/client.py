@@ -65,6 +65,27 @@ class KubeClient:
         found = await self._call("GET", resource, namespace, query=query)
         return list(found.get("items") or [])
 
+    async def version(self) -> JsonObj:
+        """The API server's `/version`: it answers, and takes our credentials."""
+        return await self._get_path("GET /version", "/version")
+
+    async def list_one(self, resource: Resource, namespace: str | None) -> None:
+        """List at most one object, in `namespace` or (None) across every namespace: proves the
+        daemon may read that collection; raises KubeError (403 when RBAC says no)."""
+        if namespace is None:
+            path = f"{resource.prefix}/{resource.plural}"
+            await self._get_path(f"GET {path}", path, [("limit", "1")])
+        else:
+            await self._call("GET", resource, namespace, query=[("limit", "1")])
+
+    async def _get_path(
+        self, what: str, path: str, query: list[tuple[str, str]] | None = None
+    ) -> JsonObj:
+        async def once() -> JsonObj:
+            return await self._request(what, "GET", path, {}, query, None, "application/json")
+
+        return await with_retries(self._retry, once)
+
     async def patch(
         self,
         resource: Resource,
