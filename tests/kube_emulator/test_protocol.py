@@ -218,3 +218,24 @@ async def test_statefulset_scales_down_from_the_highest_ordinal(
     )
     await emu.wait_for(lambda: len(emu.pods("shop")) == 1, what="scale down")
     assert emu.pods("shop")[0]["metadata"]["name"] == "redis-0"
+
+
+async def test_writes_accept_a_field_manager_and_refuse_a_bad_one(
+    emu: KubeEmulator, api: client.ApiClient
+) -> None:
+    emu.add_deployment("shop", "api")
+    apps = client.AppsV1Api(api)
+    await apps.patch_namespaced_deployment_scale(
+        "api", "shop", {"spec": {"replicas": 2}}, field_manager="remediator"
+    )
+    assert emu.get("apps/v1", "deployments", "shop", "api")["spec"]["replicas"] == 2
+    assert emu.requests[-1].query["fieldManager"] == "remediator"
+
+    with pytest.raises(ApiException) as too_long:
+        await apps.patch_namespaced_deployment_scale(
+            "api", "shop", {"spec": {"replicas": 3}}, field_manager="m" * 129
+        )
+    assert too_long.value.status == 422
+    body = json.loads(too_long.value.body)
+    assert (body["reason"], body["details"]["causes"][0]["field"]) == ("Invalid", "fieldManager")
+    assert emu.get("apps/v1", "deployments", "shop", "api")["spec"]["replicas"] == 2

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from remediator.clients.kube import KubeClient, KubeError, open_kube
-from remediator.clients.kube.resources import DEPLOYMENTS, SCALE
+from remediator.clients.kube.resources import DEPLOYMENTS, EVICTION, PODS, SCALE
 from remediator.config import ConfigError, KubernetesSettings
 from remediator.testing.kube import KubeEmulator
 
@@ -118,3 +118,17 @@ async def test_an_unusable_configuration_fails_at_start(
 def test_url_mode_needs_a_url() -> None:
     with pytest.raises(ValueError, match=r"kubernetes\.mode is url but kubernetes\.url is not set"):
         KubernetesSettings(mode="url")
+
+
+async def test_every_write_names_remediator_as_its_field_manager(
+    emu: KubeEmulator, kube: KubeClient
+) -> None:
+    emu.add_deployment("shop", "api", replicas=1)
+    await kube.patch(DEPLOYMENTS, "shop", "api", {"spec": {"replicas": 2}}, subresource=SCALE)
+    await kube.get(DEPLOYMENTS, "shop", "api")
+    pod = emu.pods("shop")[0]
+    name = pod["metadata"]["name"]
+    await kube.create(PODS, "shop", name, EVICTION, {"metadata": {"name": name}})
+
+    managers = {(r.method, r.query.get("fieldManager")) for r in emu.requests}
+    assert managers == {("PATCH", "remediator"), ("GET", None), ("POST", "remediator")}

@@ -25,6 +25,11 @@ JsonObj = dict[str, Any]
 Precondition = Callable[[JsonObj], str | None]
 
 CONFLICT_ATTEMPTS = 3
+# Every write names us as its field manager, so the API server records which fields we set
+# (`metadata.managedFields`) and a GitOps controller can be told to leave them alone (Argo CD:
+# `ignoreDifferences.managedFieldsManagers`).
+FIELD_MANAGER = "remediator"
+_WRITES = ("PATCH", "POST", "PUT")
 
 
 class KubeClient:
@@ -145,6 +150,8 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> JsonObj:
         what = f"{method} {resource.display(namespace, name, subresource)}"
+        if method in _WRITES:
+            query = [*(query or []), ("fieldManager", FIELD_MANAGER)]
 
         async def once() -> JsonObj:
             return await self._request(

@@ -16,7 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from remediator.testing.kube import discovery, errors, openapi, patching, tables, watch
+from remediator.testing.kube import (
+    discovery,
+    errors,
+    field_managers,
+    openapi,
+    patching,
+    tables,
+    watch,
+)
 from remediator.testing.kube.api import ResourceApi, Selection, Target
 from remediator.testing.kube.faults import Faults
 from remediator.testing.kube.resources import PODS, find_type
@@ -181,6 +189,7 @@ class ApiServer:
         query = request.query
         dry_run = "dryRun" in query
         method = request.method
+        field_managers.check(method, query)
         if target.subresource is None and target.name is None:
             selection = Selection.parse(
                 query.get("labelSelector", ""), query.get("fieldSelector", "")
