@@ -103,6 +103,15 @@ def _show_episodes(data: dict[str, Any]) -> str:
     return "\n".join(rows) or "no episodes"
 
 
+def _show_dead_letters(data: dict[str, Any]) -> str:
+    rows = [
+        f"#{d['id']}  {d['channel']:<12}  {(d['dead_at'] or '')[:19]}  {d['kind']:<10}  "
+        f"{d['episode_id'] or '-'}  {d['last_error']}"
+        for d in data["dead_letters"]
+    ]
+    return "\n".join(rows) or "no dead letters"
+
+
 def _show(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
 
@@ -130,6 +139,10 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None,
         return "GET", "/admin/approvals", None, {}
     if cmd == "audit":
         return "GET", "/admin/audit", None, {"limit": args.limit}
+    if cmd == "dead-letters":
+        return "GET", "/admin/dead-letters", None, {"channel": args.channel, "limit": args.limit}
+    if cmd == "resend-dead-letter":
+        return "POST", f"/admin/dead-letters/{args.id}/resend", why, {}
     if cmd == "pause":
         body = {"scope": args.scope, "key": args.key or "", "reason": args.reason}
         if args.expires is not None:
@@ -176,6 +189,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         print(_show_status(data))
     elif args.admin_command == "episodes":
         print(_show_episodes(data))
+    elif args.admin_command == "dead-letters":
+        print(_show_dead_letters(data))
     else:
         print(_show(data))
     return 0
@@ -196,6 +211,9 @@ def add_parser(sub: Any) -> None:
     cmds.add_parser("approvals", help="runs waiting for approval")
     audit = cmds.add_parser("audit", help="operator mutations, newest first")
     audit.add_argument("--limit", type=int)
+    dead = cmds.add_parser("dead-letters", help="messages refused for good or unrenderable")
+    dead.add_argument("--channel", help="slack_report, slack, pagerduty or webhook")
+    dead.add_argument("--limit", type=int)
     episodes = cmds.add_parser("episodes", help="list episodes")
     episodes.add_argument("--state", choices=["firing", "resolved"])
     episodes.add_argument("--playbook")
@@ -222,6 +240,7 @@ def add_parser(sub: Any) -> None:
     mode.add_argument("mode", choices=["shadow", "approve", "auto", "default"])
     mutation("close-breaker", "close the storm breaker")
     mutation("resend", "re-send an episode's reports").add_argument("episode")
+    mutation("resend-dead-letter", "queue a dead letter again").add_argument("id", type=int)
     run = mutation("run", "run a playbook by hand (dry run unless --for-real)")
     run.add_argument("playbook")
     run.add_argument("--label", "-l", action="append", default=[], help="name=value")

@@ -414,6 +414,12 @@ class DeliverySettings(Section):
     max_backoff_seconds: float = Field(300.0, gt=0, description="Cap of the backoff.")
     jitter_seconds: float = Field(1.0, ge=0, description="Random extra wait, up to this.")
     poll_seconds: float = Field(5.0, gt=0, description="Idle channels look for work this often.")
+    dead_letter_window_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="After a dead letter is escalated, further dead letters within this long "
+        "are counted (metrics, admin API, the next escalation) but not escalated on their own.",
+    )
 
 
 class EscalationSettings(Section):

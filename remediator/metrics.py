@@ -85,13 +85,20 @@ class Metrics:
         )
         self.escalation_deliveries = Counter(
             "remediator_escalation_deliveries",
-            "Escalation and report deliveries by channel and result (ok, error).",
+            "Escalation and report deliveries by channel and result (ok, error, dead_letter).",
             ["channel", "result"],
             registry=r,
         )
         self.outbox_pending = Gauge(
             "remediator_outbox_pending",
             "Reports and escalations waiting for delivery.",
+            ["channel"],
+            registry=r,
+        )
+        self.outbox_dead_letters = Gauge(
+            "remediator_outbox_dead_letters",
+            "Messages a channel refused for good or could not render, waiting for a re-send "
+            "(admin API /admin/dead-letters).",
             ["channel"],
             registry=r,
         )

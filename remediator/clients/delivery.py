@@ -1,8 +1,10 @@
 """What every outgoing channel (PagerDuty, the generic webhook, Slack) reports when it fails.
 
-The outbox (engine/outbox.py) only needs to know that a delivery failed, why, and whether the
-receiver said when to try again (429 / 503 with Retry-After); each channel client turns its own
-errors into one `DeliveryError`.
+The outbox (engine/outbox.py) only needs to know that a delivery failed, why, whether the
+receiver said when to try again (429 / 503 with Retry-After), and whether trying again can ever
+help: a 4xx other than 408/425/429 says the receiver refuses this message as it is (bad request,
+bad credentials, unknown channel), so the outbox dead-letters it instead of letting it block
+the messages behind it. Each channel client turns its own errors into one `DeliveryError`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,30 @@ from typing import Any
 
 import aiohttp
 
+# 4xx answers that mean "not now" rather than "never": timeout, too early, too many requests.
+_TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+def rejected(status: int | None) -> bool:
+    """The receiver refused the message itself: retrying the same request cannot succeed."""
+    return status is not None and 400 <= status < 500 and status not in _TRANSIENT_4XX
+
 
 class DeliveryError(Exception):
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        permanent: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        # None: decided by the HTTP status; a client that knows better (Slack's `ok: false`
+        # errors arrive with HTTP 200) says so.
+        self.permanent = rejected(status) if permanent is None else permanent
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -14,7 +14,29 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from remediator.clients.delivery import DeliveryError, post_json, retry_after
+from remediator.clients.delivery import DeliveryError, post_json, rejected, retry_after
+
+# Slack `ok: false` errors that say "try again later"; every other error code (invalid_auth,
+# channel_not_found, is_archived, invalid_blocks, msg_too_long, ...) refuses the message itself.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "request_timeout",
+        "service_unavailable",
+        "internal_error",
+        "fatal_error",
+        "team_added_to_org",
+    }
+)
+
+
+def permanent(status: int, error: str | None) -> bool:
+    """Whether Slack refused this message for good (see TRANSIENT_ERRORS)."""
+    if status >= 500 or status == 429:
+        return False
+    if status == 200:  # `ok: false` with an error code
+        return (error or "") not in TRANSIENT_ERRORS
+    return rejected(status)
 
 
 class SlackClient:
@@ -57,6 +79,7 @@ class SlackClient:
                 f"Slack HTTP {status}: {error or exc}",
                 status=status,
                 retry_after=retry_after(exc.response.headers) if status == 429 else None,
+                permanent=permanent(status, error),
             ) from exc
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
@@ -85,4 +108,5 @@ class SlackWebhookClient:
                 str(exc).replace(self._url, "<webhook url>"),
                 status=exc.status,
                 retry_after=exc.retry_after,
+                permanent=exc.permanent,
             ) from None

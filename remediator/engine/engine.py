@@ -17,6 +17,7 @@ from remediator.clients.prometheus import PrometheusClient
 from remediator.config import PrometheusSettings, Settings
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
 from remediator.engine.channels import build_channels
+from remediator.engine.dead_letters import DeadLetterAlarm
 from remediator.engine.digest import Digester
 from remediator.engine.dispatch import Dispatcher
 from remediator.engine.escalate import Escalation
@@ -165,6 +166,7 @@ class Engine:
             holds[SLACK_REPORT] = delivery.hold
         self.outbox = Outbox(store, metrics, channels, settings.escalation.delivery, holds)
         escalator = hooks.escalator or Escalation(store, metrics, self.outbox)
+        self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery)
         governed = build_guards(settings.guards, store, escalator, metrics)
         self.breaker = governed.breaker
         approvals = Approvals(
@@ -211,6 +213,7 @@ class Engine:
             approvals=approvals,
             settings=settings.guards.kill_switch,
             reporter=reporter,
+            outbox=self.outbox,
         )
         await self.governance.load_modes()
 

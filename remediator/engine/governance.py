@@ -2,8 +2,8 @@
 
 Pause and resume (kill switches at three scopes, with reason and optional expiry), the storm
 breaker's status and closing it, pending approvals and their decisions, playbook mode
-overrides, runs by hand, re-sent reports, the audit log. Every mutation names who and why; the
-store writes the audit row in the same transaction.
+overrides, runs by hand, re-sent reports, dead letters and their re-send, the audit log. Every
+mutation names who and why; the store writes the audit row in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from remediator.engine.approvals import ApprovalError, Approvals
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.hooks import Reporter
 from remediator.engine.manual import ManualRun, run_by_hand
+from remediator.engine.outbox import Outbox
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.report import SlackReports
 from remediator.store import Store
@@ -24,6 +25,7 @@ from remediator.store.records import (
     AuditRecord,
     BreakerRecord,
     KillSwitchRecord,
+    OutboxItem,
     RunState,
     Scope,
 )
@@ -49,9 +51,11 @@ class Governance:
         approvals: Approvals,
         settings: KillSwitchSettings,
         reporter: Reporter | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._store = store
         self._reporter = reporter
+        self._outbox = outbox
         self._pipeline = pipeline
         self._breaker = breaker
         self._approvals = approvals
@@ -200,3 +204,24 @@ class Governance:
         count = await self._reporter.resend(episode_id)
         await self._store.record_audit(who, "resend_report", episode_id, reason, {"reports": count})
         return count
+
+    # -- dead letters --------------------------------------------------------------------
+    async def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Messages a channel refused for good or could not render, newest first."""
+        return await self._store.dead_letters(channel, limit)
+
+    async def resend_dead_letter(self, item_id: int, *, who: str, reason: str) -> OutboxItem:
+        """Queue a dead letter again, ahead of its channel's queue; raises GovernanceError
+        when it is not (or no longer) a dead letter."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        if self._outbox is None:
+            raise GovernanceError("no outbox channel is configured")
+        item = await self._store.get_outbox_item(item_id)
+        if item is None:
+            raise LookupError(f"no outbox message {item_id}")
+        if item.channel not in self._outbox.channels:
+            raise GovernanceError(f"channel {item.channel!r} is no longer configured")
+        queued = await self._outbox.resend(item_id, who=who, reason=reason)
+        if queued is None:
+            raise GovernanceError(f"outbox message {item_id} is not a dead letter")
+        return queued

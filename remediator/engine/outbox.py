@@ -8,6 +8,14 @@ strategy, evaluated for the row's attempt count and persisted), or exactly what 
 asked for in Retry-After. The head of a channel blocks the rows behind it until it is
 delivered; a channel that is down shows up as `remediator_outbox_pending{channel}` rising,
 `remediator_escalation_deliveries_total{result="error"}` and a warning per failed attempt.
+
+A message that can never be delivered as it is must not block the rest: when the receiver
+refuses it for good (`DeliveryError.permanent`: a 4xx other than 408/425/429, a permanent
+Slack error) or it cannot even be rendered (any other exception: a bug in one message), it is
+dead-lettered after its quick retries. The channel goes on with the next row; the dead letter
+is counted (`remediator_escalation_deliveries_total{result="dead_letter"}`,
+`remediator_outbox_dead_letters{channel}`), kept for the admin API's re-send, and handed to
+`on_dead_letter` (engine/dead_letters.py escalates it, aggregated).
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from remediator.store.records import OutboxItem
 from remediator.tasks import stop_tasks
 
 Deliver = Callable[[OutboxItem], Awaitable[None]]
+# Told about each dead letter with the error that killed it (after it was recorded).
+DeadLetterSink = Callable[[OutboxItem, str], Awaitable[None]]
 # Seconds a queued item waits after it was queued before its first attempt (e.g. reports
 # wait a moment so that a storm of them can be summarised in one message).
 Hold = Callable[[OutboxItem], float]
@@ -43,8 +53,19 @@ Hold = Callable[[OutboxItem], float]
 _ANY_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
+def _permanent(exc: BaseException) -> bool:
+    """Can never succeed as it is: refused for good, or failed before anything was sent (a
+    rendering bug). The store being unavailable is not the message's fault."""
+    if isinstance(exc, DeliveryError):
+        return exc.permanent
+    return isinstance(exc, Exception) and not isinstance(exc, StoreUnavailable)
+
+
 def _quick_retry(exc: BaseException) -> bool:
-    """Worth an immediate retry: a network error or a 5xx, never a 4xx or an explicit wait."""
+    """Worth an immediate retry: a network error, a 5xx, or a refusal that may be a fluke (its
+    retries before it is dead-lettered); never an explicit wait (Retry-After)."""
+    if _permanent(exc):
+        return True
     return (
         isinstance(exc, DeliveryError)
         and exc.retry_after is None
@@ -74,6 +95,7 @@ class Outbox:
         self._wake = {name: asyncio.Event() for name in self._channels}
         self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger(component="outbox")
+        self.on_dead_letter: DeadLetterSink | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -92,11 +114,22 @@ class Outbox:
 
     async def start(self) -> None:
         await self._update_pending()
+        await self._update_dead()
         self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks = []
+
+    async def resend(self, item_id: int, *, who: str, reason: str) -> OutboxItem | None:
+        """Queue a dead letter again (audited); None when `item_id` is not a dead letter."""
+        item = await self._store.resend_dead_letter(item_id, who=who, reason=reason)
+        if item is not None:
+            if item.channel in self._wake:
+                self._wake[item.channel].set()
+            await self._update_dead()
+            await self._update_pending()
+        return item
 
     async def deliver_due(self, channel: str) -> float:
         """Deliver the channel's due messages in order; return seconds until the head is due
@@ -143,11 +176,12 @@ class Outbox:
             async for attempt in retrying:
                 with attempt:
                     await self._channels[channel](item)
-        except DeliveryError as exc:
-            error, retry_after = str(exc), exc.retry_after
         except Exception as exc:  # a formatting bug must not stop the channel's task
-            error = f"{type(exc).__name__}: {exc}"
-            self._log.exception("delivery crashed", channel=channel, item=item.id)
+            if _permanent(exc):
+                await self._dead(channel, item, exc)
+                return
+            error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+            retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
         else:
             await self._store.outbox_delivered(item.id, datetime.now(UTC))
             self._metrics.escalation_deliveries.labels(channel=channel, result="ok").inc()
@@ -169,6 +203,28 @@ class Outbox:
             error=error,
         )
 
+    async def _dead(self, channel: str, item: OutboxItem, exc: Exception) -> None:
+        rendering = not isinstance(exc, DeliveryError)
+        error = f"cannot render: {type(exc).__name__}: {exc}" if rendering else f"refused: {exc}"
+        await self._store.outbox_dead(item.id, error, datetime.now(UTC))
+        self._metrics.escalation_deliveries.labels(channel=channel, result="dead_letter").inc()
+        await self._update_pending()
+        await self._update_dead()
+        self._log.error(
+            "dead-lettered: the channel goes on without it (see /admin/dead-letters)",
+            channel=channel,
+            item=item.id,
+            kind=item.kind,
+            episode=item.episode_id,
+            error=error,
+            exc_info=exc if rendering else None,
+        )
+        if self.on_dead_letter is not None:
+            try:
+                await self.on_dead_letter(item, error)
+            except Exception:  # telling humans must not stop the channel either
+                self._log.exception("cannot escalate a dead letter", item=item.id)
+
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt (tenacity's strategy)."""
         state = RetryCallState(AsyncRetrying(), None, (), {})
@@ -179,3 +235,8 @@ class Outbox:
         pending = await self._store.outbox_pending()
         for name in self._channels:
             self._metrics.outbox_pending.labels(channel=name).set(pending.get(name, 0))
+
+    async def _update_dead(self) -> None:
+        dead = await self._store.dead_letter_counts()
+        for name in self._channels:
+            self._metrics.outbox_dead_letters.labels(channel=name).set(dead.get(name, 0))

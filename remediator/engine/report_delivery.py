@@ -143,14 +143,16 @@ class SlackReportDelivery:
         return None
 
     async def _thread(self, episode_id: str | None, document: dict[str, Any]) -> str | None:
-        """The episode's thread, started with the header if it has none yet."""
+        """The episode's thread, started with the header if it has none yet (e.g. its reports
+        went out in a storm summary, or an escalation comes before any report)."""
         if self._bot is None or episode_id is None:
             return None
         thread = await self._store.report_thread(episode_id)
         if thread is not None:
             return thread
+        # A report carries the episode as the header shows it; an escalation only its id.
         episode = document.get("episode")
-        if episode is None:
+        if not isinstance(episode, dict):
             record = await self._store.get_episode(episode_id)
             if record is None:
                 return None  # a system-wide escalation (the storm breaker): top-level

@@ -170,6 +170,8 @@ class OutboxItem:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    dead_at: datetime | None = None  # dead-lettered: skipped by its channel until re-sent
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True)

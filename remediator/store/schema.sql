@@ -130,7 +130,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT NOT NULL,
     delivered_at TEXT,
-    last_error TEXT
+    last_error TEXT,
+    dead_at TEXT  -- dead-lettered (refused for good, or unrenderable) until re-sent
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (channel, next_attempt_at, id)
     WHERE delivered_at IS NULL;

@@ -49,6 +49,7 @@ from remediator.store.records import (
 )
 from remediator.store.sqlite_admin import AdminSQL
 from remediator.store.sqlite_governance import GovernanceSQL
+from remediator.store.sqlite_outbox import OutboxSQL, add_columns, outbox_item
 from remediator.store.writelock import PriorityLock
 from remediator.tasks import stop_tasks
 
@@ -58,7 +59,7 @@ RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
 
 
-class SQLiteStore(GovernanceSQL, AdminSQL):
+class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL):
     def __init__(
         self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
     ) -> None:
@@ -90,6 +91,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
             await db.create_function("zlib_compress", 1, _compress, deterministic=True)
             schema = resources.files("remediator.store").joinpath("schema.sql").read_text()
             await db.executescript(schema)
+            await add_columns(db)
             await db.commit()
             async with db.execute("SELECT seq FROM digest_state WHERE name = 'journal'") as cur:
                 row = await cur.fetchone()
@@ -563,23 +565,10 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
     async def due_outbox(self, channel: str, at: datetime, limit: int) -> list[OutboxItem]:
         rows = await self._read(
             "SELECT * FROM outbox WHERE channel = ? AND delivered_at IS NULL "
-            "AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "AND dead_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (channel, ts(at), limit),
         )
-        return [
-            OutboxItem(
-                id=row["id"],
-                channel=row["channel"],
-                episode_id=row["episode_id"],
-                kind=row["kind"],
-                payload=json.loads(row["payload"]),
-                created_at=datetime.fromisoformat(row["created_at"]),
-                attempts=row["attempts"],
-                next_attempt_at=datetime.fromisoformat(row["next_attempt_at"]),
-                last_error=row["last_error"],
-            )
-            for row in rows
-        ]
+        return [outbox_item(row) for row in rows]
 
     async def outbox_delivered(self, item_id: int, at: datetime) -> None:
         await self._write1(
@@ -596,7 +585,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL):
 
     async def outbox_pending(self) -> dict[str, int]:
         rows = await self._read(
-            "SELECT channel, count(*) AS n FROM outbox WHERE delivered_at IS NULL GROUP BY channel"
+            "SELECT channel, count(*) AS n FROM outbox WHERE delivered_at IS NULL "
+            "AND dead_at IS NULL GROUP BY channel"
         )
         return {row["channel"]: row["n"] for row in rows}
 

@@ -42,8 +42,8 @@ class AdminSQL:
 
     async def outbox_for(self: _Backend, episode_id: str) -> list[dict[str, Any]]:
         rows = await self._read(
-            "SELECT id, channel, kind, payload, created_at, attempts, delivered_at, last_error "
-            "FROM outbox WHERE episode_id = ? ORDER BY id",
+            "SELECT id, channel, kind, payload, created_at, attempts, delivered_at, last_error, "
+            "dead_at FROM outbox WHERE episode_id = ? ORDER BY id",
             (episode_id,),
         )
         return [
@@ -56,6 +56,7 @@ class AdminSQL:
                 "attempts": row["attempts"],
                 "delivered_at": row["delivered_at"],
                 "last_error": row["last_error"],
+                "dead_at": row["dead_at"],
             }
             for row in rows
         ]

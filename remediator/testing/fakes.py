@@ -52,10 +52,11 @@ class Request:
     status: int
     errors: list[str] = field(default_factory=list)
     at: float = field(default_factory=time.monotonic)  # arrival, on the monotonic clock
+    injected: bool = False  # answered with an injected failure (even a Slack HTTP 200)
 
     @property
     def valid(self) -> bool:
-        return not self.errors and 200 <= self.status < 300
+        return not self.errors and not self.injected and 200 <= self.status < 300
 
 
 class _FakeService(LoopbackApp):
@@ -67,6 +68,7 @@ class _FakeService(LoopbackApp):
         super().__init__()
         self.requests: list[Request] = []
         self._failures: list[Failure] = []
+        self._refusals: list[tuple[Callable[[Any], bool], Failure]] = []
         self._changed = asyncio.Condition()
 
     @property
@@ -87,9 +89,15 @@ class _FakeService(LoopbackApp):
         """Answer the next requests with these failures, in order, then accept again."""
         self._failures.extend(failures)
 
+    def fail_when(self, matches: Callable[[Any], bool], failure: Failure) -> None:
+        """Answer every request whose JSON body `matches` with `failure`, until `recover()`:
+        one message the service refuses while it accepts the others."""
+        self._refusals.append((matches, failure))
+
     def recover(self) -> None:
-        """Accept again now: drop the failures not used yet."""
+        """Accept again now: drop the failures not used yet and every `fail_when`."""
         self._failures.clear()
+        self._refusals.clear()
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -108,6 +116,15 @@ class _FakeService(LoopbackApp):
             await self._changed.wait_for(lambda: len(self.requests) >= count)
         return self.requests
 
+    def _failure_for(self, body: Any) -> Failure | None:
+        if self._failures:
+            return self._failures.pop(0)
+        return next((f for matches, f in self._refusals if matches(body)), None)
+
+    def failure_json(self, failure: Failure) -> dict[str, Any]:
+        """The body of an injected failure's answer."""
+        return {"error": failure.body}
+
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         try:
@@ -115,23 +132,25 @@ class _FakeService(LoopbackApp):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = dict(request.headers)
+        injected = False
         if request.path != self.path or request.method != "POST":
             errors = [f"{request.method} {request.path}: expected POST {self.path}"]
             status, response = 404, web.json_response({"error": errors[0]}, status=404)
-        elif self._failures:
-            failure = self._failures.pop(0)
+        elif (failure := self._failure_for(body)) is not None:
             extra = (
                 {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
             )
-            errors, status = [], failure.status
+            errors, status, injected = [], failure.status, True
             response = web.json_response(
-                {"error": failure.body}, status=failure.status, headers=extra
+                self.failure_json(failure), status=failure.status, headers=extra
             )
         else:
             errors = self.validate(headers, body)
             status, response = self.answer(body, errors)
         async with self._changed:
-            self.requests.append(Request(request.path, headers, body, status, errors))
+            self.requests.append(
+                Request(request.path, headers, body, status, errors, injected=injected)
+            )
             self._changed.notify_all()
         return response
 
@@ -306,6 +325,10 @@ class FakeSlack(_FakeService):
     def thread(self, ts: str) -> list[dict[str, Any]]:
         """The replies in the thread of the top-level message `ts`, in order."""
         return [body for _, body in self.posted if body.get("thread_ts") == ts]
+
+    def failure_json(self, failure: Failure) -> dict[str, Any]:
+        # With HTTP 200 this is Slack's `ok: false` answer, `body` its error code.
+        return {"ok": False, "error": failure.body}
 
     def validate(self, headers: Mapping[str, str], body: Any) -> list[str]:
         if headers.get("Authorization") != f"Bearer {self.token}":

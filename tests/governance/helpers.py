@@ -171,3 +171,12 @@ def paging(pagerduty_url: str, **escalation: Any) -> dict[str, Any]:
         "delivery": fast_delivery(),
         **escalation,
     }
+
+
+async def metric(daemon: Daemon, line_start: str) -> float:
+    """The value of the first /metrics line starting with `line_start` (0 if none)."""
+    text = await (await daemon.client.get("/metrics")).text()
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

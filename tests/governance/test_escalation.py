@@ -17,6 +17,7 @@ from tests.governance.helpers import (
     fast_delivery,
     firing,
     labels,
+    metric,
     paging,
     post_and_settle,
     registry_with,
@@ -27,14 +28,6 @@ from tests.governance.helpers import (
 def denied(**escalation: Any) -> dict[str, Any]:
     """Every alert in kube-system is refused by the blast-radius guard, hence escalated."""
     return auto(escalation=escalation)
-
-
-async def metric(daemon: Daemon, line_start: str) -> float:
-    text = await (await daemon.client.get("/metrics")).text()
-    for line in text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def test_pagerduty_trigger_and_resolve_with_the_episode_as_dedup_key(
@@ -159,16 +152,31 @@ async def test_generic_webhook_gets_the_escalation_document(
     assert documents[1]["event"] == "resolved" and documents[1]["key"] == episode.id
 
 
-async def test_a_rejected_webhook_keeps_being_retried_and_is_visible(
+async def test_a_rejected_webhook_is_dead_lettered_and_that_never_loops(
     make_daemon: MakeDaemon, hook: FakeWebhook
 ) -> None:
-    escalation = {"webhook": {"url": hook.url}, "delivery": fast_delivery()}  # no credentials
+    # The only channel refuses everything (no credentials, 400): the escalation is
+    # dead-lettered after its retries, the escalation about that is dead-lettered too, and
+    # that is where it stops.
+    escalation = {"webhook": {"url": hook.url}, "delivery": fast_delivery()}
     daemon = await make_daemon(registry_with(World()), config=denied(**escalation))
     await post_and_settle(daemon, firing(labels("a", namespace="kube-system")))
-    await hook.wait_for_requests(3)
+    await eventually(lambda: dead_letters(daemon, 2))
+    await eventually(lambda: nothing_pending(daemon))
     assert hook.accepted == []
     assert "header Authorization is missing or wrong" in hook.invalid[0].errors
-    assert await metric(daemon, 'remediator_outbox_pending{channel="webhook"}') == 1
+    attempts = fast_delivery()["quick_retries"] + 1
+    assert len(hook.requests) == 2 * attempts
+    assert await metric(daemon, 'remediator_escalations_total{reason="dead_letter"}') == 1
+    assert await metric(daemon, 'remediator_outbox_dead_letters{channel="webhook"}') == 2
+    assert await metric(daemon, 'remediator_outbox_pending{channel="webhook"}') == 0
+    [about, first] = await daemon.engine.store.dead_letters()
+    assert first.payload["kind"] == "refused" and about.payload["kind"] == "dead_letter"
+    assert first.last_error is not None and first.last_error.startswith("refused: HTTP 400")
+
+
+async def dead_letters(daemon: Daemon, count: int) -> bool:
+    return len(await daemon.engine.store.dead_letters()) >= count
 
 
 async def test_slack_mentions_the_on_call_group(make_daemon: MakeDaemon) -> None:

@@ -74,5 +74,7 @@ def admin_app(tokens: AdminTokens) -> web.Application:
     r.add_post("/approvals/{run_id}/approve", actions.approve)
     r.add_post("/approvals/{run_id}/deny", actions.deny)
     r.add_post("/runs", actions.run)
+    r.add_get("/dead-letters", reads.dead_letters)
+    r.add_post("/dead-letters/{item_id}/resend", actions.resend_dead_letter)
     r.add_get("/audit", reads.audit)
     return app

@@ -1,7 +1,7 @@
 """Mutation endpoints (operator token): pause, resume, playbook mode, close the breaker,
-approve, deny, run by hand, re-send a report. Each is a thin layer over `Governance`: it checks
-the input (422), that the object exists (404), and maps a refusal of the current state (409).
-Who is the token's name; why is the required `reason`."""
+approve, deny, run by hand, re-send a report, re-send a dead letter. Each is a thin layer over
+`Governance`: it checks the input (422), that the object exists (404), and maps a refusal of
+the current state (409). Who is the token's name; why is the required `reason`."""
 
 from __future__ import annotations
 
@@ -144,3 +144,15 @@ async def resend_report(request: web.Request) -> web.Response:
         episode_id, who=caller(request).name, reason=body.reason
     )
     return _reply({"episode_id": episode_id, "queued": count})
+
+
+async def resend_dead_letter(request: web.Request) -> web.Response:
+    body = await parse(request, Body)
+    item_id = int_param(request, "item_id")
+    try:
+        item = await engine(request).governance.resend_dead_letter(
+            item_id, who=caller(request).name, reason=body.reason
+        )
+    except LookupError as exc:
+        raise Problem(404, str(exc)) from None
+    return _reply(record(item))

@@ -191,6 +191,20 @@ SCHEMAS: dict[str, Schema] = {
             "versions": {"type": "object", "additionalProperties": _nullable(STRING)},
         }
     ),
+    "DeadLetter": _object(
+        {
+            "id": INTEGER,
+            "channel": STRING,
+            "episode_id": _nullable(STRING),
+            "kind": STRING,
+            "payload": OBJECT,
+            "created_at": TIME,
+            "attempts": INTEGER,
+            "next_attempt_at": TIME,
+            "last_error": _nullable(STRING),
+            "dead_at": _nullable(TIME),
+        }
+    ),
     "EpisodeDetail": _object(
         {
             "episode": _ref("Episode"),
@@ -210,7 +224,7 @@ _DESCRIPTIONS = {
     "400": "The body is not a JSON object.",
     "401": "Missing or wrong admin token.",
     "403": "A read-only token on a mutation.",
-    "404": "No such object (playbook, episode, pause, approval).",
+    "404": "No such object (playbook, episode, pause, approval, channel, message).",
     "409": "Not possible in the current state (already decided, not open, ...).",
     "422": "Invalid input; `details` names each bad field.",
     "503": "The store is unavailable now; retry.",
@@ -399,6 +413,23 @@ SPEC: Schema = {
                 ),
                 [*_MUTATION, "404"],
                 body="RunRequest",
+            )
+        },
+        "/admin/dead-letters": {
+            "get": _operation(
+                "Messages a channel refused for good or could not render, newest first",
+                ("200", _list_of("dead_letters", _ref("DeadLetter"))),
+                ["404", "422"],
+                parameters=[_query("channel", STRING, "One outbox channel."), LIMIT],
+            )
+        },
+        "/admin/dead-letters/{item_id}/resend": {
+            "post": _operation(
+                "Queue a dead letter again, first of its channel",
+                ("200", _ref("DeadLetter")),
+                [*_MUTATION, "404", "409"],
+                body="Reason",
+                parameters=[_path("item_id", INTEGER)],
             )
         },
         "/admin/audit": {

@@ -1,5 +1,5 @@
 """Read endpoints: status, playbooks, episodes (filtered, and one in full), pauses, approvals,
-the audit log. Any token may call them."""
+dead letters, the audit log. Any token may call them."""
 
 from __future__ import annotations
 
@@ -159,3 +159,12 @@ async def approvals(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     found = await engine(request).governance.audit(_limit(request.query.get("limit")))
     return reply({"audit": [record(a) for a in found]})
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    eng = engine(request)
+    channel = request.query.get("channel")
+    if channel is not None and channel not in eng.outbox.channels:
+        raise Problem(404, f"no outbox channel {channel!r} is configured")
+    found = await eng.governance.dead_letters(channel, _limit(request.query.get("limit")))
+    return reply({"dead_letters": [record(item) for item in found]})
