@@ -324,10 +324,53 @@ class GuardSettings(Section):
     concurrency: ConcurrencySettings = ConcurrencySettings()
 
 
+class SlackApprovalSettings(Section):
+    """Approve and Deny buttons on the Slack report of a run waiting for approval, answered at
+    `POST /slack/interactions`. On when a signing secret is set; needs the bot token of
+    `reports.slack` (the buttons are in the episode's thread, the decision replaces them)."""
+
+    signing_secret: SecretStr | None = Field(
+        None, description="The Slack app's signing secret (Basic Information); unset: off."
+    )
+    signing_secret_file: Path | None = Field(None, description="File holding the signing secret.")
+    playbooks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Who may decide runs of a playbook: Slack user IDs (U...) or user-group "
+        "IDs (S...), by playbook name.",
+    )
+    namespaces: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Who may decide runs whose target is in a namespace, by namespace; a user "
+        "listed for the run's playbook or for its namespace may decide it.",
+    )
+
+    def secret(self) -> str | None:
+        return read_secret(
+            self.signing_secret, self.signing_secret_file, "approval.slack.signing_secret"
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.signing_secret is not None or self.signing_secret_file is not None
+
+    @model_validator(mode="after")
+    def _ids_look_right(self) -> SlackApprovalSettings:
+        for where, table in (("playbooks", self.playbooks), ("namespaces", self.namespaces)):
+            for key, ids in table.items():
+                bad = [i for i in ids if not i or i[0] not in "UWS" or not i.isalnum()]
+                if bad:
+                    raise ValueError(
+                        f"approval.slack.{where}.{key}: {bad} are not Slack user (U..., W...) "
+                        "or user-group (S...) IDs"
+                    )
+        return self
+
+
 class ApprovalSettings(Section):
     timeout_seconds: float = Field(
         1800.0, gt=0, description="A pending approval not decided by then expires and escalates."
     )
+    slack: SlackApprovalSettings = SlackApprovalSettings()
 
 
 class PrometheusSettings(Section):
@@ -573,6 +616,15 @@ class Settings(BaseSettings):
             auth.basic_password is None and auth.basic_password_file is None
         ):
             raise ValueError("webhook.auth.basic_username is set but no basic_password(_file)")
+        return self
+
+    @model_validator(mode="after")
+    def _slack_approvals_can_post(self) -> Settings:
+        if self.approval.slack.enabled and not self.reports.slack.channel:
+            raise ValueError(
+                "approval.slack needs reports.slack.channel and its bot token: the buttons are "
+                "posted in the episode's thread and replaced by the decision"
+            )
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ so two operators, or an operator and the timeout, cannot both win.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from remediator.alertmanager import Alert
@@ -50,6 +51,8 @@ class Approvals:
         self._settings = settings
         self._escalator = escalator
         self._approved = approved
+        # Told of every decision, whoever took it (Slack replaces the buttons with it).
+        self.listeners: list[Callable[[ApprovalRecord], Awaitable[None]]] = []
         self._log = get_logger(component="approvals")
 
     async def requested(self, run: RunInfo) -> None:
@@ -74,6 +77,7 @@ class Approvals:
         )
         if decided is None:
             return  # decided meanwhile
+        await self._tell(decided)
         await self._end(decided, f"approval expired: {reason}")
         await self._escalator.escalate(
             decided.episode_id,
@@ -106,6 +110,7 @@ class Approvals:
         )
         if decided is None:
             raise ApprovalError(f"run {run_id} was decided meanwhile")
+        await self._tell(decided)
         await self._store.cancel_timers(episode.id, APPROVAL_TIMEOUT)
         await self._store.record_decision(
             episode.id, spec.name, DecisionKind.MATCHED, f"approved by {who}: {reason}", run_id
@@ -141,9 +146,17 @@ class Approvals:
         )
         if decided is None:
             raise ApprovalError(f"run {run_id} was decided meanwhile")
+        await self._tell(decided)
         await self._store.cancel_timers(decided.episode_id, APPROVAL_TIMEOUT)
         await self._end(decided, f"approval denied by {who}: {reason}")
         return decided
+
+    async def _tell(self, decided: ApprovalRecord) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(decided)
+            except Exception:  # the decision stands whatever a listener does
+                self._log.exception("approval listener failed", run=decided.run_id)
 
     async def _pending(self, run_id: int) -> ApprovalRecord:
         approval = await self._store.get_approval(run_id)

@@ -41,6 +41,7 @@ from remediator.engine.recovery import reconcile_interrupted
 from remediator.engine.report import SLACK_REPORT, SlackReports
 from remediator.engine.report_delivery import Scrubber, SlackReportDelivery, secret_values
 from remediator.engine.run import FOLLOW_UP, REVERT
+from remediator.engine.slack_approvals import SlackApprovals, wire_slack_approvals
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.wiring import ClientSet, build_clients
@@ -103,6 +104,7 @@ class Engine:
         self.outbox: Outbox
         self.breaker: StormBreaker
         self.governance: Governance
+        self.slack_approvals: SlackApprovals | None = None
         self._session: aiohttp.ClientSession | None = None
         self._prometheus: PrometheusClient | None = None
 
@@ -172,8 +174,11 @@ class Engine:
         approvals = Approvals(
             store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
         )
+        buttons = settings.approval.slack.enabled
         reporter: Reporter = hooks.reporter or (
-            SlackReports(store, self.outbox) if settings.reports.slack.enabled else NoReports()
+            SlackReports(store, self.outbox, buttons=buttons)
+            if settings.reports.slack.enabled
+            else NoReports()
         )
         verifier = hooks.verifier
         if verifier is None:
@@ -214,6 +219,15 @@ class Engine:
             settings=settings.guards.kill_switch,
             reporter=reporter,
             outbox=self.outbox,
+        )
+        self.slack_approvals = wire_slack_approvals(
+            settings,
+            store=store,
+            governance=self.governance,
+            outbox=self.outbox,
+            session=self._session,
+            approvals=approvals,
+            timers=self.timers,
         )
         await self.governance.load_modes()
 

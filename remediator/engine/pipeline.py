@@ -269,9 +269,10 @@ class Pipeline:
         }
         if guard is not None:
             details["guard"] = guard
-        await self.reporter.report(episode.id, f"run_{state.value}", {**details, "run_id": run_id})
         if state is RunState.PENDING_APPROVAL:
+            # Before the report: it shows the approval's deadline (and in Slack, its buttons).
             await self.approvals.requested(run)
+        await self.reporter.report(episode.id, f"run_{state.value}", {**details, "run_id": run_id})
         if escalation:
             await self.escalator.escalate(episode.id, run_id, escalation, details)
         if state is RunState.ACTED and spec.verify is not None:

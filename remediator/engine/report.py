@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from remediator.engine.approval_view import approval_document
 from remediator.engine.outbox import Outbox
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
@@ -21,6 +22,8 @@ from remediator.store.records import ActionRecord, ActionState, EpisodeRecord, R
 
 SLACK_REPORT = "slack_report"  # the outbox channel of reports
 REPORT = "report"  # outbox kind
+APPROVAL_REQUEST = "approval_request"  # outbox kind: a pending run's report with buttons
+APPROVAL_DECIDED = "approval_decided"  # outbox kind: its buttons replaced by the decision
 MANUAL_LABEL = "remediator_manual"  # set on the synthetic alert of a run by hand
 
 
@@ -109,22 +112,27 @@ async def build_report(
         approval = await store.get_approval(run.id)
         if approval is not None and approval.decided_by:
             document["approved_by"] = {"who": approval.decided_by, "reason": approval.reason}
+    if run is not None and kind == "run_pending_approval":
+        waiting = await approval_document(store, run)
+        if waiting is not None:
+            document["approval"] = waiting
     return document
 
 
 class SlackReports:
     """The engine's Reporter when reports are configured: build, then queue; never raise."""
 
-    def __init__(self, store: Store, outbox: Outbox) -> None:
+    def __init__(self, store: Store, outbox: Outbox, *, buttons: bool = False) -> None:
         self._store = store
         self._outbox = outbox
+        self._buttons = buttons  # Slack approvals: a pending run's report carries buttons
         self._log = get_logger(component="reports")
 
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None:
         try:
             document = await build_report(self._store, episode_id, kind, details)
             if document is not None:
-                await self._outbox.enqueue(SLACK_REPORT, episode_id, REPORT, document)
+                await self._outbox.enqueue(SLACK_REPORT, episode_id, self._kind(document), document)
         except StoreUnavailable as exc:
             # A report is worth less than the remediation that called us: log and go on.
             self._log.error("cannot queue a report", episode=episode_id, kind=kind, error=str(exc))
@@ -138,6 +146,10 @@ class SlackReports:
             document = await build_report(self._store, episode_id, f"run_{run.state}", details)
             if document is not None:
                 document["resent"] = True
-                await self._outbox.enqueue(SLACK_REPORT, episode_id, REPORT, document)
+                await self._outbox.enqueue(SLACK_REPORT, episode_id, self._kind(document), document)
                 sent += 1
         return sent
+
+    def _kind(self, document: dict[str, Any]) -> str:
+        waiting = (document.get("approval") or {}).get("state") == "pending"
+        return APPROVAL_REQUEST if self._buttons and waiting else REPORT

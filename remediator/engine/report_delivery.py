@@ -22,9 +22,15 @@ import aiohttp
 
 from remediator.clients.slack import SlackClient, SlackWebhookClient
 from remediator.config import ConfigError, ReportSettings, Settings
-from remediator.engine import slack_render
+from remediator.engine import approval_render, slack_render
 from remediator.engine.escalate import ESCALATION
-from remediator.engine.report import REPORT, SLACK_REPORT, episode_document
+from remediator.engine.report import (
+    APPROVAL_DECIDED,
+    APPROVAL_REQUEST,
+    REPORT,
+    SLACK_REPORT,
+    episode_document,
+)
 from remediator.logs import get_logger
 from remediator.store import Store
 from remediator.store.records import OutboxItem
@@ -45,6 +51,7 @@ def secret_values(settings: Settings) -> list[str]:
         settings.escalation.webhook.bearer,
         settings.reports.slack.token_value,
         settings.reports.slack.webhook_value,
+        settings.approval.slack.secret,
         *(token.value for token in settings.admin.tokens),
     ]
     for read in readers:
@@ -124,6 +131,8 @@ class SlackReportDelivery:
             await self._report(item)
         elif item.kind == ESCALATION:
             await self._escalation(item)
+        elif item.kind in (APPROVAL_REQUEST, APPROVAL_DECIDED):
+            await self._approval(item)
         # Anything else (a PagerDuty-style resolve) has nothing to say in Slack.
 
     async def _post(
@@ -178,6 +187,26 @@ class SlackReportDelivery:
             return
         thread = await self._thread(item.episode_id, item.payload)
         await self._post(message, thread_ts=thread, broadcast=thread is not None)
+
+    async def _approval(self, item: OutboxItem) -> None:
+        """A pending run's report with Approve/Deny buttons, or its update once decided."""
+        document, run_id = item.payload, int(item.payload["run_id"])
+        if self._bot is None:
+            return  # buttons need the bot token (checked when the settings are loaded)
+        posted = await self._store.approval_message(run_id)
+        if item.kind == APPROVAL_REQUEST:
+            message = approval_render.request(document)
+            if posted is None:  # else: delivered again after a restart, or re-sent
+                thread = await self._thread(item.episode_id, document)
+                ts = await self._post(message, thread_ts=thread)
+                if ts:
+                    await self._store.set_approval_message(run_id, self._channel, ts)
+                return
+        else:
+            message = approval_render.decided(document)
+        if posted is not None:
+            text, blocks = self._scrub(message[0]), self._scrub(message[1])
+            await self._bot.update(posted[0], posted[1], text, blocks)
 
     async def _storm(self, head: OutboxItem) -> list[OutboxItem]:
         """The waiting reports to summarise with the head, or [] to send the head alone."""

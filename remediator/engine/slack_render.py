@@ -48,6 +48,15 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text)}]}
 
 
+section, context = _section, _context  # for engine/approval_render.py
+
+
+def who_text(who: Any) -> str:
+    """Who decided: a Slack user (`slack:U123`) as a mention Slack shows by name."""
+    text = str(who or "someone")
+    return f"<@{text[6:]}>" if text.startswith("slack:") else text
+
+
 def _value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return _clip(text, _VALUE_LIMIT)
@@ -141,7 +150,7 @@ def report(document: dict[str, Any]) -> Message:
         lines.append(f"reason: {document['error']}")
     approved = document.get("approved_by")
     if approved:
-        lines.append(f"approved by {approved.get('who')}: {approved.get('reason')}")
+        lines.append(f"approved by {who_text(approved.get('who'))}: {approved.get('reason')}")
     blocks: Blocks = [_section("\n".join(lines))]
     evidence = document.get("evidence") or {}
     if evidence:

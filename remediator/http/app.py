@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
+from slack_sdk.signature import SignatureVerifier
 
 from remediator.config import Settings
 from remediator.engine.engine import Engine
-from remediator.http import health, webhook
+from remediator.http import health, slack, webhook
 from remediator.http.admin import admin_app
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.auth import Credentials
-from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
+from remediator.http.keys import ENGINE, SETTINGS, SLACK_VERIFIER, WEBHOOK_CREDENTIALS
 
 
 def build_app(
@@ -27,7 +28,7 @@ def build_app(
     admin_tokens: AdminTokens | None = None,
 ) -> web.Application:
     """`admin_tokens` default to the configured ones (`admin.tokens`; raises ConfigError when
-    a token file cannot be read)."""
+    a token file, or the Slack signing secret's file, cannot be read)."""
     # aiohttp enforces the body limit while reading, so a huge body is never held in memory.
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
@@ -38,6 +39,10 @@ def build_app(
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", make_aiohttp_handler(engine.metrics.registry))
+    secret = settings.approval.slack.secret()
+    if secret:
+        app[SLACK_VERIFIER] = SignatureVerifier(secret)
+        app.router.add_post("/slack/interactions", slack.interactions)
     tokens = admin_tokens if admin_tokens is not None else AdminTokens.from_settings(settings.admin)
     app.add_subapp("/admin/", admin_app(tokens))
 

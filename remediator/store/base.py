@@ -313,3 +313,27 @@ class Store(Protocol):
         reason: str,
         details: dict[str, Any] | None = None,
     ) -> None: ...
+
+    # Slack approvals (store/sqlite_slack.py)
+    async def record_slack_click(
+        self,
+        signature: str,
+        *,
+        user_id: str,
+        action: str,
+        run_id: int | None,
+        episode_id: str,
+        timer_kind: str,
+        payload: dict[str, Any],
+    ) -> int | None:
+        """Record a signed button click and a timer (due now) that processes it, in one
+        transaction; returns the timer's id, or None if this signature was seen before."""
+        ...
+
+    async def set_approval_message(self, run_id: int, channel: str, ts_: str) -> None:
+        """The Slack message that carries the run's Approve/Deny buttons."""
+        ...
+
+    async def approval_message(self, run_id: int) -> tuple[str, str] | None:
+        """(channel, ts) of the run's message with buttons, if it was posted."""
+        ...

@@ -247,3 +247,24 @@ CREATE TABLE IF NOT EXISTS playbook_modes (
     reason TEXT NOT NULL,
     at TEXT NOT NULL
 );
+
+-- Slack approvals (engine/slack_approvals.py). Every signed button click is recorded before it
+-- is answered, with a timer that processes it (so a crash after the answer loses nothing); its
+-- signature is unique, so an exact replay of a request is refused.
+CREATE TABLE IF NOT EXISTS slack_clicks (
+    signature TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    run_id INTEGER,
+    timer_id INTEGER NOT NULL
+);
+
+-- The Slack message carrying a run's Approve/Deny buttons, so that a decision taken anywhere
+-- (a click, the admin API, the timeout) replaces them.
+CREATE TABLE IF NOT EXISTS approval_messages (
+    run_id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    posted_at TEXT NOT NULL
+);

@@ -21,13 +21,25 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
 
 from remediator.testing.loopback import LoopbackApp
 from remediator.testing.servers import LOOPBACK
 
-__all__ = ["Failure", "FakePagerDuty", "FakeSlack", "FakeSlackWebhook", "FakeWebhook", "Request"]
+__all__ = [
+    "Failure",
+    "FakePagerDuty",
+    "FakeSlack",
+    "FakeSlackInteractivity",
+    "FakeSlackWebhook",
+    "FakeWebhook",
+    "Interaction",
+    "Request",
+]
 
 PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
 PAGERDUTY_ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -306,6 +318,13 @@ class FakeSlack(_FakeService):
         self.token = token
         self.channels = set(channels) if channels is not None else None
         self._issued: dict[str, str] = {}  # ts of top-level messages -> channel
+        self.interactive = FakeSlackInteractivity(self)
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        self.interactive.routes(app)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
 
     @property
     def api_url(self) -> str:
@@ -349,6 +368,164 @@ class FakeSlack(_FakeService):
         if body.get("thread_ts") is None:
             self._issued[ts] = body["channel"]
         return 200, web.json_response({"ok": True, "channel": body["channel"], "ts": ts})
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A signed interaction request as Slack sends it to an app's request URL."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+class FakeSlackInteractivity:
+    """What FakeSlack adds for interactive messages: `chat.update` (recorded in `updates`;
+    `current(ts)` is a message as last updated), `usergroups.users.list` (members from
+    `usergroups`), `response_url`s (answers recorded in `responses`), and signed
+    `block_actions` payloads sent to an app (`click`)."""
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self._fake = fake
+        self.updates: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []
+        self.usergroups: dict[str, list[str]] = {}
+        self.invalid: list[tuple[str, list[str]]] = []  # (method, errors) refused
+        self._changed = asyncio.Condition()
+        self._response_urls = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/chat.update", self._update)
+        app.router.add_get("/api/usergroups.users.list", self._usergroup)
+        app.router.add_post("/api/usergroups.users.list", self._usergroup)
+        app.router.add_post("/response/{n}", self._response)
+
+    def current(self, ts: str) -> dict[str, Any]:
+        """The message `ts` as the channel shows it now (after any chat.update)."""
+        updated = [u for u in self.updates if u.get("ts") == ts]
+        if updated:
+            return updated[-1]
+        return next(body for posted, body in self._fake.posted if posted == ts)
+
+    async def wait_updates(self, count: int, within: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.updates) >= count)
+        return self.updates
+
+    async def wait_responses(self, count: int, within: float = 10.0) -> list[dict[str, Any]]:
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.responses) >= count)
+        return self.responses
+
+    async def _record(self, into: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        async with self._changed:
+            into.append(body)
+            self._changed.notify_all()
+
+    async def _update(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        errors = self._update_errors(request.headers, body)
+        if errors:
+            self.invalid.append(("chat.update", errors))
+            return web.json_response({"ok": False, "error": errors[0]})
+        await self._record(self.updates, body)
+        return web.json_response({"ok": True, "channel": body["channel"], "ts": body["ts"]})
+
+    def _update_errors(self, headers: Mapping[str, str], body: Any) -> list[str]:
+        if headers.get("Authorization") != f"Bearer {self._fake.token}":
+            return ["invalid_auth"]
+        if not isinstance(body, dict):
+            return ["invalid_arguments"]
+        if body.get("ts") not in {ts for ts, _ in self._fake.posted}:
+            return ["message_not_found"]
+        if body.get("channel") != self.current(str(body["ts"])).get("channel"):
+            return ["channel_not_found"]
+        return slack_blocks_errors(body)
+
+    async def _usergroup(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self._fake.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        group = request.query.get("usergroup") or (await request.post()).get("usergroup")
+        if group not in self.usergroups:
+            return web.json_response({"ok": False, "error": "no_such_subteam"})
+        return web.json_response({"ok": True, "users": self.usergroups[str(group)]})
+
+    async def _response(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("text"):
+            self.invalid.append(("response_url", ["no_text"]))
+            return web.Response(status=400, text="no_text")
+        await self._record(self.responses, {**body, "url": str(request.url)})
+        return web.Response(text="ok")
+
+    def block_actions(
+        self, message: Mapping[str, Any], action_id: str, user_id: str, *, user_name: str = ""
+    ) -> dict[str, Any]:
+        """The payload Slack sends when `user_id` clicks the button `action_id` of `message`
+        (raises LookupError when the message has no such button)."""
+        for block in message.get("blocks") or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id:
+                    self._response_urls += 1
+                    url = f"http://{LOOPBACK}:{self._fake.port}/response/{self._response_urls}"
+                    return {
+                        "type": "block_actions",
+                        "user": {"id": user_id, "username": user_name or user_id.lower()},
+                        "api_app_id": "A0FAKE",
+                        "token": "deprecated-verification-token",
+                        "container": {"type": "message", "channel_id": message.get("channel")},
+                        "channel": {"id": message.get("channel")},
+                        "message": dict(message),
+                        "response_url": url,
+                        "actions": [
+                            {
+                                "type": "button",
+                                "action_id": action_id,
+                                "block_id": block.get("block_id", ""),
+                                "value": element.get("value"),
+                                "action_ts": f"{time.time():.6f}",
+                            }
+                        ],
+                    }
+        raise LookupError(f"no button {action_id!r} in the message")
+
+    @staticmethod
+    def signed(
+        payload: Mapping[str, Any], signing_secret: str, *, timestamp: int | None = None
+    ) -> Interaction:
+        """Form-encode and sign a payload the way Slack does (`v0` HMAC-SHA256)."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": str(signature),
+        }
+        return Interaction(body, headers)
+
+    @staticmethod
+    async def send(url: str, interaction: Interaction) -> tuple[int, float]:
+        """POST an interaction to the app; its status and how long it took to answer (s)."""
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=interaction.body, headers=interaction.headers) as response,
+        ):
+            await response.read()
+            return response.status, time.monotonic() - started
+
+    async def click(
+        self,
+        url: str,
+        message: Mapping[str, Any],
+        action_id: str,
+        user_id: str,
+        signing_secret: str,
+    ) -> tuple[int, Interaction]:
+        """`user_id` clicks a button of `message`: the signed request is sent to `url`."""
+        interaction = self.signed(self.block_actions(message, action_id, user_id), signing_secret)
+        status, _ = await self.send(url, interaction)
+        return status, interaction
 
 
 class FakeSlackWebhook(_FakeService):

@@ -1,0 +1,105 @@
+"""A pending approval as a Slack message with Approve and Deny buttons, and the same message
+once decided (the buttons replaced by who decided and when).
+
+The message is the run's report (engine/slack_render.py: what would be done, with the exact
+change) plus what the guards said, the deadline and the buttons. Each button carries the run
+id as its value; http/slack.py receives the click.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from remediator.engine import slack_render
+
+APPROVE = "remediator_approve"  # action_id of the Approve button
+DENY = "remediator_deny"
+
+_DECISIONS = {
+    "approved": ":white_check_mark: *Approved*",
+    "denied": ":no_entry_sign: *Denied*",
+    "expired": ":hourglass: *Expired*",
+}
+
+
+def clock(at: datetime) -> str:
+    """A time as Slack shows it to each reader in their time zone; `03:12 UTC` as fallback."""
+    return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:75]}
+
+
+def _buttons(run_id: int, target: str) -> dict[str, Any]:
+    confirm = {
+        "title": _plain("Approve this change?"),
+        "text": {"type": "mrkdwn", "text": f"Run {run_id} acts on `{target}` now."},
+        "confirm": _plain("Approve"),
+        "deny": _plain("Cancel"),
+    }
+    return {
+        "type": "actions",
+        "block_id": f"approval-{run_id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": APPROVE,
+                "text": _plain("Approve"),
+                "style": "primary",
+                "value": str(run_id),
+                "confirm": confirm,
+            },
+            {
+                "type": "button",
+                "action_id": DENY,
+                "text": _plain("Deny"),
+                "style": "danger",
+                "value": str(run_id),
+            },
+        ],
+    }
+
+
+def _waiting(document: dict[str, Any]) -> slack_render.Message:
+    """The report and the guards' view, without buttons or decision."""
+    text, blocks = slack_render.report(document)
+    approval = document.get("approval") or {}
+    guards = approval.get("guards") or []
+    if guards:
+        blocks.append(slack_render.section("*Guards*\n" + "\n".join(f"• {g}" for g in guards)))
+    return text, blocks
+
+
+def request(document: dict[str, Any]) -> slack_render.Message:
+    """The run waits: what it would do, the guards' view, the deadline, the buttons."""
+    text, blocks = _waiting(document)
+    approval = document.get("approval") or {}
+    expires = datetime.fromisoformat(approval["expires_at"])
+    blocks.append(
+        slack_render.context(
+            f"Decide by {clock(expires)}; without a decision nothing is changed and the run is "
+            "escalated. Every guard is checked again when it is approved."
+        )
+    )
+    blocks.append(_buttons(int(document["run_id"]), str(document.get("target") or "")))
+    return f"{text} (decide by {expires:%H:%M} UTC)", blocks
+
+
+def decided(document: dict[str, Any]) -> slack_render.Message:
+    """The same message once decided: the buttons give way to the decision."""
+    text, blocks = _waiting(document)
+    decision = document.get("decision") or {}
+    state = str(decision.get("state", ""))
+    at = datetime.fromisoformat(decision["at"])
+    who = slack_render.who_text(decision.get("who"))
+    title = _DECISIONS.get(state, state)
+    if state == "expired":
+        line = f"{title} at {clock(at)}: {decision.get('reason') or 'no decision'}"
+        fallback = f"expired at {at:%H:%M} UTC"
+    else:
+        line = f"{title} by {who} at {clock(at)}"
+        fallback = f"{state} by {who} at {at:%H:%M} UTC"
+    blocks.append(slack_render.section(line))
+    return f"{text}: {fallback}", blocks
