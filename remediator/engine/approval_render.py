@@ -16,6 +16,10 @@ from remediator.engine import slack_render
 APPROVE = "remediator_approve"  # action_id of the Approve button
 DENY = "remediator_deny"
 
+# The reasons recorded for a click: nothing to add to "Approved by @alice".
+APPROVED_IN_SLACK, DENIED_IN_SLACK = "approved in Slack", "denied in Slack"
+SLACK_REASONS = (APPROVED_IN_SLACK, DENIED_IN_SLACK)
+
 _DECISIONS = {
     "approved": ":white_check_mark: *Approved*",
     "denied": ":no_entry_sign: *Denied*",
@@ -101,5 +105,9 @@ def decided(document: dict[str, Any]) -> slack_render.Message:
     else:
         line = f"{title} by {who} at {clock(at)}"
         fallback = f"{state} by {who} at {at:%H:%M} UTC"
+        reason = str(decision.get("reason") or "")
+        if reason and reason not in SLACK_REASONS:  # an operator's reason, or why it failed
+            line += f": {reason}"
+            fallback += f": {reason}"
     blocks.append(slack_render.section(line))
     return f"{text}: {fallback}", blocks

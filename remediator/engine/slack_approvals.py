@@ -24,7 +24,7 @@ import aiohttp
 from remediator.clients.delivery import DeliveryError
 from remediator.clients.slack import SlackClient, respond
 from remediator.config import Settings, SlackApprovalSettings
-from remediator.engine.approval_render import APPROVE, DENY
+from remediator.engine.approval_render import APPROVE, APPROVED_IN_SLACK, DENIED_IN_SLACK, DENY
 from remediator.engine.approvals import Approvals
 from remediator.engine.governance import Governance, GovernanceError
 from remediator.engine.outbox import Outbox
@@ -187,14 +187,14 @@ class SlackApprovals:
         try:
             if click.action == APPROVE:
                 state = await self._governance.approve(
-                    click.run_id, who=click.who, reason="approved in Slack"
+                    click.run_id, who=click.who, reason=APPROVED_IN_SLACK
                 )
                 log.info("approved in Slack", state=state.value)
                 await self._answer(
                     click, f"You approved run {click.run_id}; it ended {state.value}."
                 )
             else:
-                await self._governance.deny(click.run_id, who=click.who, reason="denied in Slack")
+                await self._governance.deny(click.run_id, who=click.who, reason=DENIED_IN_SLACK)
                 log.info("denied in Slack")
         except GovernanceError as exc:
             await self._answer(click, f"Nothing changed: {exc}.")

@@ -490,10 +490,20 @@ class FakeSlackInteractivity:
 
     @staticmethod
     def signed(
-        payload: Mapping[str, Any], signing_secret: str, *, timestamp: int | None = None
+        payload: Mapping[str, Any] | list[Any],
+        signing_secret: str,
+        *,
+        timestamp: int | None = None,
     ) -> Interaction:
         """Form-encode and sign a payload the way Slack does (`v0` HMAC-SHA256)."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
+        return FakeSlackInteractivity.signed_body(body, signing_secret, timestamp=timestamp)
+
+    @staticmethod
+    def signed_body(
+        body: bytes, signing_secret: str, *, timestamp: int | None = None
+    ) -> Interaction:
+        """Sign any body (e.g. a broken one) the way Slack signs a request."""
         stamp = str(int(time.time()) if timestamp is None else timestamp)
         signature = SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
         headers = {

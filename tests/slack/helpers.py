@@ -58,6 +58,14 @@ async def pending(daemon: Daemon, slack: FakeSlack) -> tuple[int, str, dict[str,
     await post_and_settle(daemon, firing(labels("orders")))
     [approval] = await daemon.engine.governance.pending_approvals()
     ts, message = await button_message(slack)
+
+    async def delivered() -> bool:  # the message's ts recorded, nothing left in the outbox
+        store = daemon.engine.store
+        return await store.approval_message(approval.run_id) is not None and not sum(
+            (await store.outbox_pending()).values()
+        )
+
+    await eventually(delivered)
     return approval.run_id, ts, message
 
 

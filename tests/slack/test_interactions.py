@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from pydantic import ValidationError
+
+from remediator.config import ConfigError, SlackApprovalSettings, load_settings
 from remediator.store.records import Scope
 from remediator.testing.fakes import FakeSlack
 from tests.conftest import MakeDaemon
@@ -193,6 +197,7 @@ async def test_a_click_after_an_admin_api_decision_changes_nothing(
     await daemon.engine.governance.deny(run_id, who="carol", reason="not during the sale")
     [update] = await slack.interactive.wait_updates(1)
     assert update["ts"] == ts and "Denied* by carol at" in text_of(update)
+    assert update["text"].endswith("UTC: not during the sale")
     assert (await slack.interactive.click(url(daemon), message, APPROVE, ALICE, SECRET))[0] == 200
     answer = await response_text(slack, 1)
     assert answer.startswith(f"Nothing changed: run {run_id} was already denied by carol at ")
@@ -210,3 +215,50 @@ async def test_guards_are_checked_again_when_approved_in_slack(
     assert await response_text(slack, 1) == f"You approved run {run_id}; it ended refused."
     assert world.calls == []
     assert await refusals(daemon) == ["kill_switch: paused (global) by frank: freeze"]
+
+
+async def test_a_signed_request_that_is_not_a_click_changes_nothing(
+    make_daemon: MakeDaemon, slack: FakeSlack
+) -> None:
+    world = World()
+    daemon = await make_daemon(scaling(world), config=approving(slack))
+    run_id, _, message = await pending(daemon, slack)
+    click = slack.interactive.block_actions(message, APPROVE, ALICE)
+    other_button = {**click, "actions": [{**click["actions"][0], "action_id": "somebody_else"}]}
+    bad_value = {**click, "actions": [{**click["actions"][0], "value": "not-a-run"}]}
+    no_user = {key: value for key, value in click.items() if key != "user"}
+    cases = [
+        ({"type": "view_submission", "user": {"id": ALICE}}, 200),  # not ours: ignored
+        (other_button, 200),
+        (bad_value, 400),
+        (no_user, 400),
+        ([1, 2], 400),
+    ]
+    for payload, expected in cases:
+        sent = slack.interactive.signed(payload, SECRET)
+        status, _ = await slack.interactive.send(url(daemon), sent)
+        assert status == expected, payload
+    for body in (b"payload=%7Bnot+json", b"nothing=here"):
+        sent = slack.interactive.signed_body(body, SECRET)
+        status, _ = await slack.interactive.send(url(daemon), sent)
+        assert status == 400, body
+    [run] = await runs(daemon)
+    assert [t.kind for t in await daemon.engine.store.timers_for(run.episode_id)] == [
+        "approval_timeout"
+    ]
+    assert [a.run_id for a in await daemon.engine.governance.pending_approvals()] == [run_id]
+
+
+def test_the_settings_say_what_is_missing_or_wrong() -> None:
+    with pytest.raises(ConfigError, match=r"approval\.slack needs reports\.slack\.channel"):
+        load_settings(environ={"REMEDIATOR_APPROVAL__SLACK__SIGNING_SECRET": SECRET})
+    with pytest.raises(ValidationError, match=r"\['alice'\] are not Slack user"):
+        SlackApprovalSettings(playbooks={"scale": ["alice"]})
+    settings = load_settings(
+        environ={
+            "REMEDIATOR_APPROVAL__SLACK__SIGNING_SECRET": SECRET,
+            "REMEDIATOR_REPORTS__SLACK__CHANNEL": "C0REPORTS",
+            "REMEDIATOR_REPORTS__SLACK__TOKEN": "xoxb-1",
+        }
+    )
+    assert settings.approval.slack.secret() == SECRET
