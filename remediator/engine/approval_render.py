@@ -1,5 +1,6 @@
 """A pending approval as a Slack message with Approve and Deny buttons, and the same message
-once decided (the buttons replaced by who decided and when).
+once decided (the buttons replaced by who decided and when); a shadow run's report with a
+"Run now" button, and the same once it was used.
 
 The message is the run's report (engine/slack_render.py: what would be done, with the exact
 change) plus what the guards said, the deadline and the buttons. Each button carries the run
@@ -12,9 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from remediator.engine import slack_render
+from remediator.engine.report import APPROVAL_DECIDED, APPROVAL_REQUEST, RUN_NOW_TAKEN
 
 APPROVE = "remediator_approve"  # action_id of the Approve button
 DENY = "remediator_deny"
+RUN_NOW = "remediator_run_now"  # on a shadow run's report: run it for real, once
 
 # The reasons recorded for a click: nothing to add to "Approved by @alice".
 APPROVED_IN_SLACK, DENIED_IN_SLACK = "approved in Slack", "denied in Slack"
@@ -111,3 +114,55 @@ def decided(document: dict[str, Any]) -> slack_render.Message:
             fallback += f": {reason}"
     blocks.append(slack_render.section(line))
     return f"{text}: {fallback}", blocks
+
+
+def run_now_offer(document: dict[str, Any]) -> slack_render.Message:
+    """A shadow run's report, and the offer to run it for real now (through every guard)."""
+    text, blocks = slack_render.report(document)
+    run_id, episode = int(document["run_id"]), (document.get("episode") or {}).get("id", "")
+    blocks.append(
+        slack_render.context(
+            "Shadow mode: nothing was changed. An approver may run the playbook now, for real, "
+            "through every guard (once)."
+        )
+    )
+    confirm = {
+        "title": _plain("Run it for real now?"),
+        "text": {"type": "mrkdwn", "text": f"Acts on `{document.get('target')}` now."},
+        "confirm": _plain("Run now"),
+        "deny": _plain("Cancel"),
+    }
+    button = {
+        "type": "button",
+        "action_id": RUN_NOW,
+        "text": _plain("Run now"),
+        "value": f"{run_id}:{episode}",
+        "confirm": confirm,
+    }
+    blocks.append({"type": "actions", "block_id": f"run-now-{run_id}", "elements": [button]})
+    return text, blocks
+
+
+def run_now_taken(document: dict[str, Any]) -> slack_render.Message:
+    """The shadow run's report once someone ran it now: who, when, and how it ended."""
+    text, blocks = slack_render.report(document)
+    taken = document.get("run_now") or {}
+    at = datetime.fromisoformat(taken["at"])
+    who = slack_render.who_text(taken.get("who"))
+    outcome = f": {taken['state']} (episode `{taken['episode_id']}`)" if taken.get("state") else ""
+    blocks.append(
+        slack_render.section(f":arrow_forward: *Run now* by {who} at {clock(at)}{outcome}")
+    )
+    return f"{text}: run now by {who} at {at:%H:%M} UTC", blocks
+
+
+def message(kind: str, document: dict[str, Any]) -> tuple[slack_render.Message, bool]:
+    """The message for an outbox item of this kind, and whether it is the first one (posted;
+    the others replace it)."""
+    if kind == APPROVAL_REQUEST:
+        return request(document), True
+    if kind == APPROVAL_DECIDED:
+        return decided(document), False
+    if kind == RUN_NOW_TAKEN:
+        return run_now_taken(document), False
+    return run_now_offer(document), True

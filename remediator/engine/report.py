@@ -24,6 +24,7 @@ SLACK_REPORT = "slack_report"  # the outbox channel of reports
 REPORT = "report"  # outbox kind
 APPROVAL_REQUEST = "approval_request"  # outbox kind: a pending run's report with buttons
 APPROVAL_DECIDED = "approval_decided"  # outbox kind: its buttons replaced by the decision
+RUN_NOW_TAKEN = "run_now_taken"  # outbox kind: a shadow report's "Run now" used
 MANUAL_LABEL = "remediator_manual"  # set on the synthetic alert of a run by hand
 
 
@@ -151,5 +152,13 @@ class SlackReports:
         return sent
 
     def _kind(self, document: dict[str, Any]) -> str:
-        waiting = (document.get("approval") or {}).get("state") == "pending"
-        return APPROVAL_REQUEST if self._buttons and waiting else REPORT
+        if not self._buttons:
+            return REPORT
+        if (document.get("approval") or {}).get("state") == "pending":
+            return APPROVAL_REQUEST
+        # A shadow run that would change something: offer "Run now" (still a report, so a
+        # storm of them is summarised; a re-sent one offers nothing).
+        manual = (document.get("episode") or {}).get("manual")
+        if document["kind"] == "run_shadow" and document["actions"] and not manual:
+            document["run_now"] = not document.get("resent")
+        return REPORT

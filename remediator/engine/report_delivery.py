@@ -28,6 +28,7 @@ from remediator.engine.report import (
     APPROVAL_DECIDED,
     APPROVAL_REQUEST,
     REPORT,
+    RUN_NOW_TAKEN,
     SLACK_REPORT,
     episode_document,
 )
@@ -128,10 +129,13 @@ class SlackReportDelivery:
             if batch:
                 await self._summary(item, batch)
                 return
-            await self._report(item)
+            if item.payload.get("run_now"):
+                await self._approval(item)  # a shadow run's report with "Run now"
+            else:
+                await self._report(item)
         elif item.kind == ESCALATION:
             await self._escalation(item)
-        elif item.kind in (APPROVAL_REQUEST, APPROVAL_DECIDED):
+        elif item.kind in (APPROVAL_REQUEST, APPROVAL_DECIDED, RUN_NOW_TAKEN):
             await self._approval(item)
         # Anything else (a PagerDuty-style resolve) has nothing to say in Slack.
 
@@ -189,21 +193,21 @@ class SlackReportDelivery:
         await self._post(message, thread_ts=thread, broadcast=thread is not None)
 
     async def _approval(self, item: OutboxItem) -> None:
-        """A pending run's report with Approve/Deny buttons, or its update once decided."""
+        """A run's report with buttons (approve mode, or "Run now" in shadow mode), or its
+        update once they were used (see engine/approval_render.py)."""
         document, run_id = item.payload, int(item.payload["run_id"])
         if self._bot is None:
+            if item.kind == REPORT:
+                await self._report(item)
             return  # buttons need the bot token (checked when the settings are loaded)
         posted = await self._store.approval_message(run_id)
-        if item.kind == APPROVAL_REQUEST:
-            message = approval_render.request(document)
-            if posted is None:  # else: delivered again after a restart, or re-sent
-                thread = await self._thread(item.episode_id, document)
-                ts = await self._post(message, thread_ts=thread)
-                if ts:
-                    await self._store.set_approval_message(run_id, self._channel, ts)
-                return
-        else:
-            message = approval_render.decided(document)
+        message, first = approval_render.message(item.kind, document)
+        if first and posted is None:  # else: delivered again after a restart, or re-sent
+            thread = await self._thread(item.episode_id, document)
+            ts = await self._post(message, thread_ts=thread)
+            if ts:
+                await self._store.set_approval_message(run_id, self._channel, ts)
+            return
         if posted is not None:
             text, blocks = self._scrub(message[0]), self._scrub(message[1])
             await self._bot.update(posted[0], posted[1], text, blocks)

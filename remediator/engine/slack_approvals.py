@@ -24,19 +24,32 @@ import aiohttp
 from remediator.clients.delivery import DeliveryError
 from remediator.clients.slack import SlackClient, respond
 from remediator.config import Settings, SlackApprovalSettings
-from remediator.engine.approval_render import APPROVE, APPROVED_IN_SLACK, DENIED_IN_SLACK, DENY
+from remediator.engine.approval_render import (
+    APPROVE,
+    APPROVED_IN_SLACK,
+    DENIED_IN_SLACK,
+    DENY,
+    RUN_NOW,
+)
 from remediator.engine.approvals import Approvals
 from remediator.engine.governance import Governance, GovernanceError
+from remediator.engine.manual import ManualRunError
 from remediator.engine.outbox import Outbox
-from remediator.engine.report import APPROVAL_DECIDED, SLACK_REPORT, build_report
+from remediator.engine.report import (
+    APPROVAL_DECIDED,
+    MANUAL_LABEL,
+    RUN_NOW_TAKEN,
+    SLACK_REPORT,
+    build_report,
+)
 from remediator.engine.slack_render import who_text
 from remediator.engine.timers import Timers
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
-from remediator.store.records import ApprovalRecord, ApprovalState, TimerRecord
+from remediator.store.records import ApprovalRecord, ApprovalState, RunState, TimerRecord
 
 SLACK_CLICK = "slack_click"  # timer kind: a recorded click waiting to be processed
-_VERBS = {APPROVE: "approve", DENY: "deny"}
+_VERBS = {APPROVE: "approve", DENY: "deny", RUN_NOW: "run now"}
 
 
 class InteractionError(ValueError):
@@ -47,11 +60,12 @@ class InteractionError(ValueError):
 class Click:
     """One press of our Approve or Deny button, as Slack described it."""
 
-    action: str  # APPROVE or DENY
+    action: str  # APPROVE, DENY or RUN_NOW
     run_id: int
     user_id: str
     user_name: str
     response_url: str | None
+    episode_id: str = ""  # RUN_NOW: the shadow run's episode
 
     @property
     def who(self) -> str:
@@ -74,8 +88,9 @@ def parse_click(payload: Any) -> Click | None:
     action = actions[0]
     if action.get("action_id") not in _VERBS:
         return None
+    value, _, episode_id = str(action.get("value")).partition(":")
     try:
-        run_id = int(str(action.get("value")))
+        run_id = int(value)
     except ValueError:
         raise InteractionError(f"button value {action.get('value')!r} is not a run id") from None
     url = payload.get("response_url")
@@ -85,6 +100,7 @@ def parse_click(payload: Any) -> Click | None:
         user_id=str(user["id"]),
         user_name=str(user.get("username") or user.get("name") or ""),
         response_url=url if isinstance(url, str) and url else None,
+        episode_id=episode_id,
     )
 
 
@@ -139,12 +155,13 @@ class SlackApprovals:
     async def record(self, signature: str, click: Click) -> bool:
         """Store the click and its processing timer; False if this request was seen before."""
         approval = await self._store.get_approval(click.run_id)
+        episode_id = approval.episode_id if approval is not None else click.episode_id
         timer = await self._store.record_slack_click(
             signature,
             user_id=click.user_id,
             action=click.action,
             run_id=click.run_id,
-            episode_id=approval.episode_id if approval is not None else "",
+            episode_id=episode_id,
             timer_kind=SLACK_CLICK,
             payload={"click": asdict(click)},
         )
@@ -155,30 +172,16 @@ class SlackApprovals:
         click = Click(**timer.payload["click"])
         verb = _VERBS[click.action]
         log = self._log.bind(run=click.run_id, user=click.user_id, action=verb)
+        if click.action == RUN_NOW:
+            await self._run_now(click, log)
+            return
         approval = await self._store.get_approval(click.run_id)
         if approval is None:
             await self._answer(
                 click, f"Nothing changed: run {click.run_id} never waited for an approval."
             )
             return
-        allowed = await self._allowed(click, approval)
-        if allowed is None:
-            return  # could not tell; the clicker was told
-        if not allowed:
-            await self._store.record_audit(
-                click.who,
-                "slack_not_allowed",
-                f"run:{click.run_id}",
-                f"{verb} clicked in Slack by a user who is not an approver",
-                {"user": click.user_id, "name": click.user_name, "episode": approval.episode_id},
-            )
-            log.warning("not an approver")
-            await self._answer(
-                click,
-                f":no_entry: You are not allowed to {verb} run {click.run_id} "
-                f"({approval.playbook} on {approval.target_key}); nothing changed. "
-                "Approvers are set in `approval.slack`.",
-            )
+        if not await self._approver(click, approval.playbook, approval.target_key, log):
             return
         closed = closed_because(approval, datetime.now(UTC))
         if closed is not None:
@@ -199,8 +202,81 @@ class SlackApprovals:
         except GovernanceError as exc:
             await self._answer(click, f"Nothing changed: {exc}.")
 
-    async def _allowed(self, click: Click, approval: ApprovalRecord) -> bool | None:
-        ids = approvers(self._settings, approval.playbook, approval.target_key)
+    async def _approver(self, click: Click, playbook: str, target_key: str, log: Any) -> bool:
+        """Whether the clicker may decide runs of this playbook on this target; anyone else
+        is told so (and audited)."""
+        allowed = await self._allowed(click, playbook, target_key)
+        if allowed is None:
+            return False  # could not tell; the clicker was told
+        if not allowed:
+            verb = _VERBS[click.action]
+            await self._store.record_audit(
+                click.who,
+                "slack_not_allowed",
+                f"run:{click.run_id}",
+                f"{verb} clicked in Slack by a user who is not an approver",
+                {"user": click.user_id, "name": click.user_name, "action": verb},
+            )
+            log.warning("not an approver")
+            await self._answer(
+                click,
+                f":no_entry: You are not allowed to {verb} run {click.run_id} "
+                f"({playbook} on {target_key}); nothing changed. "
+                "Approvers are set in `approval.slack`.",
+            )
+        return allowed
+
+    async def _run_now(self, click: Click, log: Any) -> None:
+        """A shadow run, run for real now by hand: the same guards, at most once."""
+        episode = await self._store.get_episode(click.episode_id)
+        runs = await self._store.runs_for(click.episode_id) if episode is not None else []
+        run = next((r for r in runs if r.id == click.run_id), None)
+        if episode is None or run is None or run.state != RunState.SHADOW:
+            await self._answer(click, f"Nothing changed: run {click.run_id} is not a shadow run.")
+            return
+        if not await self._approver(click, run.playbook, run.target_key, log):
+            return
+        if episode.status != "firing":
+            await self._answer(click, "Nothing changed: the alert resolved.")
+            return
+        reason = f"run now from Slack (shadow run {run.id})"
+        first, who, at = await self._store.claim_run_now(
+            run.id, episode.id, who=click.who, reason=reason
+        )
+        if not first:
+            await self._answer(
+                click,
+                f"Nothing changed: run {run.id} was already run now by {who_text(who)} "
+                f"at {_at(at)}.",
+            )
+            return
+        labels = {k: v for k, v in episode.labels.items() if k != MANUAL_LABEL}
+        try:
+            done = await self._governance.run(
+                run.playbook, labels, dry_run=False, who=click.who, reason=reason
+            )
+        except (ManualRunError, GovernanceError) as exc:
+            await self._answer(click, f"Nothing changed: {exc}.")
+            return
+        log.info("run now from Slack", episode=done.episode_id, state=done.run_state.value)
+        await self._answer(
+            click,
+            f"You ran {run.playbook} now on {done.target}; it ended {done.run_state.value} "
+            f"(episode {done.episode_id}).",
+        )
+        details = {"kind": "shadow", "run_id": run.id, "evidence": run.evidence}
+        document = await build_report(self._store, episode.id, "run_shadow", details)
+        if document is not None:
+            document["run_now"] = {
+                "who": click.who,
+                "at": at.isoformat(),
+                "state": done.run_state.value,
+                "episode_id": done.episode_id,
+            }
+            await self._outbox.enqueue(SLACK_REPORT, episode.id, RUN_NOW_TAKEN, document)
+
+    async def _allowed(self, click: Click, playbook: str, target_key: str) -> bool | None:
+        ids = approvers(self._settings, playbook, target_key)
         if click.user_id in ids:
             return True
         for group in (i for i in ids if i.startswith("S")):

@@ -337,3 +337,10 @@ class Store(Protocol):
     async def approval_message(self, run_id: int) -> tuple[str, str] | None:
         """(channel, ts) of the run's message with buttons, if it was posted."""
         ...
+
+    async def claim_run_now(
+        self, run_id: int, episode_id: str, *, who: str, reason: str
+    ) -> tuple[bool, str, datetime]:
+        """Claim "run now" of a shadow run, once (audited): (True, who, at) for this claim,
+        or (False, who, at) of the claim that came first."""
+        ...

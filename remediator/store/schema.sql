@@ -268,3 +268,11 @@ CREATE TABLE IF NOT EXISTS approval_messages (
     ts TEXT NOT NULL,
     posted_at TEXT NOT NULL
 );
+
+-- "Run now" from Slack on a shadow run's report: at most once per shadow run.
+CREATE TABLE IF NOT EXISTS run_now (
+    run_id INTEGER PRIMARY KEY,
+    episode_id TEXT NOT NULL,
+    who TEXT NOT NULL,
+    at TEXT NOT NULL
+);

@@ -8,11 +8,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
 import aiosqlite
 
 from remediator.store.codec import dumps, now, ts
+from remediator.store.sqlite_governance import _audit
 
 
 class _Backend(Protocol):
@@ -69,3 +71,19 @@ class SlackSQL:
             "SELECT channel, ts FROM approval_messages WHERE run_id = ?", (run_id,)
         )
         return (str(rows[0]["channel"]), str(rows[0]["ts"])) if rows else None
+
+    async def claim_run_now(
+        self: _Backend, run_id: int, episode_id: str, *, who: str, reason: str
+    ) -> tuple[bool, str, datetime]:
+        at = now()
+        async with self._write() as db:
+            async with db.execute("SELECT who, at FROM run_now WHERE run_id = ?", (run_id,)) as c:
+                row = await c.fetchone()
+            if row is not None:
+                return False, str(row[0]), datetime.fromisoformat(row[1])
+            await db.execute(
+                "INSERT INTO run_now (run_id, episode_id, who, at) VALUES (?,?,?,?)",
+                (run_id, episode_id, who, ts(at)),
+            )
+            await _audit(db, who, "run_now", f"run:{run_id}", reason, {"episode": episode_id})
+            return True, who, at
