@@ -29,6 +29,11 @@ playbook does a rollout restart of the application's Deployment, named by the al
 label, a Deployment that does not exist or is paused, a denied namespace), and watches it roll
 out for `restart_deadline_seconds`. Step 4: if the pool is still exhausted
 `follow_up_seconds` after the restart, humans (raising the pool size is their decision).
+When PostgreSQL refuses the daemon's own connection because every slot is taken ("too many
+clients", "remaining connection slots are reserved"), the usual state of an exhausted pool,
+step 2 cannot look at any session, and the playbook goes straight to step 3 (the reason is in
+the record and the report); with `restart_deployment: false` the run fails and escalates.
+Keep a slot for the daemon's role so that step 2 can run at all (README, "PostgreSQL").
 Without a Kubernetes client (`kubernetes.mode: none`) step 3 escalates the exact
 `kubectl rollout restart` command instead. Shadow mode records the next step and escalates
 nothing.
@@ -59,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from remediator.alertmanager import Alert
 from remediator.playbook import ResolveScope, Run, Target, TargetError, Verify, playbook, targets
 from remediator.playbook.kube import Kube
-from remediator.playbook.postgres import Postgres
+from remediator.playbook.postgres import PoolExhausted, Postgres
 
 
 class Params(BaseModel):
@@ -154,14 +159,20 @@ async def pg_idle_in_transaction(
     **_: Any,
 ) -> None:
     """Terminate the sessions idle in transaction that exhaust the application's pool."""
-    sessions = await postgres.terminate_idle_in_transaction(
-        target,
-        idle_threshold_seconds=params.idle_threshold_seconds,
-        max_sessions=params.max_sessions,
-        application_name=params.application_name,
-        user=params.user,
-        allow_superuser=params.allow_superuser,
-    )
+    try:
+        sessions = await postgres.terminate_idle_in_transaction(
+            target,
+            idle_threshold_seconds=params.idle_threshold_seconds,
+            max_sessions=params.max_sessions,
+            application_name=params.application_name,
+            user=params.user,
+            allow_superuser=params.allow_superuser,
+        )
+    except PoolExhausted as exc:
+        if not params.restart_deployment:
+            raise
+        await refused_connection(alert, params, kube, run, exc)
+        return
     log.info("idle in transaction", sessions=[s.pid for s in sessions])
     if not params.restart_deployment:
         return
@@ -174,3 +185,19 @@ async def pg_idle_in_transaction(
             f"no session was idle in transaction for more than {params.idle_threshold_seconds:g} s"
         )
         await restart(alert, params, kube, run, why)
+
+
+async def refused_connection(
+    alert: Alert, params: Params, kube: Kube | None, run: Run, exc: PoolExhausted
+) -> None:
+    """Every slot is taken, ours too: no session can be looked at, so step 3 at once."""
+    run.evidence("database_refused", str(exc))
+    why = (
+        "the database refused remediator's own connection because every connection slot is "
+        "taken, so no session could be looked at (keep a slot for remediator's role: README, "
+        "PostgreSQL)"
+    )
+    if run.dry_run:
+        run.evidence("next_step", restart_step(alert, why))
+        return
+    await restart(alert, params, kube, run, why)

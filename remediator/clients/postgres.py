@@ -85,6 +85,12 @@ class DatabaseUnreachable(DatabaseError):
     """No connection: nothing listens, the server refuses clients, or the connection broke."""
 
 
+class PoolExhausted(DatabaseUnreachable):
+    """The server refuses the daemon's connection because every slot is taken (SQLSTATE 53300:
+    "too many clients", "remaining connection slots are reserved", a role's connection limit):
+    the very problem the daemon is there to fix, so not a reason to stop at once."""
+
+
 class AuthenticationFailed(DatabaseError):
     """Wrong password, unknown role, or pg_hba.conf rejects the daemon."""
 
@@ -315,7 +321,7 @@ def _connect_error(
     except Exception:  # the DSN itself is unreadable: say nothing more than the error type
         detail = "(details withheld)"
     if isinstance(exc, asyncpg.TooManyConnectionsError):
-        return DatabaseUnreachable(f"database {database}: server refuses connections: {detail}")
+        return PoolExhausted(f"database {database}: server refuses connections: {detail}")
     if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
         return DatabaseUnreachable(f"database {database}: cannot connect: {detail}")
     return DatabaseError(f"database {database}: cannot connect: {type(exc).__name__}: {detail}")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from remediator.clients.postgres import (
     SELECT_SQL,
     TERMINATE_SQL,
+    PoolExhausted,
     PostgresClient,
     Session,
     SessionFilter,
@@ -21,6 +22,8 @@ from remediator.clients.postgres import (
 from remediator.playbook.changes import SESSIONS
 from remediator.playbook.context import Action, Run
 from remediator.playbook.targets import Target, TargetError
+
+__all__ = ["PoolExhausted", "Postgres"]
 
 
 class Postgres:
