@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.alertmanager import Alert
 from remediator.playbook import ResolveScope, Run, Target, TargetError, Verify, playbook, targets
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import PoolExhausted, Postgres
 
@@ -146,6 +147,7 @@ async def still_exhausted(
     params=Params,
     verify=Verify(bake=timedelta(minutes=2)),
     follow_up=still_exhausted,
+    access=uses(Kube.rollout_restart, Kube.wait_rollout),  # step 3
 )
 async def pg_idle_in_transaction(
     *,

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.playbook import ActionRefused, Run, Target, Verify, playbook, targets
 from remediator.playbook import workloads as w
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 
 
@@ -99,6 +100,15 @@ async def still_crash_looping(
     priority=10,
     verify=Verify(bake=timedelta(minutes=5)),
     follow_up=still_crash_looping,
+    access=uses(
+        Kube.deployment_of_pod,
+        Kube.workload,
+        Kube.history,
+        Kube.rollback,
+        Kube.wait_rollout,
+        Kube.evict,
+        Kube.pods,
+    ),
 )
 async def restart_crashloop(
     *, target: Target, params: Params, kube: Kube, run: Run, **_: Any

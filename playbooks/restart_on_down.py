@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.playbook import Run, Target, Verify, playbook, targets
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 
 
@@ -59,6 +60,9 @@ class Params(BaseModel):
     params=Params,
     priority=10,
     verify=Verify(bake=timedelta(minutes=3)),
+    access=uses(
+        Kube.workload, Kube.history, Kube.rollout_restart, Kube.wait_rollout, Kube.rollback
+    ),
 )
 async def restart_on_down(
     *, target: Target, params: Params, kube: Kube, run: Run, **_: Any

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.playbook import Run, Target, Verify, playbook, targets
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 
 
@@ -56,6 +57,7 @@ class Params(BaseModel):
     params=Params,
     priority=10,
     verify=Verify(bake=timedelta(minutes=5)),
+    access=uses(Kube.workload, Kube.history, Kube.rollback, Kube.wait_rollout),
 )
 async def rollback_on_error_spike(
     *, target: Target, params: Params, kube: Kube, run: Run, **_: Any

@@ -52,7 +52,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from remediator.alertmanager import Alert
 from remediator.playbook import Run, Target, Verify, playbook, targets
 from remediator.playbook import workloads as w
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Autoscaler, Kube
+
+# What scale_up and scale_back call, whoever owns the replicas.
+SCALING = uses(
+    Kube.workload,
+    Kube.autoscaler,
+    Kube.scale,
+    Kube.set_hpa_min_replicas,
+    Kube.set_keda_paused_replicas,
+)
 
 
 class LatencyParams(BaseModel):
@@ -222,6 +232,7 @@ LAG_GROWING = (
     priority=10,
     verify=Verify(bake=timedelta(minutes=5), promql=LAG_GROWING),
     revert=scale_back,
+    access=SCALING,
 )
 async def scale_on_lag(
     *, alert: Alert, target: Target, params: LagParams, kube: Kube, run: Run, **_: Any
@@ -255,6 +266,7 @@ async def scale_on_lag(
     priority=10,
     verify=Verify(bake=timedelta(minutes=5)),
     revert=scale_back,
+    access=SCALING,
 )
 async def scale_on_latency(
     *, target: Target, params: LatencyParams, kube: Kube, run: Run, **_: Any

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.playbook import ActionRefused, Run, Target, Verify, playbook, targets
 from remediator.playbook import workloads as w
+from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 
 
@@ -73,6 +74,7 @@ def restart_order(pods: list[w.JsonObj], only_unready: bool) -> list[w.JsonObj]:
     params=Params,
     priority=10,
     verify=Verify(bake=timedelta(minutes=3)),
+    access=uses(Kube.workload, Kube.pods, Kube.evict, Kube.wait_pod_ready, on="StatefulSet"),
 )
 async def statefulset_rolling_restart(
     *, target: Target, params: Params, kube: Kube, run: Run, **_: Any

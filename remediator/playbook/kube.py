@@ -33,6 +33,7 @@ from remediator.clients.kube.resources import (
     Resource,
 )
 from remediator.playbook import workloads as w
+from remediator.playbook.access import Rule, needs, on_workload
 from remediator.playbook.changes import PODS as PODS_CHANGED
 from remediator.playbook.changes import REPLICAS
 from remediator.playbook.context import Action, ActionRefused, Run
@@ -98,6 +99,7 @@ class Kube:
         )
         return await self._client.list_objects(resource, namespace, label_selector=selector)
 
+    @needs(on_workload("get"))
     async def workload(self, target: Target) -> JsonObj:
         """The Deployment or StatefulSet the target names; refused when it does not exist."""
         resource = _WORKLOADS.get(target.kind)
@@ -108,9 +110,11 @@ class Kube:
             raise ActionRefused("target", f"{target.key} does not exist")
         return found
 
+    @needs(Rule("", "pods", "get"))
     async def pod(self, namespace: str, name: str) -> JsonObj | None:
         return await self._get(PODS, namespace, name)
 
+    @needs(Rule("", "pods", "list"), when={"Deployment": (Rule("apps", "replicasets", "list"),)})
     async def pods(self, workload: JsonObj) -> list[JsonObj]:
         """The pods the workload controls (directly, or through its ReplicaSets)."""
         namespace = str(w.meta(workload)["namespace"])
@@ -120,14 +124,17 @@ class Kube:
         owned = {w.meta(rs).get("uid") for rs in await self.replicasets(workload)}
         return [p for p in pods if (w.controller(p) or {}).get("uid") in owned]
 
+    @needs(Rule("apps", "replicasets", "list"))
     async def replicasets(self, deployment: JsonObj) -> list[JsonObj]:
         namespace = str(w.meta(deployment)["namespace"])
         found = await self._list(REPLICASETS, namespace, w.match_labels_selector(deployment))
         return [rs for rs in found if w.controlled_by(rs, deployment)]
 
+    @needs(Rule("apps", "replicasets", "list"))
     async def history(self, deployment: JsonObj) -> w.History:
         return w.history(deployment, await self.replicasets(deployment))
 
+    @needs(Rule("", "pods", "get"), Rule("apps", "replicasets", "get"))
     async def deployment_of_pod(self, namespace: str, pod_name: str) -> tuple[JsonObj, str]:
         """The pod and the name of the Deployment that owns it (pod -> ReplicaSet ->
         Deployment, by controller references); refused when there is no such chain."""
@@ -147,6 +154,10 @@ class Kube:
             )
         return pod, str(owner.get("name"))
 
+    @needs(
+        Rule("keda.sh", "scaledobjects", "list"),
+        Rule("autoscaling", "horizontalpodautoscalers", "list"),
+    )
     async def autoscaler(self, target: Target) -> Autoscaler | None:
         """The KEDA ScaledObject or the HPA whose scaleTargetRef names the workload. KEDA
         first: it drives its own HPA (`keda-hpa-<name>`), which must not be touched."""
@@ -167,6 +178,7 @@ class Kube:
 
     # -- changes -------------------------------------------------------------------------
 
+    @needs(on_workload("patch", "scale"), on_workload("get", "scale"))
     async def scale(self, target: Target, replicas: int, *, before: int) -> JsonObj | None:
         """Set the workload's replicas through its scale subresource."""
         resource, namespace = _WORKLOADS[target.kind], str(target.namespace)
@@ -191,6 +203,10 @@ class Kube:
             ),
         )
 
+    @needs(
+        Rule("autoscaling", "horizontalpodautoscalers", "patch"),
+        Rule("autoscaling", "horizontalpodautoscalers", "get"),
+    )
     async def set_hpa_min_replicas(
         self,
         workload: Target,
@@ -222,6 +238,7 @@ class Kube:
             action, lambda: self._client.patch(HPAS, namespace, hpa, body, precondition=still)
         )
 
+    @needs(Rule("keda.sh", "scaledobjects", "patch"), Rule("keda.sh", "scaledobjects", "get"))
     async def set_keda_paused_replicas(
         self,
         workload: Target,
@@ -258,6 +275,7 @@ class Kube:
             ),
         )
 
+    @needs(on_workload("get"), on_workload("patch"))
     async def rollout_restart(self, target: Target) -> str | None:
         """`kubectl rollout restart`: stamp the pod template with `restartedAt`, so the
         controller replaces every pod under the Deployment's rolling update limits. Refused
@@ -284,6 +302,11 @@ class Kube:
         )
         return None if result is None else stamp
 
+    @needs(
+        Rule("apps", "deployments", "get"),
+        Rule("apps", "deployments", "patch"),
+        Rule("apps", "replicasets", "list"),
+    )
     async def rollback(self, target: Target) -> w.History:
         """`kubectl rollout undo`: restore the pod template of the previous revision that runs
         different code (a JSON patch replacing `spec.template`). Refused when the Deployment
@@ -333,6 +356,7 @@ class Kube:
         )
         return found
 
+    @needs(Rule("", "pods/eviction", "create"))
     async def evict(self, workload: Target, pod: JsonObj) -> JsonObj | None:
         """Evict one pod of the workload through the Eviction API, so PodDisruptionBudgets
         apply; pinned to the pod's uid, so a replacement with the same name (StatefulSet) is
@@ -367,6 +391,7 @@ class Kube:
 
     # -- waiting ---------------------------------------------------------------------------
 
+    @needs(on_workload("get"))
     async def wait_rollout(self, target: Target, deadline_seconds: float) -> Rollout:
         """Poll the Deployment until its rollout is complete, stalls (ProgressDeadlineExceeded)
         or the deadline passes. In shadow mode nothing rolled out: returns at once."""
@@ -398,6 +423,7 @@ class Kube:
                 )
             await asyncio.sleep(self._client.poll_seconds)
 
+    @needs(Rule("", "pods", "get"))
     async def wait_pod_ready(
         self, namespace: str, name: str, *, replaces: str, deadline_seconds: float
     ) -> JsonObj | None:

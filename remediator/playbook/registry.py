@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from remediator.playbook.access import Rule
 from remediator.playbook.matchers import Matcher, all_match, parse_matchers
 from remediator.playbook.targets import Resolver
 
@@ -62,6 +63,9 @@ class PlaybookSpec:
     # Called (with the usual keywords plus `data`) when a `run.follow_up` comes due while the
     # alert still fires: the runbook's next step (e.g. restart the application).
     follow_up: PlaybookFn | None = None
+    # The Kubernetes RBAC rules the playbook and its handlers need (`access.uses`); None: not
+    # declared, which `remediator rbac` reports for a playbook that takes `kube`.
+    access: frozenset[Rule] | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all_match(self.matchers, labels)
@@ -77,6 +81,17 @@ class PlaybookSpec:
             if p.kind is inspect.Parameter.KEYWORD_ONLY
             and p.default is inspect.Parameter.empty
             and p.name not in CONTEXT_KEYWORDS
+        )
+
+    @property
+    def clients(self) -> frozenset[str]:
+        """Every client the playbook or its handlers can take, required or optional."""
+        return frozenset(
+            p.name
+            for fn in (self.fn, self.revert, self.follow_up)
+            if fn is not None
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in CONTEXT_KEYWORDS
         )
 
 
@@ -133,6 +148,7 @@ def playbook(
     verify: Verify | None = Verify(),
     revert: PlaybookFn | None = None,
     follow_up: PlaybookFn | None = None,
+    access: Iterable[Rule] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Register an async function as a playbook for the alerts `match` selects."""
@@ -162,6 +178,7 @@ def playbook(
             source=inspect.getsourcefile(fn) or "",
             revert=revert,
             follow_up=follow_up,
+            access=frozenset(access) if access is not None else None,
         )
         (registry if registry is not None else _CURRENT.get()).add(spec)
         return fn

@@ -6,6 +6,8 @@ session close before the emulator stops.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from remediator.testing.kube import KubeEmulator
@@ -14,5 +16,5 @@ from tests.kubernetes.helpers import Cluster
 
 
 @pytest.fixture
-def cluster(emu: KubeEmulator, make_daemon: MakeDaemon) -> Cluster:
-    return Cluster(emu, make_daemon)
+def cluster(emu: KubeEmulator, make_daemon: MakeDaemon, tmp_path: Path) -> Cluster:
+    return Cluster(emu, make_daemon, tmp_path)

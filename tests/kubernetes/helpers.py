@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry, load_file
@@ -22,7 +23,10 @@ from remediator.testing.kube import KubeEmulator, RecordedRequest
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome, read_outcome
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+# The RBAC deploy/ ships: every scenario runs as the daemon's service account holding exactly it.
+SHIPPED_RBAC = ROOT / "deploy" / "base" / "rbac.yaml"
 # Alerts started a while ago; resolved ones end now, so a cool-down counts from now.
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
@@ -47,10 +51,27 @@ def registry(module: str) -> Registry:
     return fresh
 
 
+def grant(emu: KubeEmulator, tmp: Path, manifests: list[dict[str, Any]] | None = None) -> Path:
+    """Load RBAC manifests (default: the shipped ones) into the emulator and return a token
+    file acting as the service account they bind (RBAC mode on)."""
+    objects = manifests if manifests is not None else shipped_rbac()
+    for obj in objects:
+        emu.add_manifest(obj)
+    subject = next(s for o in objects for s in o.get("subjects") or [])
+    token = tmp / f"kube-token-{len(emu.rbac.tokens)}"
+    token.write_text(emu.service_account_token(subject["namespace"], subject["name"]))
+    return token
+
+
+def shipped_rbac() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(SHIPPED_RBAC.read_text()) if doc]
+
+
 @dataclass
 class Cluster:
     emu: KubeEmulator
     make_daemon: MakeDaemon
+    tmp: Path
     daemon: Daemon | None = None
 
     async def start(
@@ -61,11 +82,20 @@ class Cluster:
         params: Mapping[str, Mapping[str, Any]] | None = None,
         guards: Mapping[str, Any] | None = None,
         kube: Mapping[str, Any] | None = None,
+        rbac: list[dict[str, Any]] | None = None,
     ) -> Daemon:
-        """The daemon with `playbooks/<module>.py`; `params` by playbook name."""
+        """The daemon with `playbooks/<module>.py`; `params` by playbook name. It acts as
+        its service account with the `rbac` manifests' rules (default: the shipped ones)."""
+        token = grant(self.emu, self.tmp, rbac)
         config: dict[str, Any] = {
             "mode": mode,
-            "kubernetes": {"mode": "url", "url": self.emu.url, **KUBE, **(kube or {})},
+            "kubernetes": {
+                "mode": "url",
+                "url": self.emu.url,
+                "token_file": str(token),
+                **KUBE,
+                **(kube or {}),
+            },
             "playbooks": {name: {"params": dict(p)} for name, p in (params or {}).items()},
         }
         if guards is not None:

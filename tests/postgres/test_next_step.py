@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from remediator.testing.alerts import alert, notification
 from remediator.testing.kube import KubeEmulator
 from remediator.testing.servers import PostgresServer
 from tests.conftest import Daemon, MakeDaemon
+from tests.kubernetes.helpers import grant
 from tests.postgres.conftest import Databases, Roles, Sessions
 from tests.postgres.helpers import database, fire, past_threshold, pool_exhausted, start
 
@@ -173,9 +175,11 @@ async def test_nothing_to_terminate_goes_straight_to_the_restart_step(
 KUBE_FAST = {"poll_seconds": 0.02, "retry": {"attempts": 2, "initial_backoff_seconds": 0.01}}
 
 
-def through_emulator(emu: KubeEmulator) -> dict[str, Any]:
-    """The daemon's config for a Kubernetes client that talks to the emulator, quickly."""
-    return {"kubernetes": {"mode": "url", "url": emu.url, **KUBE_FAST}}
+def through_emulator(emu: KubeEmulator, tmp: Path) -> dict[str, Any]:
+    """The daemon's config for a Kubernetes client that talks to the emulator, quickly, as
+    the daemon's service account holding exactly the shipped RBAC."""
+    token = grant(emu, tmp)
+    return {"kubernetes": {"mode": "url", "url": emu.url, "token_file": str(token), **KUBE_FAST}}
 
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -194,6 +198,7 @@ async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
     databases: Databases,
     sessions: Sessions,
     emu: KubeEmulator,
+    tmp_path: Path,
 ) -> None:
     emu.add_deployment("shop", "orders", replicas=2)
     db = databases.target
@@ -204,7 +209,7 @@ async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
         registry,
         {db: database(postgres_server, roles.remediator, db)},
         params={"follow_up_seconds": 0.5},
-        config=through_emulator(emu),
+        config=through_emulator(emu, tmp_path),
     )
 
     outcome = await fire(daemon, db)
@@ -241,6 +246,7 @@ async def test_with_kubernetes_nothing_to_terminate_restarts_at_once(
     roles: Roles,
     databases: Databases,
     emu: KubeEmulator,
+    tmp_path: Path,
 ) -> None:
     emu.add_deployment("shop", "orders", replicas=1)
     db = databases.target
@@ -248,7 +254,7 @@ async def test_with_kubernetes_nothing_to_terminate_restarts_at_once(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        config=through_emulator(emu),
+        config=through_emulator(emu, tmp_path),
     )
 
     outcome = await fire(daemon, db)
@@ -268,6 +274,7 @@ async def test_with_kubernetes_the_restart_obeys_the_namespace_guard(
     roles: Roles,
     databases: Databases,
     emu: KubeEmulator,
+    tmp_path: Path,
 ) -> None:
     emu.add_deployment("kube-system", "orders", replicas=1)
     db = databases.target
@@ -275,7 +282,7 @@ async def test_with_kubernetes_the_restart_obeys_the_namespace_guard(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        config=through_emulator(emu),
+        config=through_emulator(emu, tmp_path),
     )
 
     outcome = await fire(daemon, db, namespace="kube-system")

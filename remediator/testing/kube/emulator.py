@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ from remediator.testing.kube.api import Selection, Target
 from remediator.testing.kube.controllers import ControllerManager
 from remediator.testing.kube.faults import Faults
 from remediator.testing.kube.patching import MERGE_PATCH
+from remediator.testing.kube.rbac import Authorizer
 from remediator.testing.kube.resources import (
     DEPLOYMENTS,
     HPAS,
@@ -31,6 +33,7 @@ from remediator.testing.kube.resources import (
     STATEFULSETS,
     ResourceType,
     find_type,
+    type_for_kind,
 )
 from remediator.testing.kube.server import ApiServer, RecordedRequest
 from remediator.testing.kube.store import Store, WatchEvent
@@ -67,6 +70,24 @@ class KubeEmulator:
     @property
     def requests(self) -> list[RecordedRequest]:
         return self._server.requests
+
+    @property
+    def rbac(self) -> Authorizer:
+        """RBAC mode (off until `enable_rbac`); its `decisions` show what was asked."""
+        return self._server.rbac
+
+    def enable_rbac(self, tokens: dict[str, str] | None = None) -> None:
+        """Authorize every request that bears a token as the RBAC authorizer does, from the
+        stored Roles, ClusterRoles and bindings; `tokens` maps tokens to users
+        (`system:serviceaccount:NS:NAME` for a service account)."""
+        self._server.rbac.enabled = True
+        self._server.rbac.tokens.update(tokens or {})
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """Turn RBAC mode on and return a new token acting as the service account."""
+        token = secrets.token_urlsafe(24)
+        self.enable_rbac({token: f"system:serviceaccount:{namespace}:{name}"})
+        return token
 
     @property
     def errors(self) -> list[BaseException]:
@@ -111,15 +132,18 @@ class KubeEmulator:
     ) -> None:
         await self.stop()
 
-    def kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        """Write a kubeconfig pointing at this emulator (call after `start`)."""
+    def kubeconfig(
+        self, path: str | Path, namespace: str = "default", token: str | None = None
+    ) -> Path:
+        """Write a kubeconfig pointing at this emulator (call after `start`); with `token`,
+        requests act as that token's user (RBAC mode), else as the administrator."""
         if not self.url:
             raise EmulatorError("start the emulator before writing a kubeconfig")
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulator", "user": {}}],
+            "users": [{"name": "emulator", "user": {"token": token} if token else {}}],
             "contexts": [
                 {
                     "name": "emulator",
@@ -146,6 +170,13 @@ class KubeEmulator:
     def add_object(self, api_version: str, plural: str, obj: JsonObj) -> JsonObj:
         """Create any served object (a manifest as dict) exactly as a POST would."""
         return self._create(self._type(api_version, plural), obj)
+
+    def add_manifest(self, obj: JsonObj) -> JsonObj:
+        """Create an object of any served kind from its manifest (`apiVersion` and `kind`)."""
+        rt = type_for_kind(str(obj.get("apiVersion")), str(obj.get("kind")))
+        if rt is None:
+            raise KeyError(f"the emulator does not serve {obj.get('apiVersion')} {obj.get('kind')}")
+        return self._create(rt, obj)
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> JsonObj:
         labels = {"kubernetes.io/metadata.name": name, **(labels or {})}

@@ -159,6 +159,61 @@ SCALEDOBJECTS = ResourceType(
     short_names=("so",),
 )
 
+
+def _plain(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    *,
+    namespaced: bool = True,
+    short_names: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+) -> ResourceType:
+    """A type stored and served as it is: no controller, status or generation of its own
+    (what `kubectl apply` of the deploy/ manifests needs, and RBAC's objects)."""
+    return ResourceType(
+        group,
+        version,
+        kind,
+        plural,
+        kind.lower(),
+        namespaced=namespaced,
+        short_names=short_names,
+        categories=categories,
+        status_subresource=False,
+        tracks_generation=False,
+    )
+
+
+SERVICEACCOUNTS = _plain("", "v1", "ServiceAccount", "serviceaccounts", short_names=("sa",))
+CONFIGMAPS = _plain("", "v1", "ConfigMap", "configmaps", short_names=("cm",))
+SECRETS = _plain("", "v1", "Secret", "secrets")
+SERVICES = _plain("", "v1", "Service", "services", short_names=("svc",), categories=("all",))
+PVCS = _plain("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short_names=("pvc",))
+NETWORKPOLICIES = _plain(
+    "networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)
+)
+RBAC = "rbac.authorization.k8s.io"
+ROLES = _plain(RBAC, "v1", "Role", "roles")
+CLUSTERROLES = _plain(RBAC, "v1", "ClusterRole", "clusterroles", namespaced=False)
+ROLEBINDINGS = _plain(RBAC, "v1", "RoleBinding", "rolebindings")
+CLUSTERROLEBINDINGS = _plain(
+    RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False
+)
+# The Prometheus Operator's CRDs, served as if installed.
+MONITORING = "monitoring.coreos.com"
+SERVICEMONITORS = _plain(
+    MONITORING, "v1", "ServiceMonitor", "servicemonitors", short_names=("smon",)
+)
+PODMONITORS = _plain(MONITORING, "v1", "PodMonitor", "podmonitors", short_names=("pmon",))
+PROMETHEUSRULES = _plain(
+    MONITORING, "v1", "PrometheusRule", "prometheusrules", short_names=("promrule",)
+)
+ALERTMANAGERCONFIGS = _plain(
+    MONITORING, "v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs", short_names=("amcfg",)
+)
+
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
     PODS,
@@ -171,6 +226,20 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     PDBS,
     LEASES,
     SCALEDOBJECTS,
+    SERVICEACCOUNTS,
+    CONFIGMAPS,
+    SECRETS,
+    SERVICES,
+    PVCS,
+    NETWORKPOLICIES,
+    ROLES,
+    CLUSTERROLES,
+    ROLEBINDINGS,
+    CLUSTERROLEBINDINGS,
+    SERVICEMONITORS,
+    PODMONITORS,
+    PROMETHEUSRULES,
+    ALERTMANAGERCONFIGS,
 )
 
 

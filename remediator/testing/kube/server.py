@@ -27,6 +27,7 @@ from remediator.testing.kube import (
 )
 from remediator.testing.kube.api import ResourceApi, Selection, Target
 from remediator.testing.kube.faults import Faults
+from remediator.testing.kube.rbac import Authorizer
 from remediator.testing.kube.resources import PODS, find_type
 from remediator.testing.kube.store import Store
 
@@ -87,12 +88,15 @@ class ApiServer:
         self.store = store
         self.api = ResourceApi(store)
         self.faults = faults
+        self.rbac = Authorizer(store)
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []
         self.address = ""
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._record, self._render_errors, self._inject])
+        app = web.Application(
+            middlewares=[self._record, self._render_errors, self._authorize, self._inject]
+        )
         app.router.add_get("/version", self._version)
         app.router.add_get("/api", self._core_versions)
         app.router.add_get("/apis", self._groups)
@@ -140,6 +144,11 @@ class ApiServer:
             self.errors.append(exc)
             body = errors.status_body(500, f"emulator error: {exc!r}")
             return web.json_response(body, status=500)
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.rbac.check(request)
+        return await handler(request)
 
     @web.middleware
     async def _inject(self, request: web.Request, handler: Handler) -> web.StreamResponse:
