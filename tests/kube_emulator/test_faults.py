@@ -27,6 +27,9 @@ async def test_throttling_429_carries_retry_after(emu: KubeEmulator, api: client
 
 async def test_injected_conflict_and_unavailable(emu: KubeEmulator, api: client.ApiClient) -> None:
     emu.add_deployment("shop", "api")
+    # Settled first: a status update between the read and the second replace would be a real
+    # conflict (a flake on a loaded machine), not the injected one.
+    await emu.wait_rolled_out("shop", "api")
     apps = client.AppsV1Api(api)
     emu.faults.add(method="PUT", path_regex="/deployments/api$", status=409, times=1)
     emu.faults.add(method="GET", path_regex="/deployments/api$", status=503, times=1)
