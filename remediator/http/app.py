@@ -19,6 +19,7 @@ from remediator.http.admin import admin_app
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.auth import Credentials
 from remediator.http.keys import ENGINE, SETTINGS, SLACK_VERIFIER, WEBHOOK_CREDENTIALS
+from remediator.http.ui import ui_app
 
 
 def build_app(
@@ -45,6 +46,8 @@ def build_app(
         app.router.add_post("/slack/interactions", slack.interactions)
     tokens = admin_tokens if admin_tokens is not None else AdminTokens.from_settings(settings.admin)
     app.add_subapp("/admin/", admin_app(tokens))
+    app.add_subapp("/ui/", ui_app(tokens))
+    app.router.add_get("/ui", _to_ui)
 
     async def engine_lifetime(app: web.Application) -> AsyncIterator[None]:
         await engine.start()
@@ -55,6 +58,10 @@ def build_app(
 
     app.cleanup_ctx.append(engine_lifetime)
     return app
+
+
+async def _to_ui(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/ui/")
 
 
 class Server:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from remediator.config import PlaybookSettings
 from remediator.http.admin.common import Problem, engine, record, reply
+from remediator.http.episode_view import episode_view
 from remediator.store import StoreUnavailable
 
 EPISODE_STATES = ("firing", "resolved")
@@ -122,25 +123,21 @@ async def episodes(request: web.Request) -> web.Response:
 
 
 async def episode(request: web.Request) -> web.Response:
-    eng = engine(request)
-    store = eng.store
     episode_id = request.match_info["episode_id"]
-    found = await store.get_episode(episode_id)
-    if found is None:
+    view = await episode_view(engine(request), episode_id)
+    if view is None:
         raise Problem(404, f"no episode {episode_id!r}")
-    runs = await store.runs_for(episode_id)
-    approvals = [await store.get_approval(r.id) for r in runs]
     return reply(
         {
-            "episode": record(found),
-            "decisions": [record(d) for d in await store.decisions_for(episode_id)],
-            "runs": [record(r) for r in runs],
-            "actions": [record(a) for a in await store.actions_for(episode_id)],
-            "calls": record(await store.calls_for(episode_id)),
-            "verifications": [record(v) for v in await store.verifications_for(episode_id)],
-            "approvals": [record(a) for a in approvals if a is not None],
-            "escalations": [record(e) for e in await store.escalations_for(episode_id)],
-            "reports": record(await store.outbox_for(episode_id)),
+            "episode": record(view.episode),
+            "decisions": [record(d) for d in view.decisions],
+            "runs": [record(r) for r in view.runs],
+            "actions": [record(a) for a in view.actions],
+            "calls": record(view.calls),
+            "verifications": [record(v) for v in view.verifications],
+            "approvals": [record(a) for a in view.approvals],
+            "escalations": [record(e) for e in view.escalations],
+            "reports": record(view.reports),
         }
     )
 
