@@ -76,6 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         # Reading the secrets proves their files exist and are readable.
         settings.webhook.auth.bearer()
         settings.webhook.auth.basic()
+        settings.approval.slack.secret()
     except ConfigError as exc:
         problems += exc.problems
     if problems:
@@ -138,6 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         credentials = webhook_credentials(settings, log)
         AdminTokens.from_settings(settings.admin)  # an unreadable token file stops the start
+        settings.approval.slack.secret()  # so does the Slack signing secret's
     except (ConfigError, OSError) as exc:
         return _fail([str(exc)], "refusing to start")
     return asyncio.run(_serve(settings, registry, params, credentials, log))

@@ -345,9 +345,12 @@ class SlackApprovalSettings(Section):
     )
 
     def secret(self) -> str | None:
-        return read_secret(
+        secret = read_secret(
             self.signing_secret, self.signing_secret_file, "approval.slack.signing_secret"
         )
+        if self.enabled and not secret:
+            raise ConfigError(["approval.slack.signing_secret: empty"])
+        return secret
 
     @property
     def enabled(self) -> bool:

@@ -18,7 +18,9 @@ from remediator.store.sqlite_governance import _audit
 
 
 class _Backend(Protocol):
-    def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+    def _write(
+        self, *, urgent: bool = False
+    ) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
     async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]: ...
 
 
@@ -37,7 +39,8 @@ class SlackSQL:
         payload: dict[str, Any],
     ) -> int | None:
         at = ts(now())
-        async with self._write() as db:
+        # Urgent, like the webhook's intake: Slack waits at most three seconds for the answer.
+        async with self._write(urgent=True) as db:
             async with db.execute(
                 "SELECT 1 FROM slack_clicks WHERE signature = ?", (signature,)
             ) as cursor:

@@ -4,6 +4,7 @@ guards checked again, and nothing lost across a restart."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -249,7 +250,7 @@ async def test_a_signed_request_that_is_not_a_click_changes_nothing(
     assert [a.run_id for a in await daemon.engine.governance.pending_approvals()] == [run_id]
 
 
-def test_the_settings_say_what_is_missing_or_wrong() -> None:
+def test_the_settings_say_what_is_missing_or_wrong(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"approval\.slack needs reports\.slack\.channel"):
         load_settings(environ={"REMEDIATOR_APPROVAL__SLACK__SIGNING_SECRET": SECRET})
     with pytest.raises(ValidationError, match=r"\['alice'\] are not Slack user"):
@@ -262,3 +263,9 @@ def test_the_settings_say_what_is_missing_or_wrong() -> None:
         }
     )
     assert settings.approval.slack.secret() == SECRET
+    missing = SlackApprovalSettings(signing_secret_file=tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"approval\.slack\.signing_secret: cannot read"):
+        missing.secret()
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match=r"approval\.slack\.signing_secret: empty"):
+        SlackApprovalSettings(signing_secret_file=tmp_path / "empty").secret()
