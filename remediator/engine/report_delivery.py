@@ -204,7 +204,9 @@ class SlackReportDelivery:
         message, first = approval_render.message(item.kind, document)
         if first and posted is None:  # else: delivered again after a restart, or re-sent
             thread = await self._thread(item.episode_id, document)
-            ts = await self._post(message, thread_ts=thread)
+            # A decision is waited for: shown in the channel too, like an escalation.
+            broadcast = thread is not None and item.kind == APPROVAL_REQUEST
+            ts = await self._post(message, thread_ts=thread, broadcast=broadcast)
             if ts:
                 await self._store.set_approval_message(run_id, self._channel, ts)
             return

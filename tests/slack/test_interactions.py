@@ -37,7 +37,7 @@ async def test_the_report_of_a_pending_run_carries_buttons_the_change_and_the_de
     daemon = await make_daemon(scaling(world), config=approving(slack))
     run_id, ts, message = await pending(daemon, slack)
     head_ts = slack.posted[0][0]
-    assert message["thread_ts"] == head_ts
+    assert message["thread_ts"] == head_ts and message["reply_broadcast"] is True
     text = text_of(message)
     assert "Waiting for approval" in text and "replicas 3 → 5" in text
     assert "kill switch: none engaged" in text and "storm breaker: closed" in text
