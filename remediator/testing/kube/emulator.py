@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +178,47 @@ class KubeEmulator:
         if rt is None:
             raise KeyError(f"the emulator does not serve {obj.get('apiVersion')} {obj.get('kind')}")
         return self._create(rt, obj)
+
+    def load(self, objects: list[JsonObj]) -> list[JsonObj]:
+        """Recreate a snapshot of a cluster (e.g. `kubectl get ... -o yaml`) as it was.
+
+        Owners are created before what they own and owner references are pointed at the new
+        uids; the controllers run once at the end, so a Deployment adopts its ReplicaSets (and
+        keeps their revision history) instead of making new ones, and pods keep their names.
+        """
+        in_snapshot = {o.get("metadata", {}).get("uid") for o in objects} - {None}
+        uids: dict[str, str] = {}
+        pending = list(objects)
+        created: list[JsonObj] = []
+        while pending:
+            ready = [
+                o
+                for o in pending
+                if not any(
+                    r.get("uid") in in_snapshot and r.get("uid") not in uids
+                    for r in o.get("metadata", {}).get("ownerReferences") or []
+                )
+            ]
+            if not ready:
+                raise EmulatorError("the objects' owner references form a cycle")
+            for obj in ready:
+                pending.remove(obj)
+                rt = type_for_kind(str(obj.get("apiVersion")), str(obj.get("kind")))
+                if rt is None:
+                    raise KeyError(
+                        f"the emulator does not serve {obj.get('apiVersion')} {obj.get('kind')}"
+                    )
+                new = copy.deepcopy(obj)
+                for ref in new.get("metadata", {}).get("ownerReferences") or []:
+                    ref["uid"] = uids.get(ref.get("uid"), ref.get("uid"))
+                namespace = new.get("metadata", {}).get("namespace")
+                made = self._server.api.create(Target(rt, namespace), new, dry_run=False)
+                old_uid = obj.get("metadata", {}).get("uid")
+                if old_uid:
+                    uids[old_uid] = made["metadata"]["uid"]
+                created.append(made)
+        self.reconcile()
+        return created
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> JsonObj:
         labels = {"kubernetes.io/metadata.name": name, **(labels or {})}
