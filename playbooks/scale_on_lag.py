@@ -34,9 +34,11 @@ its `partitions` annotation (e.g. a rule joining `kafka_topic_partitions`), and 
 leave consumers idle and rebalance the group for nothing. A label can only lower the cap.
 
 Verification: scale-on-lag checks after 5 minutes that the group's lag stopped growing
-(runbook 003: growing lag after scaling is escalated); scale-on-latency that the alert's own
-expression no longer fires. Recorded: the replicas before, the owner, the cap and why, the
-exact patch; shadow mode records the patch and changes nothing.
+(runbook 003: growing lag after scaling is escalated) and, while KafkaLagHigh still fires,
+that the lag is falling: lag flat above the threshold is not a fix, and is escalated.
+scale-on-latency checks that the alert's own expression no longer fires. The bake time is
+`playbooks.<name>.verify.bake_seconds` (default 300). Recorded: the replicas before, the
+owner, the cap and why, the exact patch; shadow mode records the patch and changes nothing.
 
 Parameters (`playbooks.scale-on-lag.params`, `playbooks.scale-on-latency.params`): see
 `LagParams` and `LatencyParams` below.
@@ -219,10 +221,12 @@ async def _keda_back(
     )
 
 
-LAG_GROWING = (
+LAG_CHANGE = (
     "sum by (consumergroup, topic) (delta(kafka_consumergroup_lag{"
-    'consumergroup="{{ $labels.consumergroup }}", topic="{{ $labels.topic }}"}[5m])) > 0'
+    'consumergroup="{{ $labels.consumergroup }}", topic="{{ $labels.topic }}"}[5m]))'
 )
+LAG_GROWING = LAG_CHANGE + " > 0"
+LAG_FALLING = LAG_CHANGE + " < 0"
 
 
 @playbook(
@@ -230,7 +234,7 @@ LAG_GROWING = (
     target=targets.deployment(),
     params=LagParams,
     priority=10,
-    verify=Verify(bake=timedelta(minutes=5), promql=LAG_GROWING),
+    verify=Verify(bake=timedelta(minutes=5), promql=LAG_GROWING, progress=LAG_FALLING),
     revert=scale_back,
     access=SCALING,
 )

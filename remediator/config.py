@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -121,11 +122,22 @@ class DispatchSettings(Section):
     )
 
 
+class PlaybookVerifySettings(Section):
+    bake_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long after acting the verification waits; default: the playbook's own.",
+    )
+
+
 class PlaybookSettings(Section):
     enabled: bool = Field(True, description="A disabled playbook never matches.")
     mode: Mode | None = Field(None, description="Overrides the global mode for this playbook.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="The playbook's parameters (see its docstring)."
+    )
+    verify: PlaybookVerifySettings = Field(
+        default_factory=PlaybookVerifySettings, description="Its verification after acting."
     )
 
 
@@ -640,6 +652,13 @@ class Settings(BaseSettings):
                         f"databases: {label!r} names both {seen[label]!r} and {name!r}"
                     )
         return self
+
+    def bake_of(self, playbook: str) -> timedelta | None:
+        """The configured bake time of a playbook's verification (None: the playbook's)."""
+        override = self.playbooks.get(playbook)
+        if override is None or override.verify.bake_seconds is None:
+            return None
+        return timedelta(seconds=override.verify.bake_seconds)
 
     def mode_of(self, playbook: str) -> Mode:
         override = self.playbooks.get(playbook)

@@ -191,6 +191,7 @@ class Engine:
                 reporter=reporter,
                 breaker=self.breaker,
                 timers=self.timers,
+                bake_of=settings.bake_of,
             )
             self.timers.on(VERIFY, verification.on_timer)
             verifier = verification

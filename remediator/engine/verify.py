@@ -9,6 +9,13 @@ What is asked:
   literal; so write it inside quotes: `deriv(lag{group="{{ $labels.consumergroup }}"}[5m]) > 0`.
   A missing label is an error (an empty value would widen the selector), never an empty string.
 
+With the playbook's own query, passing it is not enough while the alert itself still fires: its
+condition is asked too (the alert's expression, or `ALERTS{alertname=...}` when the alert
+carries none). Still firing after the bake is `not_verified`, unless the playbook's
+`Verify(progress=...)` query shows clear progress (falling lag), which is `verified` and says so.
+
+The bake time is the playbook's `Verify(bake=...)`, or `playbooks.<name>.verify.bake_seconds`.
+
 The outcome is `verified`, `not_verified`, or `unknown` (Prometheus unreachable or the query
 cannot be evaluated). It is recorded durably (table `verifications`), counted, reported, fed to
 the storm breaker; anything but verified is escalated. The action is never repeated. An episode
@@ -20,8 +27,8 @@ The wait is a durable timer, so a verification due during a restart still happen
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -71,8 +78,21 @@ def render_query(template: str, labels: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
+# Labels of a series that the alert itself does not carry: the metric name, and ALERTS' state.
+_NOT_ALERT_LABELS = frozenset({"__name__", "alertstate"})
+
+
 def belongs_to(sample: Sample, labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in sample.labels.items() if k != "__name__")
+    return all(labels.get(k) == v for k, v in sample.labels.items() if k not in _NOT_ALERT_LABELS)
+
+
+def firing_query(alert: Alert) -> str:
+    """What shows that the alert still fires: its own expression, or Prometheus' ALERTS."""
+    expression = alert_expression(alert.generatorURL)
+    if expression is not None:
+        return expression
+    name = escape_promql(alert.labels.get("alertname", ""))
+    return f'ALERTS{{alertname="{name}", alertstate="firing"}}'
 
 
 def plan(spec: PlaybookSpec, alert: Alert) -> dict[str, Any]:
@@ -84,7 +104,18 @@ def plan(spec: PlaybookSpec, alert: Alert) -> dict[str, Any]:
             query = render_query(verify.promql, alert.labels)
         except QueryError as exc:
             return {"query": verify.promql, "error": str(exc)}
-        return {"query": query, "success_when_empty": verify.success_when_empty}
+        planned: dict[str, Any] = {
+            "query": query,
+            "success_when_empty": verify.success_when_empty,
+            "firing_query": firing_query(alert),
+            "series_of": dict(alert.labels),
+        }
+        if verify.progress:
+            try:
+                planned["progress"] = render_query(verify.progress, alert.labels)
+            except QueryError as exc:
+                planned["progress_error"] = str(exc)
+        return planned
     expression = alert_expression(alert.generatorURL)
     if expression is None:
         return {"query": "", "error": "the alert's generatorURL carries no g0.expr expression"}
@@ -104,7 +135,9 @@ class Verification:
         reporter: Reporter,
         breaker: StormBreaker,
         timers: Timers,
+        bake_of: Callable[[str], timedelta | None] = lambda _playbook: None,
     ) -> None:
+        self._bake_of = bake_of
         self._store = store
         self._metrics = metrics
         self._prometheus = prometheus
@@ -116,10 +149,11 @@ class Verification:
 
     async def schedule(self, spec: PlaybookSpec, run: RunInfo, alert: Alert) -> None:
         assert spec.verify is not None
+        bake = self._bake_of(spec.name)
         await self._store.add_timer(
             VERIFY,
             run.episode_id,
-            due_at=datetime.now(UTC) + spec.verify.bake,
+            due_at=datetime.now(UTC) + (spec.verify.bake if bake is None else bake),
             run_id=run.run_id,
             playbook=run.playbook,
             payload={**plan(spec, alert), "target": run.target.key},
@@ -175,10 +209,52 @@ class Verification:
         except PrometheusError as exc:
             return VerificationResult.UNKNOWN, f"Prometheus: {exc}"
         series_of = payload.get("series_of")
-        if series_of is not None:
+        if series_of is not None and "firing_query" not in payload:  # the alert's expression
             samples = [s for s in samples if belongs_to(s, series_of)]
         empty = not samples
-        if empty == bool(payload.get("success_when_empty", True)):
-            return VerificationResult.VERIFIED, f"{len(samples)} series returned"
-        shown = ", ".join(f"{s.labels}={s.value:g}" for s in samples[:3])
-        return VerificationResult.NOT_VERIFIED, f"{len(samples)} series returned: {shown}"[:500]
+        passed = empty == bool(payload.get("success_when_empty", True))
+        own = f"{len(samples)} series returned"
+        if not passed:
+            return VerificationResult.NOT_VERIFIED, f"{own}: {_shown(samples)}"[:500]
+        if "firing_query" not in payload:
+            return VerificationResult.VERIFIED, own
+        return await self._still_firing(payload, own)
+
+    async def _still_firing(
+        self, payload: dict[str, Any], own: str
+    ) -> tuple[VerificationResult, str]:
+        """The playbook's own check passed; an alert still firing needs clear progress."""
+        assert self._prometheus is not None
+        series_of = payload.get("series_of") or {}
+        try:
+            firing = await self._prometheus.query(str(payload["firing_query"]))
+        except PrometheusError as exc:
+            return (
+                VerificationResult.UNKNOWN,
+                f"the playbook's check passed ({own}), but whether the alert still fires is "
+                f"unknown: Prometheus: {exc}",
+            )
+        firing = [s for s in firing if belongs_to(s, series_of)]
+        if not firing:
+            return VerificationResult.VERIFIED, f"{own}; the alert's condition no longer holds"
+        still = f"the alert still fires after the bake ({_shown(firing)})"
+        if payload.get("progress_error"):
+            return VerificationResult.UNKNOWN, f"{still}; progress: {payload['progress_error']}"
+        if payload.get("progress"):
+            try:
+                moving = await self._prometheus.query(str(payload["progress"]))
+            except PrometheusError as exc:
+                return VerificationResult.UNKNOWN, f"{still}; progress: Prometheus: {exc}"
+            if moving:
+                return (
+                    VerificationResult.VERIFIED,
+                    f"{still}, but it is improving: {_shown(moving)}"[:500],
+                )
+        return (
+            VerificationResult.NOT_VERIFIED,
+            f"{still}, and no progress is shown (the playbook's check: {own})"[:500],
+        )
+
+
+def _shown(samples: list[Sample]) -> str:
+    return ", ".join(f"{s.labels}={s.value:g}" for s in samples[:3])

@@ -40,10 +40,13 @@ class Verify:
     """How success is proven after the bake time. `promql` empty means: the alert's own
     expression (from its generatorURL) must return nothing."""
 
-    bake: timedelta = timedelta(minutes=2)
+    bake: timedelta = timedelta(minutes=2)  # `playbooks.<name>.verify.bake_seconds` overrides
     promql: str = ""
     # The query's result proves success when it is empty (the default) or non-empty.
     success_when_empty: bool = True
+    # With `promql`, while the alert itself still fires after the bake: a query whose series
+    # show clear progress (e.g. falling lag). Without any, an alert still firing is not fixed.
+    progress: str = ""
 
 
 @dataclass(frozen=True)

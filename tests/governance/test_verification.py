@@ -116,8 +116,12 @@ async def test_verified_not_verified_and_prometheus_down(
         # Its expression returns other alerts' series (stuck, later), but none of this one.
         assert await verification(daemon, "fixed-own") == ("verified", "0 series returned")
         assert await escalation_kinds(daemon, "fixed-own") == []
-        # The playbook's own query, with the alert's label filled in.
-        assert await verification(daemon, "fixed-custom") == ("verified", "0 series returned")
+        # The playbook's own query, with the alert's label filled in; and the alert's own
+        # expression no longer returns its series.
+        assert await verification(daemon, "fixed-custom") == (
+            "verified",
+            "0 series returned; the alert's condition no longer holds",
+        )
         counts = daemon.engine.metrics.verifications
         assert counts.labels(playbook="scale-own", result="verified")._value.get() == 1
         assert counts.labels(playbook="scale-own", result="not_verified")._value.get() == 1
