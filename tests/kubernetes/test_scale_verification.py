@@ -16,7 +16,7 @@ from remediator.testing.exporter import MetricsExporter
 from remediator.testing.servers import PrometheusServer, wait_for
 from tests.conftest import Daemon
 from tests.governance.helpers import eventually
-from tests.kubernetes.helpers import KUBE, Cluster, labels, registry
+from tests.kubernetes.helpers import KUBE, Cluster, grant, labels, registry
 
 pytestmark = pytest.mark.servers
 
@@ -48,7 +48,12 @@ async def start(cluster: Cluster, prometheus: PrometheusServer, **verify: Any) -
     """The daemon with the built-in scale-on-lag, the emulator and the real Prometheus."""
     config = {
         "mode": "auto",
-        "kubernetes": {"mode": "url", "url": cluster.emu.url, **KUBE},
+        "kubernetes": {
+            "mode": "url",
+            "url": cluster.emu.url,
+            "token_file": str(grant(cluster.emu, cluster.tmp)),  # the shipped RBAC
+            **KUBE,
+        },
         "prometheus": {"url": prometheus.url, "timeout_seconds": 2},
         "playbooks": {"scale-on-lag": {"params": {"partitions": 12}, "verify": verify}},
     }

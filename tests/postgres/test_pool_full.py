@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -83,6 +84,7 @@ async def test_a_full_server_goes_on_to_restart_the_application(
     every_slot_taken: list[Any],
     emu: KubeEmulator,
     slack: FakeSlack,
+    tmp_path: Path,
 ) -> None:
     emu.add_deployment("shop", "orders", replicas=2)
     # The daemon's role gets no slot: this is the situation under test.
@@ -93,7 +95,7 @@ async def test_a_full_server_goes_on_to_restart_the_application(
         registry,
         databases(small_server),
         params={"follow_up_seconds": 30},
-        config={**through_emulator(emu), **reporting(slack)},
+        config={**through_emulator(emu, tmp_path), **reporting(slack)},
     )
 
     outcome = await fire(daemon, DB)
@@ -130,6 +132,7 @@ async def test_without_the_restart_step_a_full_server_fails_and_escalates(
     every_slot_taken: list[Any],
     emu: KubeEmulator,
     slack: FakeSlack,
+    tmp_path: Path,
 ) -> None:
     emu.add_deployment("shop", "orders", replicas=2)
     daemon = await start(
@@ -137,7 +140,7 @@ async def test_without_the_restart_step_a_full_server_fails_and_escalates(
         registry,
         databases(small_server),
         params={"restart_deployment": False},
-        config={**through_emulator(emu), **reporting(slack)},
+        config={**through_emulator(emu, tmp_path), **reporting(slack)},
     )
 
     outcome = await fire(daemon, DB)
