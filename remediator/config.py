@@ -542,6 +542,13 @@ class ReportSettings(Section):
         ge=0,
         description="Reports wait this long before going out, so a storm can be summarised.",
     )
+    progress_after_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="A run still going this long after its start or one of its actions posts "
+        "that step in the episode's thread (0: every step at once; a quicker run says it all "
+        "in its report).",
+    )
     admin_url: str | None = Field(
         None, description="Base URL of the admin API, linked from summaries and reports."
     )

@@ -18,8 +18,9 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
-from remediator.engine.hooks import Approvals, Escalator, Guards, Reporter, Verifier
+from remediator.engine.hooks import Approvals, Escalator, Guards, NoReports, Reporter, Verifier
 from remediator.engine.locks import KeyedLocks
+from remediator.engine.progress import RunProgress
 from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -229,6 +230,7 @@ class Pipeline:
         guard: str | None = None
         async with self.locks.hold(target.key):
             log.info("run started")
+            run.progress.started()
             try:
                 async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
                     await spec.fn(**kwargs)
@@ -249,6 +251,8 @@ class Pipeline:
             except Exception as exc:  # a playbook bug must not take the daemon down
                 state, error = RunState.FAILED, f"{type(exc).__name__}: {exc}"
                 log.exception("playbook failed")
+            finally:
+                await run.progress.finish()  # its notes go before its report
         escalation = "; ".join(run.escalations) or None
         if state in (RunState.REFUSED, RunState.FAILED):
             escalation = "; ".join(filter(None, [error, escalation]))
@@ -287,7 +291,9 @@ class Pipeline:
         run_id: int,
         dry_run: bool,
         log: Any,
+        step: str = "run",
     ) -> EngineRun:
+        about = {"playbook": spec.name, "target": target.key, "run_id": run_id, "step": step}
         return EngineRun(
             run_id=run_id,
             episode_id=episode_id,
@@ -300,6 +306,14 @@ class Pipeline:
             log=log,
             has_revert=spec.revert is not None,
             has_follow_up=spec.follow_up is not None,
+            # A dry run waits for nothing: only real changes are followed as they happen.
+            progress=RunProgress(
+                self.reporter,
+                episode_id,
+                about,
+                after=self.settings.reports.progress_after_seconds,
+                enabled=not dry_run and not isinstance(self.reporter, NoReports),
+            ),
         )
 
     def _kwargs(
@@ -342,7 +356,7 @@ class Pipeline:
         log = self.log.bind(
             episode=episode.id, playbook=spec.name, target=target.key, run=timer.run_id, revert=True
         )
-        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log)
+        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "revert")
         alert = _episode_alert(episode, "resolved")
         kwargs = self._kwargs(spec, target, episode, alert, run, log, mode)
         async with self.locks.hold(target.key):
@@ -361,6 +375,8 @@ class Pipeline:
                     {"kind": "revert_failed", "playbook": spec.name},
                 )
                 raise
+            finally:
+                await run.progress.finish()
         await self.store.record_decision(
             episode.id,
             spec.name,
@@ -442,7 +458,7 @@ class Pipeline:
             run=timer.run_id,
             follow_up=True,
         )
-        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log)
+        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "follow_up")
         kwargs = self._kwargs(
             spec, target, episode, _episode_alert(episode, "firing"), run, log, mode
         )
@@ -459,6 +475,8 @@ class Pipeline:
             else:
                 if run.acted or run.would:
                     kind = DecisionKind.ACTED if run.acted else DecisionKind.SHADOW
+            finally:
+                await run.progress.finish()
         escalation = "; ".join(filter(None, [error, *run.escalations]))
         await self.store.record_decision(
             episode.id, spec.name, kind, escalation or f"follow-up: {kind.value}", timer.run_id

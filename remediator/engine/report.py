@@ -7,6 +7,8 @@ evidence, the approval) and queued on the `slack_report` outbox channel, so Slac
 down never delays the pipeline, and delivery after a restart needs nothing else. Only fields
 the record holds for this purpose go in (labels, summaries, actions, evidence); the playbooks
 keep secrets such as DSNs out of the evidence, and delivery scrubs configured secrets again.
+A run in flight also reports its steps (kind `progress`, engine/progress.py): those documents
+come complete from the run and are queued as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from remediator.engine.approval_view import approval_document
 from remediator.engine.outbox import Outbox
+from remediator.engine.progress import PROGRESS
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import ActionRecord, ActionState, EpisodeRecord, RunRecord
@@ -131,6 +134,9 @@ class SlackReports:
 
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None:
         try:
+            if kind == PROGRESS:  # a step of a run in flight: the document is complete
+                await self._outbox.enqueue(SLACK_REPORT, episode_id, PROGRESS, details)
+                return
             document = await build_report(self._store, episode_id, kind, details)
             if document is not None:
                 await self._outbox.enqueue(SLACK_REPORT, episode_id, self._kind(document), document)

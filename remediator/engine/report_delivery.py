@@ -8,6 +8,11 @@ An alert storm must not become a hundred posts: a report waits `batch_window_sec
 outbox (see `Outbox` holds), and when more than `batch_threshold` reports of the channel are
 waiting by then, or several while the storm breaker is open, they go out as one summary.
 
+A run in flight posts its steps (engine/progress.py) in its thread as it goes: they are folded
+into a storm summary with the reports around them, and are not posted while more than
+`batch_threshold` messages wait (a storm) or without a bot token (an incoming webhook has no
+threads; the run's report says it all).
+
 Every payload passes through `Scrubber`: configured secrets (tokens, keys, DSNs) are replaced
 before anything leaves the process, whatever a label or an evidence value contained.
 """
@@ -24,6 +29,7 @@ from remediator.clients.slack import SlackClient, SlackWebhookClient
 from remediator.config import ConfigError, ReportSettings, Settings
 from remediator.engine import approval_render, slack_render
 from remediator.engine.escalate import ESCALATION
+from remediator.engine.progress import PROGRESS, STARTED
 from remediator.engine.report import (
     APPROVAL_DECIDED,
     APPROVAL_REQUEST,
@@ -125,14 +131,16 @@ class SlackReportDelivery:
 
     async def __call__(self, item: OutboxItem) -> None:
         if item.kind == REPORT:
-            batch = await self._storm(item)
+            batch, folded = await self._storm(item)
             if batch:
-                await self._summary(item, batch)
+                await self._summary(item, batch, folded)
                 return
             if item.payload.get("run_now"):
                 await self._approval(item)  # a shadow run's report with "Run now"
             else:
                 await self._report(item)
+        elif item.kind == PROGRESS:
+            await self._progress(item)
         elif item.kind == ESCALATION:
             await self._escalation(item)
         elif item.kind in (APPROVAL_REQUEST, APPROVAL_DECIDED, RUN_NOW_TAKEN):
@@ -184,6 +192,18 @@ class SlackReportDelivery:
         thread = await self._thread(item.episode_id, document)
         await self._post(slack_render.report(document), thread_ts=thread)
 
+    async def _progress(self, item: OutboxItem) -> None:
+        if self._bot is None:
+            return
+        waiting = (await self._store.outbox_pending()).get(SLACK_REPORT, 0)
+        if waiting > self._settings.batch_threshold:
+            self._log.info("progress note not posted: a storm is waiting", item=item.id)
+            return
+        thread = await self._thread(item.episode_id, item.payload)
+        if item.payload.get("stage") == STARTED:
+            return  # the thread's header says the alert was taken up
+        await self._post(slack_render.progress(item.payload), thread_ts=thread)
+
     async def _escalation(self, item: OutboxItem) -> None:
         message = slack_render.escalation(item.payload, self._mention)
         if self._bot is None:
@@ -214,30 +234,34 @@ class SlackReportDelivery:
             text, blocks = self._scrub(message[0]), self._scrub(message[1])
             await self._bot.update(posted[0], posted[1], text, blocks)
 
-    async def _storm(self, head: OutboxItem) -> list[OutboxItem]:
-        """The waiting reports to summarise with the head, or [] to send the head alone."""
+    async def _storm(self, head: OutboxItem) -> tuple[list[OutboxItem], list[OutboxItem]]:
+        """The waiting reports to summarise with the head, and the progress notes among them
+        (folded into the summary, not posted); ([], []) to send the head alone."""
         waiting = await self._store.due_outbox(SLACK_REPORT, _ANY_TIME, _BATCH_SCAN)
         window = timedelta(seconds=self._settings.batch_window_seconds)
-        batch = []
+        batch: list[OutboxItem] = []
+        folded: list[OutboxItem] = []
         for item in waiting:
-            if item.kind != REPORT or item.created_at > head.created_at + window:
+            if item.kind not in (REPORT, PROGRESS) or item.created_at > head.created_at + window:
                 break  # keep the order: an escalation is never folded into a summary
-            batch.append(item)
+            (batch if item.kind == REPORT else folded).append(item)
         if len(batch) > self._settings.batch_threshold:
-            return batch
+            return batch, folded
         if len(batch) > 1 and await self._breaker_open():
-            return batch
-        return []
+            return batch, folded
+        return [], []
 
     async def _breaker_open(self) -> bool:
         breaker = await self._store.current_breaker()
         return breaker is not None and breaker.open_at(datetime.now(UTC))
 
-    async def _summary(self, head: OutboxItem, batch: list[OutboxItem]) -> None:
+    async def _summary(
+        self, head: OutboxItem, batch: list[OutboxItem], folded: list[OutboxItem]
+    ) -> None:
         documents = [item.payload for item in batch]
         await self._post(slack_render.summary(documents, self._settings.admin_url))
         at = datetime.now(UTC)
-        for item in batch:
+        for item in [*batch, *folded]:
             if item.id != head.id:  # the outbox marks the head itself
                 await self._store.outbox_delivered(item.id, at)
         self._log.info("storm summary", reports=len(batch))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from remediator.engine.hooks import Guards
+from remediator.engine.progress import RunProgress
 from remediator.playbook import JSON, Action, ActionRefused, Target
 from remediator.store import Store
 from remediator.store.records import ActionState
@@ -53,6 +54,7 @@ class EngineRun:
         log: Any,
         has_revert: bool = False,
         has_follow_up: bool = False,
+        progress: RunProgress | None = None,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -69,6 +71,7 @@ class EngineRun:
         self.escalations: list[str] = []
         self._has_revert = has_revert
         self._has_follow_up = has_follow_up
+        self.progress = progress or RunProgress.off()
 
     @property
     def run_id(self) -> int:
@@ -109,6 +112,7 @@ class EngineRun:
                     )
                     return None
                 await in_flight.enter_async_context(self._guards.acting(self, action))
+            self.progress.intent(action)
             result = await self._call(action, action_id, call)
         return result
 
@@ -117,16 +121,17 @@ class EngineRun:
         try:
             result = await call()
         except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
             # Shielded: a timeout cancelling the run must not also lose the outcome.
             await asyncio.shield(
-                self._store.record_outcome(
-                    action_id, ActionState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]
-                )
+                self._store.record_outcome(action_id, ActionState.FAILED, error=error)
             )
+            self.progress.outcome(action, ActionState.FAILED, error)
             raise
         await asyncio.shield(
             self._store.record_outcome(action_id, ActionState.SUCCEEDED, result=summarize(result))
         )
+        self.progress.outcome(action, ActionState.SUCCEEDED)
         self.acted += 1
         return result
 

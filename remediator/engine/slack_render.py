@@ -169,6 +169,24 @@ def report(document: dict[str, Any]) -> Message:
     return _clip(text), blocks
 
 
+_PROGRESS_MARKS = {"intent": ":hourglass_flowing_sand:", "succeeded": ":heavy_check_mark:"}
+_STEPS = {"revert": " (revert)", "follow_up": " (follow-up)"}
+
+
+def progress(document: dict[str, Any]) -> Message:
+    """One step of a run in flight: an action about to be made, or its outcome."""
+    action = document.get("action") or {}
+    state = "intent" if document.get("stage") == "intent" else str(action.get("state"))
+    change = change_text(action.get("change") or {})
+    line = f"{_PROGRESS_MARKS.get(state, ':x:')} {action.get('summary')}"
+    line += f" ({change})" if change else ""
+    line += "…" if state == "intent" else f" _{state}_"
+    if action.get("error"):
+        line += f": {action['error']}"
+    line += _STEPS.get(str(document.get("step")), "")
+    return _clip(line.replace("*", "")), [_context(line)]
+
+
 def escalation(document: dict[str, Any], mention: str = "") -> Message:
     """An escalation as a reply in the episode's thread (broadcast to the channel)."""
     reason = str(document.get("reason", "escalation"))
