@@ -12,12 +12,26 @@ from typing import Any
 
 import pytest
 
+from remediator.engine.rbac import manifests
+from remediator.playbook.access import Rule
 from remediator.testing.kube import KubeEmulator
 from remediator.testing.servers import PostgresServer, free_port
+from tests.kubernetes.helpers import grant, shipped_rbac
 from tests.postgres.conftest import Databases, Roles
 from tests.postgres.helpers import database
 
 pytestmark = pytest.mark.servers
+
+
+def shipped_rules() -> frozenset[Rule]:
+    [role] = [o for o in shipped_rbac() if o["kind"] == "ClusterRole"]
+    return frozenset(
+        Rule(group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    )
 
 
 async def check_online(tmp_path: Path, config: dict[str, Any]) -> tuple[int, str, str]:
@@ -49,12 +63,14 @@ async def test_every_missing_grant_and_namespace_is_reported_at_once(
     emu: KubeEmulator,
 ) -> None:
     emu.add_namespace("payments")
-    emu.faults.add(
-        path_regex="/namespaces/payments/",
-        method="GET",
-        status=403,
-        message="deployments is forbidden: User cannot list",
+    # The daemon's service account holds the playbooks' rules in shop only (a Role there),
+    # and in payments only what restart-on-down needs: the rest is named as missing.
+    shop = manifests(shipped_rules(), ("shop",))
+    partial = frozenset(
+        r for r in shipped_rules() if r.group == "apps" and "deployments" in r.resource
     )
+    payments = manifests(partial, ("payments",))
+    token = grant(emu, tmp_path, shop + payments)
     db = databases.target
     config = {
         "databases": {
@@ -65,7 +81,12 @@ async def test_every_missing_grant_and_namespace_is_reported_at_once(
                 "connect_timeout_seconds": 2,
             },
         },
-        "kubernetes": {"mode": "url", "url": emu.url, "retry": {"attempts": 1}},
+        "kubernetes": {
+            "mode": "url",
+            "url": emu.url,
+            "token_file": str(token),
+            "retry": {"attempts": 1},
+        },
         "guards": {"blast_radius": {"allow_namespaces": ["shop", "payments", "kube-system"]}},
     }
 
@@ -88,11 +109,16 @@ async def test_every_missing_grant_and_namespace_is_reported_at_once(
     [down] = [line for line in lines if "database down" in line]
     assert down.startswith("  FAIL") and "DatabaseUnreachable" in down
     assert any(line.startswith("  ok   kubernetes: the API server answers") for line in lines)
+    count = len(shipped_rules())
     assert (
-        "  ok   kubernetes namespace shop: deployments, statefulsets, pods can be listed" in lines
+        f"  ok   kubernetes namespace shop: every rule the enabled playbooks need is granted "
+        f"({count} rules)" in lines
     )
-    [payments] = [line for line in lines if "namespace payments" in line]
-    assert payments.startswith("  FAIL") and "403 Forbidden" in payments
+    [payments_line] = [line for line in lines if "namespace payments" in line]
+    assert payments_line.startswith("  FAIL kubernetes namespace payments: may not ")
+    for rule in shipped_rules():
+        assert (str(rule) in payments_line) is (rule not in partial), rule
+    assert "grant what `remediator rbac` prints" in payments_line
     assert "kube-system" not in out  # denied: out of scope, not checked
     assert "3 online check(s) failed" in err
     assert "y@127.0.0.1" not in out + err  # the DSN's secret is never printed
@@ -112,7 +138,9 @@ async def test_all_good_passes_and_an_unreachable_api_server_fails(
     }
     code, out, err = await check_online(tmp_path, config)
     assert code == 0, (out, err)
-    assert "  ok   kubernetes all namespaces: deployments, statefulsets, pods can be listed" in out
+    assert (
+        "  ok   kubernetes all namespaces: every rule the enabled playbooks need is granted" in out
+    )
 
     config["kubernetes"]["url"] = f"http://127.0.0.1:{free_port()}"
     code, out, err = await check_online(tmp_path, config)

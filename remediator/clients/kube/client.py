@@ -83,6 +83,25 @@ class KubeClient:
         else:
             await self._call("GET", resource, namespace, query=[("limit", "1")])
 
+    async def access_review(self, attributes: JsonObj) -> JsonObj:
+        """A SelfSubjectAccessReview of `attributes` (verb, group, resource, subresource,
+        namespace): the API server's `status` (`allowed`, `reason`), asked as ourselves."""
+        path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+
+        async def once() -> JsonObj:
+            return await self._request(
+                f"POST {path}", "POST", path, {}, None, body, "application/json"
+            )
+
+        answer = await with_retries(self._retry, once)
+        status: JsonObj = answer.get("status") or {}
+        return status
+
     async def _get_path(
         self, what: str, path: str, query: list[tuple[str, str]] | None = None
     ) -> JsonObj:

@@ -6,7 +6,8 @@ gets exactly what the stored Roles, ClusterRoles and their bindings grant it; an
 answered 403 with the API server's Status body. A request without a token acts as the
 cluster's administrator (the test itself, or `kubectl` with the emulator's kubeconfig); an
 unknown token is 401. Discovery and OpenAPI documents are open to every user, as the default
-`system:discovery` role makes them.
+`system:discovery` role makes them, and so is creating a SelfSubjectAccessReview (the default
+`system:basic-user`), which `review` answers from the same rules.
 """
 
 from __future__ import annotations
@@ -144,24 +145,61 @@ class Authorizer:
     def allows(self, attrs: Attributes) -> bool:
         return any(rule_allows(rule, attrs) for rule in self.rules_for(attrs.user, attrs.namespace))
 
-    def check(self, request: web.Request) -> None:
-        """Raise the API server's 401 or 403 when the request may not proceed."""
-        if not self.enabled:
-            return
+    def user(self, request: web.Request) -> str | None:
+        """The request's user; None for the administrator (no token, or RBAC mode off)."""
         header = request.headers.get("Authorization", "")
-        if not header:
-            return  # the administrator
+        if not self.enabled or not header:
+            return None
         token = header.removeprefix("Bearer ").strip()
         user = self.tokens.get(token) if header.startswith("Bearer ") else None
         if user is None:
             raise errors.ApiError(401, "Unauthorized", reason="Unauthorized")
+        return user
+
+    def check(self, request: web.Request) -> None:
+        """Raise the API server's 401 or 403 when the request may not proceed."""
+        user = self.user(request)
+        if user is None:
+            return
         attrs = attributes(user, request.method, request.path, dict(request.query))
-        if attrs is None:
+        if attrs is None or (attrs.group, attrs.resource, attrs.verb) == REVIEW:
             return
         allowed = self.allows(attrs)
         self.decisions.append((attrs, allowed))
         if not allowed:
             raise forbidden(attrs)
+
+
+REVIEW = ("authorization.k8s.io", "selfsubjectaccessreviews", "create")
+
+
+def review(authorizer: Authorizer, user: str | None, body: JsonObj) -> JsonObj:
+    """The answer to a SelfSubjectAccessReview: may the requesting user do `spec`'s
+    resourceAttributes? The administrator may do anything."""
+    wanted = ((body.get("spec") or {}).get("resourceAttributes")) or {}
+    if user is None:
+        allowed = True
+    else:
+        attrs = Attributes(
+            user,
+            str(wanted.get("verb", "")),
+            str(wanted.get("group", "")),
+            str(wanted.get("resource", "")),
+            str(wanted.get("subresource", "")),
+            str(wanted.get("namespace", "")),
+            str(wanted.get("name", "")),
+        )
+        allowed = authorizer.allows(attrs)
+    status: JsonObj = {"allowed": allowed}
+    if not allowed:
+        status["reason"] = ""
+    return {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "metadata": {"creationTimestamp": None},
+        "spec": body.get("spec") or {},
+        "status": status,
+    }
 
 
 def forbidden(attrs: Attributes) -> errors.ApiError:

@@ -213,6 +213,14 @@ PROMETHEUSRULES = _plain(
 ALERTMANAGERCONFIGS = _plain(
     MONITORING, "v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs", short_names=("amcfg",)
 )
+# Create-only: answered by the RBAC authorizer, never stored (server.py).
+SELFSUBJECTACCESSREVIEWS = _plain(
+    "authorization.k8s.io",
+    "v1",
+    "SelfSubjectAccessReview",
+    "selfsubjectaccessreviews",
+    namespaced=False,
+)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -240,6 +248,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     PODMONITORS,
     PROMETHEUSRULES,
     ALERTMANAGERCONFIGS,
+    SELFSUBJECTACCESSREVIEWS,
 )
 
 

@@ -27,8 +27,8 @@ from remediator.testing.kube import (
 )
 from remediator.testing.kube.api import ResourceApi, Selection, Target
 from remediator.testing.kube.faults import Faults
-from remediator.testing.kube.rbac import Authorizer
-from remediator.testing.kube.resources import PODS, find_type
+from remediator.testing.kube.rbac import Authorizer, review
+from remediator.testing.kube.resources import PODS, SELFSUBJECTACCESSREVIEWS, find_type
 from remediator.testing.kube.store import Store
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,9 @@ class ApiServer:
                 if _wants_table(request):
                     return self._table(request, target, listed["items"])
                 return web.json_response(listed)
+            if method == "POST" and target.rt == SELFSUBJECTACCESSREVIEWS:
+                answer = review(self.rbac, self.rbac.user(request), await _body(request) or {})
+                return web.json_response(answer, status=201)
             if method == "POST":
                 created = self.api.create(target, await _body(request), dry_run)
                 return web.json_response(created, status=201)
