@@ -75,7 +75,10 @@ async def verification(daemon: Daemon, deployment: str) -> tuple[str, str]:
     [episode] = [e for e in await store.list_episodes() if e.labels["deployment"] == deployment]
 
     async def done() -> bool:
-        return bool(await store.verifications_for(episode.id))
+        # The timer is finished only after the verification's report and escalation are
+        # recorded: waiting for the record alone races the escalation the tests read next.
+        timers = [t for t in await store.timers_for(episode.id) if t.kind == "verify"]
+        return bool(timers) and all(t.state != "waiting" for t in timers)
 
     await eventually(done, within=15)
     [record] = await store.verifications_for(episode.id)
