@@ -74,7 +74,8 @@ async def test_a_rolling_restart_posts_each_eviction_before_it_ends(
 
     await daemon.settle()
     assert await _run_state(daemon) == "acted"
-    messages = await slack.wait_for(len(slack.messages) + 1)
+    await eventually(lambda: _nothing_pending(daemon), within=10)
+    messages = slack.messages
     report = messages[-1]
     assert "Acted" in text_of(report) and report["thread_ts"] == head_ts
     notes = [text_of(m) for m in messages[1:-1]]
