@@ -156,6 +156,17 @@ def test_inhibit_rules_in_a_real_alertmanager() -> None:
         "latency-of-crashloop": _alert(
             "HighLatency", namespace="b", deployment="worker", **auto_warning
         ),
+        # kube-prometheus-stack's own alert for the same pod: remediator has it in hand.
+        "stack-crashloop": _alert(
+            "KubePodCrashLooping",
+            namespace="b",
+            pod="worker-1-x",
+            container="w",
+            severity="warning",
+        ),
+        "stack-crashloop-elsewhere": _alert(
+            "KubePodCrashLooping", namespace="b", pod="other-1-y", container="o", severity="warning"
+        ),
         # Brokers down: every consumer group lags; no scaling.
         "brokers": _alert(
             "KafkaBrokerDown", namespace="kafka", statefulset="kafka", **auto_critical
@@ -173,7 +184,13 @@ def test_inhibit_rules_in_a_real_alertmanager() -> None:
         "breaker": _alert("RemediatorStormBreakerOpen", severity="critical", instance="r-0"),
         "slow": _alert("HighResponseTime", namespace="d", deployment="shop", **auto_warning),
     }
-    suppressed = {"errors-of-down", "lag-of-down", "latency-of-crashloop", "lag-anywhere"}
+    suppressed = {
+        "errors-of-down",
+        "lag-of-down",
+        "latency-of-crashloop",
+        "lag-anywhere",
+        "stack-crashloop",
+    }
 
     def key(labels: Mapping[str, str]) -> str:
         (name,) = [k for k, a in alerts.items() if a["labels"] == dict(labels)]

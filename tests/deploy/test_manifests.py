@@ -261,6 +261,22 @@ def test_the_alertmanager_config_routes_auto_alerts_to_the_daemon() -> None:
         f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/webhook"
     )
     assert hook["sendResolved"] is True
+    # The same inhibition of the stack's KubePodCrashLooping as the example configuration.
+    [example] = [
+        r
+        for r in yaml.safe_load((ROOT / "alert_rules/alertmanager.example.yml").read_text())[
+            "inhibit_rules"
+        ]
+        if 'alertname="KubePodCrashLooping"' in r["target_matchers"]
+    ]
+    [inhibit] = spec["inhibitRules"]
+
+    def matchers(items: list[dict[str, str]]) -> list[str]:
+        return [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in items]
+
+    assert matchers(inhibit["sourceMatch"]) == example["source_matchers"]
+    assert matchers(inhibit["targetMatch"]) == example["target_matchers"]
+    assert inhibit["equal"] == example["equal"]
     assert hook["httpConfig"]["authorization"] == {
         "type": "Bearer",
         "credentials": {"name": "remediator", "key": "webhook-token"},
