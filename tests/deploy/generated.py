@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CONFIG = DEPLOY / "base" / "remediator.yaml"
 
-# PrometheusRule file in deploy/base -> the rules file of alert_rules/ it carries.
-RULES = {"prometheusrule.yaml": ("remediator", "remediator.rules.yml")}
+# PrometheusRule file under deploy/ -> (its name, the rules file of alert_rules/ it carries).
+RULES = {
+    "base/prometheusrule.yaml": ("remediator", "remediator.rules.yml"),
+    **{
+        f"alert-rules/{stem}.yaml": (f"remediator-{stem}", f"{stem}.rules.yml")
+        for stem in ("http", "kafka", "kubernetes", "postgres", "redis")
+    },
+}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -71,11 +77,12 @@ def rbac(config: Path | None = CONFIG) -> str:
 def expected() -> dict[Path, str]:
     files = {DEPLOY / "base" / "rbac.yaml": rbac()}
     for file, (name, rules_file) in RULES.items():
-        files[DEPLOY / "base" / file] = prometheus_rule(name, rules_file)
+        files[DEPLOY / file] = prometheus_rule(name, rules_file)
     return files
 
 
 if __name__ == "__main__":
     for path, text in expected().items():
+        path.parent.mkdir(exist_ok=True)
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")

@@ -23,8 +23,10 @@ def kubectl_binary() -> Path:
 
 @cache
 def _rendered(overlay: str) -> str:
+    """`overlay`: an overlay's name, or a directory of deploy/ (`alert-rules`)."""
+    where = ROOT / "deploy" / ("overlays" if overlay in OVERLAYS else "") / overlay
     done = subprocess.run(
-        [str(kubectl_binary()), "kustomize", str(ROOT / "deploy" / "overlays" / overlay)],
+        [str(kubectl_binary()), "kustomize", str(where)],
         capture_output=True,
         text=True,
         timeout=60,

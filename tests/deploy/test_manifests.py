@@ -284,8 +284,33 @@ def test_the_alertmanager_config_routes_auto_alerts_to_the_daemon() -> None:
 
 
 def test_the_prometheus_rules_pass_promtool(tmp_path: Path) -> None:
-    for obj in [o for o in render("single") if o["kind"] == "PrometheusRule"]:
+    rules = [o for o in render("single") + render("alert-rules") if o["kind"] == "PrometheusRule"]
+    assert len(rules) == 6
+    for obj in rules:
         rules = tmp_path / f"{obj['metadata']['name']}.rules.yml"
         rules.write_text(yaml.safe_dump({"groups": obj["spec"]["groups"]}))
         result = run([tool("promtool"), "check", "rules", str(rules)])
         assert result.returncode == 0, explain(result)
+
+
+def test_the_pod_monitor_gives_the_labels_the_playbooks_need() -> None:
+    [monitor] = [o for o in render("alert-rules") if o["kind"] == "PodMonitor"]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    made = {r["targetLabel"]: r for r in endpoint["relabelings"]}
+    assert set(made) == {"job", "deployment", "statefulset", "datname"}
+    kind_and_name = [
+        "__meta_kubernetes_pod_controller_kind",
+        "__meta_kubernetes_pod_controller_name",
+    ]
+    # The relabelings turn a pod's controller into the workload label, as Prometheus does.
+    for label, controller, name, expected in [
+        ("deployment", "ReplicaSet", "api-7d9f8c6b5", "api"),
+        ("statefulset", "StatefulSet", "redis", "redis"),
+    ]:
+        rule = made[label]
+        assert rule["sourceLabels"] == kind_and_name
+        match = re.fullmatch(rule["regex"], f"{controller};{name}")
+        assert match is not None and match.expand(r"\1") == expected
+    assert re.fullmatch(made["deployment"]["regex"], "StatefulSet;redis") is None
+    # No operator default would keep a *Down rule's job name: it comes from the app label.
+    assert made["job"]["sourceLabels"] == ["__meta_kubernetes_pod_label_app"]
