@@ -29,9 +29,12 @@ labels (refused when a label is missing or invalid, or the Deployment does not e
      scale-back and asks again after another cool-down.
 
 The partition count (scale-on-lag only) is the smallest of: the alert's `partitions` label,
-its `partitions` annotation (e.g. a rule joining `kafka_topic_partitions`), and the
-`partitions` parameter. Unknown, the playbook does not scale and escalates: guessing could
-leave consumers idle and rebalance the group for nothing. A label can only lower the cap.
+its `partitions` annotation (the shipped KafkaLagHigh rule fills it in from
+`kafka_topic_partitions`), and the `partitions` parameter. With none of them, and Prometheus
+configured (`prometheus.url`), it is read from kafka_exporter's
+`kafka_topic_partitions{topic="<the alert's topic>"}`. Still unknown, the playbook does not
+scale and escalates: guessing could leave consumers idle and rebalance the group for nothing.
+A label can only lower the cap.
 
 Verification: scale-on-lag checks after 5 minutes that the group's lag stopped growing
 (runbook 003: growing lag after scaling is escalated) and, while KafkaLagHigh still fires,
@@ -46,6 +49,7 @@ Parameters (`playbooks.scale-on-lag.params`, `playbooks.scale-on-latency.params`
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +60,7 @@ from remediator.playbook import Run, Target, Verify, playbook, targets
 from remediator.playbook import workloads as w
 from remediator.playbook.access import uses
 from remediator.playbook.kube import Autoscaler, Kube
+from remediator.playbook.prometheus import Prometheus, PrometheusError, escape_label_value
 
 # What scale_up and scale_back call, whoever owns the replicas.
 SCALING = uses(
@@ -110,6 +115,31 @@ def partition_cap(alert: Alert, params: LagParams) -> int | None:
         if value.isdigit() and int(value) > 0:
             known.append(int(value))
     return min(known) if known else None
+
+
+# kafka_exporter's partition count of a topic; the smallest, should two clusters share the name.
+PARTITIONS_QUERY = 'min(kafka_topic_partitions{{topic="{topic}"}})'
+
+
+async def partitions_from_prometheus(
+    alert: Alert, prometheus: Prometheus | None, run: Run
+) -> tuple[int | None, str]:
+    """The topic's partition count as Prometheus knows it, or None and why not."""
+    topic = alert.labels.get("topic")
+    if not topic:
+        return None, "the alert has no `topic` label to look it up by"
+    if prometheus is None:
+        return None, "no Prometheus is configured (prometheus.url) to look it up"
+    query = PARTITIONS_QUERY.format(topic=escape_label_value(topic))
+    try:
+        samples = await prometheus.query(query)
+    except PrometheusError as exc:
+        return None, f"Prometheus could not tell: {exc}"
+    counts = [s.value for s in samples if math.isfinite(s.value) and s.value >= 1]
+    if not counts:
+        return None, f"Prometheus has no kafka_topic_partitions for topic {topic!r}"
+    run.evidence("partitions", {"count": int(counts[0]), "from": f"Prometheus: {query}"})
+    return int(counts[0]), ""
 
 
 async def scale_up(
@@ -239,16 +269,28 @@ LAG_FALLING = LAG_CHANGE + " < 0"
     access=SCALING,
 )
 async def scale_on_lag(
-    *, alert: Alert, target: Target, params: LagParams, kube: Kube, run: Run, **_: Any
+    *,
+    alert: Alert,
+    target: Target,
+    params: LagParams,
+    kube: Kube,
+    run: Run,
+    prometheus: Prometheus | None = None,
+    **_: Any,
 ) -> None:
     """Scale a lagging Kafka consumer Deployment up, never beyond the topic's partitions."""
     partitions = partition_cap(alert, params)
-    if partitions is None:
-        run.escalate(
-            f"the partition count of topic {alert.labels.get('topic', '?')!r} is unknown (no "
-            "`partitions` label, annotation or parameter), so consumers were not scaled"
-        )
-        return
+    if partitions is not None:
+        run.evidence("partitions", {"count": partitions, "from": "the alert or the parameters"})
+    else:
+        partitions, unknown = await partitions_from_prometheus(alert, prometheus, run)
+        if partitions is None:
+            run.escalate(
+                f"the partition count of topic {alert.labels.get('topic', '?')!r} is unknown "
+                f"(no `partitions` label, annotation or parameter; {unknown}), so consumers "
+                "were not scaled"
+            )
+            return
     cap, why = params.max_replicas, "max_replicas"
     if partitions < cap:
         cap, why = partitions, f"{partitions} partitions"

@@ -28,6 +28,17 @@ class Sample:
     value: float
 
 
+def escape_label_value(value: str) -> str:
+    """Escape for the inside of a PromQL double-quoted string literal."""
+    return (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+
+
 def parse_result(result: Any) -> list[Sample]:
     """The `data.result` of an instant query: a vector (list of series) or a scalar."""
     if not isinstance(result, list):

@@ -14,7 +14,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from remediator.clients.prometheus import PrometheusClient
-from remediator.config import PrometheusSettings, Settings
+from remediator.config import Settings
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
 from remediator.engine.channels import build_channels
 from remediator.engine.dead_letters import DeadLetterAlarm
@@ -44,7 +44,7 @@ from remediator.engine.run import FOLLOW_UP, REVERT
 from remediator.engine.slack_approvals import SlackApprovals, wire_slack_approvals
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
-from remediator.engine.wiring import ClientSet, build_clients
+from remediator.engine.wiring import ClientSet, build_clients, prometheus_client
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import Registry
@@ -60,18 +60,6 @@ class Hooks:
     reporter: Reporter | None = None
     verifier: Verifier | None = None
     approvals: ApprovalsHook | None = None
-
-
-def prometheus_client(settings: PrometheusSettings) -> PrometheusClient | None:
-    if settings.url is None:
-        return None
-    return PrometheusClient(
-        settings.url,
-        timeout=settings.timeout_seconds,
-        retries=settings.retries,
-        bearer=settings.bearer(),
-        verify_tls=settings.verify_tls,
-    )
 
 
 class Engine:

@@ -33,7 +33,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from remediator.alertmanager import Alert
-from remediator.clients.prometheus import PrometheusClient, PrometheusError, Sample
+from remediator.clients.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    Sample,
+    escape_label_value,
+)
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.hooks import Escalator, Reporter
 from remediator.engine.timers import Timers
@@ -59,13 +64,7 @@ def alert_expression(generator_url: str) -> str | None:
 
 def escape_promql(value: str) -> str:
     """Escape for the inside of a PromQL double-quoted string literal."""
-    return (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
+    return escape_label_value(value)
 
 
 def render_query(template: str, labels: Mapping[str, str]) -> str:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 
 from remediator.clients.kube import open_kube
 from remediator.clients.postgres import PostgresClient
-from remediator.config import DatabaseSettings, KubernetesSettings, Settings
+from remediator.clients.prometheus import PrometheusClient
+from remediator.config import DatabaseSettings, KubernetesSettings, PrometheusSettings, Settings
 from remediator.playbook import ClientFactory, ResolveScope
 from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import Postgres
+from remediator.playbook.prometheus import Prometheus
 
 
 @dataclass
@@ -44,7 +46,32 @@ async def build_clients(settings: Settings) -> ClientSet:
         add_postgres(clients, settings.databases)
     if settings.kubernetes.mode != "none":
         await add_kube(clients, settings.kubernetes)
+    add_prometheus(clients, settings.prometheus)
     return clients
+
+
+def prometheus_client(settings: PrometheusSettings) -> PrometheusClient | None:
+    if settings.url is None:
+        return None
+    return PrometheusClient(
+        settings.url,
+        timeout=settings.timeout_seconds,
+        retries=settings.retries,
+        bearer=settings.bearer(),
+        verify_tls=settings.verify_tls,
+    )
+
+
+def add_prometheus(clients: ClientSet, settings: PrometheusSettings) -> None:
+    """`prometheus=`: read-only queries (e.g. a topic's partition count), recorded per run."""
+    client = prometheus_client(settings)
+    if client is None:
+        return
+
+    async def close() -> None:
+        client.close()
+
+    clients.add("prometheus", lambda run: Prometheus(run, client), close)
 
 
 async def add_kube(clients: ClientSet, settings: KubernetesSettings) -> None:

@@ -103,3 +103,87 @@ async def test_flat_lag_while_the_alert_fires_is_not_verified_falling_lag_is(
     assert draining_check.result == "verified", draining_check.detail
     assert "still fires" in draining_check.detail and "improving" in draining_check.detail
     assert await store.escalations_for(draining.episode.id) == []
+
+
+# The partition count from Prometheus (kafka_exporter's kafka_topic_partitions), when neither
+# the alert nor the parameters carry one.
+
+
+async def start_without_partitions(
+    cluster: Cluster, prometheus: PrometheusServer | None, **params: Any
+) -> Daemon:
+    config: dict[str, Any] = {
+        "mode": "auto",
+        "kubernetes": {
+            "mode": "url",
+            "url": cluster.emu.url,
+            "token_file": str(grant(cluster.emu, cluster.tmp)),
+            **KUBE,
+        },
+        "playbooks": {"scale-on-lag": {"params": {"step": 5, **params}}},
+    }
+    if prometheus is not None:
+        config["prometheus"] = {"url": prometheus.url, "timeout_seconds": 2}
+    cluster.daemon = await cluster.make_daemon(registry("scale_on_lag"), config=config)
+    return cluster.daemon
+
+
+async def test_the_partition_count_is_read_from_prometheus(
+    cluster: Cluster, metrics_exporter: MetricsExporter, prometheus: PrometheusServer
+) -> None:
+    metrics_exporter.set("kafka_topic_partitions", 4, topic="ticks")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: prometheus.query("kafka_topic_partitions"),
+        timeout=30,
+        what="kafka_topic_partitions scraped",
+    )
+    for group in ("from-prometheus", "from-label", "unknown-topic"):
+        cluster.emu.add_deployment("shop", group, replicas=2)
+    await start_without_partitions(cluster, prometheus)
+
+    outcome = await cluster.fire(lag_alert("from-prometheus"))
+
+    assert outcome.run.state == "acted", outcome.run.error
+    assert outcome.escalations == []
+    assert outcome.run.evidence["cap"] == {"replicas": 4, "why": "4 partitions"}
+    assert outcome.run.evidence["partitions"] == {
+        "count": 4,
+        "from": 'Prometheus: min(kafka_topic_partitions{topic="ticks"})',
+    }
+    assert ("query", "prometheus") in {(c["verb"], c["resource"]) for c in outcome.calls}
+    assert cluster.replicas("from-prometheus") == 4  # 2 + step 5, capped by the 4 partitions
+
+    # The alert's own label still wins (it can only lower the cap); Prometheus is not asked.
+    outcome = await cluster.fire({**lag_alert("from-label"), "partitions": "3"}, minutes=1)
+    assert outcome.run.evidence["cap"] == {"replicas": 3, "why": "3 partitions"}
+    assert ("query", "prometheus") not in {(c["verb"], c["resource"]) for c in outcome.calls}
+
+    # A topic Prometheus does not know: not scaled, escalated with the reason.
+    other = {**lag_alert("unknown-topic"), "topic": "nobody-knows"}
+    outcome = await cluster.fire(other, minutes=2)
+    assert cluster.replicas("unknown-topic") == 2
+    [escalation] = outcome.escalations
+    assert "Prometheus has no kafka_topic_partitions for topic 'nobody-knows'" in (
+        escalation.reason
+    )
+
+
+async def test_the_parameter_wins_over_prometheus(
+    cluster: Cluster, metrics_exporter: MetricsExporter, prometheus: PrometheusServer
+) -> None:
+    metrics_exporter.set("kafka_topic_partitions", 12, topic="ticks")
+    cluster.emu.add_deployment("shop", "param", replicas=2)
+    await start_without_partitions(cluster, prometheus, partitions=3)
+    outcome = await cluster.fire(lag_alert("param"))
+    assert outcome.run.evidence["cap"] == {"replicas": 3, "why": "3 partitions"}
+    assert ("query", "prometheus") not in {(c["verb"], c["resource"]) for c in outcome.calls}
+
+
+async def test_without_prometheus_the_escalation_says_what_is_missing(cluster: Cluster) -> None:
+    cluster.emu.add_deployment("shop", "blind", replicas=2)
+    await start_without_partitions(cluster, None)
+    outcome = await cluster.fire(lag_alert("blind"))
+    assert cluster.replicas("blind") == 2
+    [escalation] = outcome.escalations
+    assert "no Prometheus is configured (prometheus.url) to look it up" in escalation.reason
