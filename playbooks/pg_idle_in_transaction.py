@@ -49,8 +49,9 @@ Parameters (`playbooks.pg-idle-in-transaction.params`):
                           role must then be a superuser itself.
   restart_deployment      Take step 3 when step 2 did not help. Default true.
   follow_up_seconds       How long step 2 (and step 3) gets to work before the next step.
-                          Default 300: longer than the verification's bake (2 minutes), so
-                          its verdict counts.
+                          Default 300: longer than the verification's bake (2 minutes, or
+                          `playbooks.pg-idle-in-transaction.verify.bake_seconds`), so its
+                          verdict counts.
   restart_deadline_seconds  How long the restart gets to roll out. Default 120.
 """
 

@@ -150,3 +150,31 @@ async def test_without_the_restart_step_a_full_server_fails_and_escalates(
     assert not restarted(emu)
     [escalation] = outcome.escalations
     assert "remaining connection slots are reserved" in escalation.reason
+
+
+async def test_in_shadow_mode_a_full_server_records_the_next_step_and_changes_nothing(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    small_server: Full,
+    every_slot_taken: list[Any],
+    emu: KubeEmulator,
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    emu.add_deployment("shop", "orders", replicas=2)
+    daemon = await start(
+        make_daemon,
+        registry,
+        databases(small_server),
+        mode="shadow",
+        config={**through_emulator(emu, tmp_path), **reporting(slack, mode="shadow")},
+    )
+
+    outcome = await fire(daemon, DB)
+
+    assert outcome.run.state == "noop", (outcome.run.state, outcome.run.error)
+    assert not restarted(emu) and outcome.actions == []
+    assert outcome.run.evidence["next_step"].startswith(
+        "the database refused remediator's own connection"
+    )
+    assert outcome.escalations == []
