@@ -12,7 +12,12 @@ import aiohttp
 from remediator.clients.pagerduty import PagerDutyClient, resolve_event, trigger_event
 from remediator.clients.slack import SlackClient
 from remediator.clients.webhook import WebhookClient
-from remediator.config import EscalationSettings, PagerDutySettings, SlackEscalationSettings
+from remediator.config import (
+    EscalationSettings,
+    PagerDutySettings,
+    Settings,
+    SlackEscalationSettings,
+)
 from remediator.engine.outbox import Deliver
 from remediator.store.records import OutboxItem
 
@@ -94,6 +99,17 @@ def _webhook(url: str, settings: EscalationSettings, session: aiohttp.ClientSess
         await client.post(item.payload)
 
     return deliver
+
+
+def report_channel_escalates(settings: Settings) -> bool:
+    """`escalation.slack` posts where the reports go: an escalation is then posted once, as the
+    reply in its episode's thread (broadcast to the channel, with the mention), not twice."""
+    reports, escalation = settings.reports.slack, settings.escalation.slack
+    return (
+        reports.channel is not None
+        and reports.channel == escalation.channel
+        and reports.base_url.rstrip("/") == escalation.base_url.rstrip("/")
+    )
 
 
 def build_channels(

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from remediator.clients.prometheus import PrometheusClient
 from remediator.config import Settings
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
-from remediator.engine.channels import build_channels
+from remediator.engine.channels import SLACK, build_channels, report_channel_escalates
 from remediator.engine.dead_letters import DeadLetterAlarm
 from remediator.engine.digest import Digester
 from remediator.engine.dispatch import Dispatcher
@@ -143,8 +143,12 @@ class Engine:
         channels: dict[str, Deliver] = build_channels(settings.escalation, self._session)
         holds: dict[str, Hold] = {}
         if settings.reports.slack.enabled:
-            # Without a Slack escalation channel, the report thread is where humans are called.
-            mention = "" if settings.escalation.slack.channel else settings.escalation.slack.mention
+            shared = report_channel_escalates(settings)
+            if shared:
+                channels.pop(SLACK, None)  # one post per escalation, in the episode's thread
+            # Without a Slack escalation channel of its own, the report thread calls humans.
+            calls = shared or not settings.escalation.slack.channel
+            mention = settings.escalation.slack.mention if calls else ""
             delivery = SlackReportDelivery(
                 settings.reports,
                 store,

@@ -102,6 +102,9 @@ async def build_report(
         "run_id": run.id if run else None,
         "state": details.get("kind"),
         "error": run.error if run and kind.startswith("run_") else None,
+        # What the run handed to humans (its escalation follows): a noop that escalates did
+        # not find "nothing to do".
+        "escalated": run.escalation if run and kind.startswith("run_") else None,
         "actions": [action_document(a) for a in actions],
         "evidence": details.get("evidence") or {},
         "at": datetime.now(UTC).isoformat(),

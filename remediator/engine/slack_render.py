@@ -140,6 +140,8 @@ def report(document: dict[str, Any]) -> Message:
         title = "Reverted after the alert resolved" if kind == "reverted" else "Follow-up step"
         would = document.get("mode") != "auto"
         lines.append(f":leftwards_arrow_with_hook: *{title}*{' (dry run)' if would else ''}")
+    elif state == "noop" and document.get("escalated"):
+        lines.append(f":raised_hand: *Nothing changed: a human is needed*{where}")
     else:
         lines.append(f"{_STATE_LINES.get(state, state)}{where}")
     shadow = state in ("shadow", "pending_approval") or (
@@ -148,6 +150,8 @@ def report(document: dict[str, Any]) -> Message:
     lines += _actions_text(document.get("actions") or [], would=shadow)
     if document.get("error"):
         lines.append(f"reason: {document['error']}")
+    elif document.get("escalated"):
+        lines.append(f"reason: {document['escalated']}")
     approved = document.get("approved_by")
     if approved:
         lines.append(f"approved by {who_text(approved.get('who'))}: {approved.get('reason')}")

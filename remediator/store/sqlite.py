@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import zlib
@@ -79,6 +80,9 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
         self._committer: asyncio.Task[None] | None = None
         self.journal_file = Journal(journal_path(path), synchronous=synchronous)
         self._digested = 0  # journal sequence number digested through (committed)
+        # Re-sends counted but not written yet, by episode: the row is touched at most once per
+        # RESEND_TOUCH, and that touch adds them (reads add them too; close writes the rest).
+        self._unsaved_notifications: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:
@@ -108,6 +112,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
         await self.journal_file.open(self._digested)
 
     async def close(self) -> None:
+        if self._unsaved_notifications and self._db is not None:
+            counts, self._unsaved_notifications = self._unsaved_notifications, {}
+            with contextlib.suppress(StoreUnavailable):
+                async with self._write() as db:
+                    await db.executemany(
+                        "UPDATE episodes SET notifications = notifications + ? WHERE id = ?",
+                        [(n, eid) for eid, n in counts.items()],
+                    )
         if self._committer is not None:
             await stop_tasks([self._committer])
             self._committer = None
@@ -281,6 +293,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
         decided: list[tuple[Any, ...]] = []
         results: list[Digested] = []
         keyed = [[_episode_key(a) for a in data["alerts"]] for _, data in batch]
+        unsaved = self._unsaved_notifications
         async with self._write() as db:
             ids = list({key[1] for alerts in keyed for key in alerts})
             known = await self._statuses(ids)
@@ -309,7 +322,8 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
                     elif alert["status"] == "resolved" and state == "firing":
                         # Nothing ran for a no-work episode: nothing to close, report or undo.
                         handled = at if no_work else None
-                        resolves.append((_resolved_at(alert), at, truncated, handled, eid))
+                        count = 1 + unsaved.pop(eid, 0)
+                        resolves.append((_resolved_at(alert), at, count, truncated, handled, eid))
                         known[eid] = ("resolved", at, no_work)
                         if no_work:
                             decided.append((eid, "resolved", RESOLVED_REASON, at))
@@ -322,8 +336,10 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
                         # episode row is touched at most once per RESEND_TOUCH: re-sends come
                         # in floods (every group, every peer) and each touch is a random page.
                         if last_seen < stale or truncated:
-                            resends.append((at, truncated, eid))
+                            resends.append((at, 1 + unsaved.pop(eid, 0), truncated, eid))
                             known[eid] = (state, at, no_work)
+                        else:
+                            unsaved[eid] = unsaved.get(eid, 0) + 1
                         resent += 1
                 digested.append(
                     (
@@ -357,14 +373,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
                 )
             if resends:
                 await db.executemany(
-                    "UPDATE episodes SET last_seen = ?, notifications = notifications + 1, "
+                    "UPDATE episodes SET last_seen = ?, notifications = notifications + ?, "
                     "truncated = max(truncated, ?) WHERE id = ?",
                     resends,
                 )
             if resolves:
                 await db.executemany(
                     "UPDATE episodes SET status = 'resolved', resolved_at = ?, last_seen = ?, "
-                    "notifications = notifications + 1, truncated = max(truncated, ?), "
+                    "notifications = notifications + ?, truncated = max(truncated, ?), "
                     "resolved_handled_at = ? WHERE id = ?",
                     resolves,
                 )
@@ -664,7 +680,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
     # -- reading the record --------------------------------------------------------------
     async def get_episode(self, episode_id: str) -> EpisodeRecord | None:
         rows = await self._read("SELECT * FROM episodes WHERE id = ?", (episode_id,))
-        return _episode(rows[0]) if rows else None
+        return self._counted(_episode(rows[0])) if rows else None
 
     async def list_episodes(
         self,
@@ -699,7 +715,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
             f"SELECT e.* FROM episodes e {clause} ORDER BY e.first_seen DESC LIMIT ?",
             [*params, limit],
         )
-        return [_episode(row) for row in rows]
+        return [self._counted(_episode(row)) for row in rows]
+
+    def _counted(self, episode: EpisodeRecord) -> EpisodeRecord:
+        """With the re-sends received since the row was last touched."""
+        unsaved = self._unsaved_notifications.get(episode.id)
+        if not unsaved:
+            return episode
+        return dataclasses.replace(episode, notifications=episode.notifications + unsaved)
 
     async def runs_for(self, episode_id: str) -> list[RunRecord]:
         rows = await self._read(
