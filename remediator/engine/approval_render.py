@@ -35,6 +35,11 @@ def clock(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{time}}|{at:%H:%M} UTC>"
 
 
+def mention(slack_id: str) -> str:
+    """A user (U..., W...) or user group (S...) ID as Slack mentions it."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
 def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text[:75]}
 
@@ -84,10 +89,12 @@ def request(document: dict[str, Any]) -> slack_render.Message:
     text, blocks = _waiting(document)
     approval = document.get("approval") or {}
     expires = datetime.fromisoformat(approval["expires_at"])
+    may = ", ".join(mention(i) for i in approval.get("approvers") or [])
     blocks.append(
         slack_render.context(
             f"Decide by {clock(expires)}; without a decision nothing is changed and the run is "
             "escalated. Every guard is checked again when it is approved."
+            + (f" May decide: {may}" if may else "")
         )
     )
     blocks.append(_buttons(int(document["run_id"]), str(document.get("target") or "")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from remediator.config import SlackApprovalSettings
 from remediator.store import Store
 from remediator.store.records import ApprovalRecord, RunRecord, Scope
 
@@ -50,3 +51,13 @@ async def approval_document(store: Store, run: RunRecord) -> dict[str, Any] | No
         "expires_at": approval.expires_at.isoformat(),
         "guards": await guards_view(store, run),
     }
+
+
+def approvers(settings: SlackApprovalSettings, playbook: str, target_key: str) -> list[str]:
+    """Who may decide a run: those listed for its playbook and for its target's namespace."""
+    parts = target_key.split("/")
+    namespace = parts[1] if len(parts) == 3 else None
+    allowed = list(settings.playbooks.get(playbook, []))
+    if namespace is not None:
+        allowed += settings.namespaces.get(namespace, [])
+    return list(dict.fromkeys(allowed))

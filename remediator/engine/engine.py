@@ -9,12 +9,14 @@ test can replace any seam with its own `Hooks`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from pydantic import BaseModel
 
 from remediator.clients.prometheus import PrometheusClient
 from remediator.config import Settings
+from remediator.engine.approval_view import approvers
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
 from remediator.engine.channels import SLACK, build_channels, report_channel_escalates
 from remediator.engine.dead_letters import DeadLetterAlarm
@@ -166,9 +168,11 @@ class Engine:
         approvals = Approvals(
             store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
         )
-        buttons = settings.approval.slack.enabled
+        slack_approvers = (
+            partial(approvers, settings.approval.slack) if settings.approval.slack.enabled else None
+        )
         reporter: Reporter = hooks.reporter or (
-            SlackReports(store, self.outbox, buttons=buttons)
+            SlackReports(store, self.outbox, approvers=slack_approvers)
             if settings.reports.slack.enabled
             else NoReports()
         )

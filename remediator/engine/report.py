@@ -13,6 +13,7 @@ come complete from the run and are queued as they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,10 +130,17 @@ async def build_report(
 class SlackReports:
     """The engine's Reporter when reports are configured: build, then queue; never raise."""
 
-    def __init__(self, store: Store, outbox: Outbox, *, buttons: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        *,
+        approvers: Callable[[str, str], list[str]] | None = None,
+    ) -> None:
         self._store = store
         self._outbox = outbox
-        self._buttons = buttons  # Slack approvals: a pending run's report carries buttons
+        # Slack approvals: who may decide a run (playbook, target); None: no buttons at all.
+        self._approvers = approvers
         self._log = get_logger(component="reports")
 
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None:
@@ -161,9 +169,15 @@ class SlackReports:
         return sent
 
     def _kind(self, document: dict[str, Any]) -> str:
-        if not self._buttons:
+        """The outbox kind of a report; buttons only where someone may press them."""
+        if self._approvers is None:
             return REPORT
-        if (document.get("approval") or {}).get("state") == "pending":
+        who = self._approvers(str(document.get("playbook")), str(document.get("target")))
+        if not who:
+            return REPORT
+        approval = document.get("approval")
+        if approval is not None and approval.get("state") == "pending":
+            approval["approvers"] = who
             return APPROVAL_REQUEST
         # A shadow run that would change something: offer "Run now" (still a report, so a
         # storm of them is summarised; a re-sent one offers nothing).

@@ -31,6 +31,7 @@ from remediator.engine.approval_render import (
     DENY,
     RUN_NOW,
 )
+from remediator.engine.approval_view import approvers
 from remediator.engine.approvals import Approvals
 from remediator.engine.governance import Governance, GovernanceError
 from remediator.engine.manual import ManualRunError
@@ -102,16 +103,6 @@ def parse_click(payload: Any) -> Click | None:
         response_url=url if isinstance(url, str) and url else None,
         episode_id=episode_id,
     )
-
-
-def approvers(settings: SlackApprovalSettings, playbook: str, target_key: str) -> list[str]:
-    """Who may decide a run: those listed for its playbook and for its target's namespace."""
-    parts = target_key.split("/")
-    namespace = parts[1] if len(parts) == 3 else None
-    allowed = list(settings.playbooks.get(playbook, []))
-    if namespace is not None:
-        allowed += settings.namespaces.get(namespace, [])
-    return list(dict.fromkeys(allowed))
 
 
 def _at(when: datetime) -> str:

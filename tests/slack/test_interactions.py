@@ -13,7 +13,15 @@ from remediator.config import ConfigError, SlackApprovalSettings, load_settings
 from remediator.store.records import Scope
 from remediator.testing.fakes import FakeSlack
 from tests.conftest import MakeDaemon
-from tests.governance.helpers import World, eventually, refusals, runs
+from tests.governance.helpers import (
+    World,
+    eventually,
+    firing,
+    labels,
+    post_and_settle,
+    refusals,
+    runs,
+)
 from tests.reports.helpers import scaling, text_of
 from tests.slack.helpers import (
     ALICE,
@@ -42,6 +50,7 @@ async def test_the_report_of_a_pending_run_carries_buttons_the_change_and_the_de
     assert "Waiting for approval" in text and "replicas 3 → 5" in text
     assert "kill switch: none engaged" in text and "storm breaker: closed" in text
     assert "Decide by <!date^" in text and "(decide by " in message["text"]
+    assert "May decide: <@U0ALICE1>, <!subteam^S0ONCALL1>" in text
     [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
     buttons = {e["action_id"]: e for e in actions["elements"]}
     assert set(buttons) == {APPROVE, DENY}
@@ -269,3 +278,18 @@ def test_the_settings_say_what_is_missing_or_wrong(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match=r"approval\.slack\.signing_secret: empty"):
         SlackApprovalSettings(signing_secret_file=tmp_path / "empty").secret()
+
+
+async def test_no_buttons_where_nobody_may_press_them(
+    make_daemon: MakeDaemon, slack: FakeSlack
+) -> None:
+    world = World()
+    config = approving(slack)
+    config["approval"]["slack"]["playbooks"] = {}  # only namespace `shop` has approvers
+    daemon = await make_daemon(scaling(world), config=config)
+    await post_and_settle(daemon, firing(labels("orders", namespace="web")))
+    await slack.wait_for(2)
+    waiting = slack.messages[1]
+    assert "Waiting for approval" in text_of(waiting) and not has_buttons(waiting)
+    [approval] = await daemon.engine.governance.pending_approvals()
+    assert await daemon.engine.store.approval_message(approval.run_id) is None
