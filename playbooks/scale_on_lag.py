@@ -23,10 +23,12 @@ labels (refused when a label is missing or invalid, or the Deployment does not e
   3. never scale down while the alert fires: already at (or above) the cap means no change and
      an escalation, because the runbook's remedy is used up;
   4. after the alert resolves and `cooldown_seconds` passed (`run.on_resolved`, a durable
-     timer), return to what it found: the replicas, the HPA's floor, the ScaledObject's
-     annotation; unless someone changed it since, which is then left alone and recorded. While
-     the alert fires again for the same Deployment (a new episode), the engine holds the
-     scale-back and asks again after another cool-down.
+     timer), return to what it found before the incident: the replicas, the HPA's floor, the
+     ScaledObject's annotation; unless someone changed it since, which is then left alone and
+     escalated. While the alert fires again for the same Deployment (a new episode), the
+     engine holds the scale-back and asks again after another cool-down; when that episode
+     scaled up too, the two are one incident with one scale-back, to the count found before
+     the first (never to the count in between).
 
 The partition count (scale-on-lag only) is the smallest of: the alert's `partitions` label,
 its `partitions` annotation (the shipped KafkaLagHigh rule fills it in from
@@ -175,24 +177,28 @@ async def scale_up(
         return
     data: dict[str, Any] = {"replicas_found": replicas, "set": wanted}
     if owner is None:
-        await kube.scale(target, wanted, before=replicas)
         data.update(how="deployment", found=replicas)
+    elif owner.kind == "hpa":
+        data.update(how="hpa", object=owner.name, found=low)
+    else:
+        data.update(how="keda", object=owner.name, found=owner.paused_replicas)
+    if cooldown is not None:
+        run.evidence("scale_back", {"after_resolved_seconds": cooldown, **data})
+        # Declared before the change, so it is durable with the intent: if the daemon dies
+        # during the call and the change is found applied, the scale-back is still armed.
+        if not run.dry_run:  # shadow mode changes nothing, so there is nothing to undo
+            await run.on_resolved(cooldown, data)
+    if owner is None:
+        await kube.scale(target, wanted, before=replicas)
     elif owner.kind == "hpa":
         await kube.set_hpa_min_replicas(
             target, owner.name, wanted, before=low, replicas=(replicas, wanted)
         )
-        data.update(how="hpa", object=owner.name, found=low)
     else:
         await kube.set_keda_paused_replicas(
             target, owner.name, wanted, before=owner.paused_replicas, replicas=(replicas, wanted)
         )
-        data.update(how="keda", object=owner.name, found=owner.paused_replicas)
     run.evidence("replicas_after", wanted)
-    if cooldown is None:
-        return
-    run.evidence("scale_back", {"after_resolved_seconds": cooldown, **data})
-    if not run.dry_run:  # shadow mode changed nothing, so there is nothing to undo
-        await run.on_resolved(cooldown, data)
 
 
 def _paused(owner: Autoscaler | None) -> int:
@@ -200,21 +206,34 @@ def _paused(owner: Autoscaler | None) -> int:
     return int(value) if value is not None and value.isdigit() else 0
 
 
-async def scale_back(*, target: Target, kube: Kube, run: Run, data: Any, **_: Any) -> None:
-    """After the alert resolved and the cool-down: undo what `scale_up` changed, if it is
-    still what it set."""
+async def scale_back(
+    *, target: Target, kube: Kube, run: Run, data: Any, baseline: Any = None, **_: Any
+) -> None:
+    """After the alert resolved and the cool-down: return to what the incident's first
+    scale-up found (`baseline`; several episodes of one incident share one scale-back), if the
+    count is still what the last scale-up set; otherwise leave it and call humans."""
+    first = baseline or data
     how, wanted = data["how"], data["set"]
+    if (first["how"], first.get("object")) != (how, data.get("object")):
+        _left_alone(
+            run,
+            target,
+            f"it was scaled through {_through(first)} first and through {_through(data)} "
+            "later, so there is no one value to return to",
+        )
+        return
+    data = {**data, "found": first["found"]}
     deployment = await kube.workload(target)
     replicas = int(w.spec(deployment).get("replicas", 1))
     if how == "deployment":
         if replicas != wanted:
-            run.evidence("left_alone", f"replicas are {replicas}, not the {wanted} it set")
+            _left_alone(run, target, f"replicas are {replicas}, not the {wanted} it set")
             return
         await kube.scale(target, data["found"], before=replicas)
         return
     owner = await kube.autoscaler(target)
     if owner is None or owner.name != data["object"]:
-        run.evidence("left_alone", f"the {how} {data['object']} no longer scales {target.key}")
+        _left_alone(run, target, f"the {how} {data['object']} no longer scales {target.key}")
         return
     if how == "hpa":
         await _hpa_back(target, kube, run, owner, data, replicas)
@@ -227,7 +246,7 @@ async def _hpa_back(
 ) -> None:
     low, _ = owner.hpa_bounds
     if low != data["set"]:
-        run.evidence("left_alone", f"minReplicas is {low}, not the {data['set']} it set")
+        _left_alone(run, target, f"minReplicas is {low}, not the {data['set']} it set")
         return
     # Lowering the floor lets the HPA scale down at its own pace; the count does not jump.
     await kube.set_hpa_min_replicas(
@@ -239,7 +258,7 @@ async def _keda_back(
     target: Target, kube: Kube, run: Run, owner: Autoscaler, data: Any, replicas: int
 ) -> None:
     if owner.paused_replicas != str(data["set"]):
-        run.evidence("left_alone", f"paused-replicas is {owner.paused_replicas!r}")
+        _left_alone(run, target, f"paused-replicas is {owner.paused_replicas!r}, not {data['set']}")
         return
     found = data["found"]
     await kube.set_keda_paused_replicas(
@@ -249,6 +268,17 @@ async def _keda_back(
         before=owner.paused_replicas,
         replicas=(replicas, replicas if found is None else int(found)),
     )
+
+
+def _through(data: Any) -> str:
+    return "the Deployment" if data["how"] == "deployment" else f"{data['how']} {data['object']}"
+
+
+def _left_alone(run: Run, target: Target, why: str) -> None:
+    """Someone (or something) changed the count since: scaling back now could undo their
+    decision, so the state before the incident is not restored and humans are told."""
+    run.evidence("left_alone", why)
+    run.escalate(f"{target.key} was not scaled back: {why}")
 
 
 LAG_CHANGE = (

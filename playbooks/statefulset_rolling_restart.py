@@ -88,7 +88,10 @@ async def statefulset_rolling_restart(
         run.escalate(f"{target.key} has no pod to restart")
         return
     restarted: list[str] = []
-    for pod, name in zip(order, names, strict=True):
+    for index, (pod, name) in enumerate(zip(order, names, strict=True)):
+        # Kept with each eviction's intent: a restart of the daemon mid-way reports these as
+        # not restarted (engine/recovery.py).
+        run.evidence("remaining", names[index + 1 :])
         try:
             await kube.evict(target, pod)
         except ActionRefused as refused:

@@ -388,6 +388,16 @@ class ApprovalSettings(Section):
     slack: SlackApprovalSettings = SlackApprovalSettings()
 
 
+class IncidentSettings(Section):
+    quiet_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="An incident (a target's trouble across alert episodes) ends when no "
+        "alert of it was seen for this long; an escalated one holds further runs on the "
+        "target until then, or until an operator clears it.",
+    )
+
+
 class PrometheusSettings(Section):
     url: str | None = Field(
         None,
@@ -626,6 +636,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = KubernetesSettings()
     guards: GuardSettings = GuardSettings()
     approval: ApprovalSettings = ApprovalSettings()
+    incidents: IncidentSettings = IncidentSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     escalation: EscalationSettings = EscalationSettings()
     reports: ReportSettings = ReportSettings()

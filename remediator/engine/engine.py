@@ -103,9 +103,9 @@ class Engine:
         if self._given_clients is None:
             self.clients = await build_clients(self.settings)
         await self._build_governed_pipeline()
-        interrupted = await reconcile_interrupted(self.store, self.pipeline.escalator)
+        interrupted = await reconcile_interrupted(self.pipeline)
         if interrupted:
-            self.log.warning("reconciled interrupted actions", count=interrupted)
+            self.log.warning("reconciled interrupted runs", count=interrupted)
         dispatch = self.settings.dispatch
         self.dispatcher = Dispatcher(
             self.store,

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
 from remediator.engine.hooks import Approvals, Escalator, Guards, NoReports, Reporter, Verifier
+from remediator.engine.incidents import Incidents
 from remediator.engine.locks import KeyedLocks
 from remediator.engine.progress import RunProgress
 from remediator.engine.run import REVERT, EngineRun
@@ -109,6 +110,7 @@ class Pipeline:
         # they win over the configuration and take effect for the next run.
         self.mode_overrides: dict[str, Mode] = {}
         self.locks = KeyedLocks()
+        self.incidents = Incidents(store, settings.incidents, reporter)
         # One admission at a time: guard check + intent (see EngineRun.act).
         self.admission = asyncio.Lock()
         self.log = get_logger(component="pipeline")
@@ -174,6 +176,8 @@ class Pipeline:
                 "provide (see `kubernetes.mode` and `databases`)"
             )
             await self._refuse(item, spec, reason, log)
+            return
+        if await self.incidents.turn_away(spec.name, choice.target.key, episode):
             return
         await self.store.record_decision(
             item.episode_id, spec.name, DecisionKind.MATCHED, f"target {choice.target.key}"
@@ -259,6 +263,12 @@ class Pipeline:
         await self.store.finish_run(
             run_id, state, error=error, evidence=run.evidence_data, escalation=escalation
         )
+        # A revert the run declared counts only if it changed something.
+        await self.store.release_timers(run_id, REVERT, arm=state is RunState.ACTED)
+        if state is RunState.ACTED:
+            await self.incidents.acted(spec.name, target.key, episode.id, run_id)
+            if escalation:
+                await self.incidents.hold(run_id, escalation)
         await self.store.record_decision(
             episode.id, spec.name, DecisionKind(state.value), error or state.value, run_id
         )
@@ -316,6 +326,14 @@ class Pipeline:
             ),
         )
 
+    def view_of(
+        self, spec: PlaybookSpec, target: Target, episode_id: str, run_id: int
+    ) -> EngineRun:
+        """The run as seen after the fact (start-up reconciliation): its clients read and
+        record on it; nothing here acts."""
+        log = self.log.bind(episode=episode_id, playbook=spec.name, run=run_id, recovery=True)
+        return self._new_run(spec, target, episode_id, run_id, False, log, "recovery")
+
     def _kwargs(
         self,
         spec: PlaybookSpec,
@@ -347,6 +365,26 @@ class Pipeline:
         if spec is None or spec.revert is None or episode is None or timer.run_id is None:
             raise LookupError(f"cannot revert: playbook {timer.playbook!r} or episode is gone")
         target = spec.target(episode.labels, self.scope)
+        data, baseline = timer.payload.get("data"), None
+        incident = await self.store.incident_of_run(timer.run_id)
+        if incident is not None:
+            # One revert per incident: the last one due restores the incident's baseline.
+            reverts = await self.store.incident_timers(incident.id, REVERT)
+            later = [t for t in reverts if t.id != timer.id and t.state in ("waiting", "held")]
+            if later:
+                await self.store.record_decision(
+                    episode.id,
+                    spec.name,
+                    DecisionKind.SKIPPED,
+                    f"revert left to episode {later[-1].episode_id} of the same incident "
+                    f"({incident.id}), whose revert is still to come",
+                    timer.run_id,
+                )
+                return
+            live = sorted(
+                (t for t in reverts if t.state != "cancelled"), key=lambda t: t.run_id or 0
+            )
+            data, baseline = live[-1].payload.get("data"), live[0].payload.get("data")
         again = await self._firing_again(spec, target, episode.id)
         if again is not None:
             await self._defer_revert(timer, spec, target, episode.id, again)
@@ -357,12 +395,12 @@ class Pipeline:
             episode=episode.id, playbook=spec.name, target=target.key, run=timer.run_id, revert=True
         )
         run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "revert")
-        alert = _episode_alert(episode, "resolved")
+        alert = episode_alert(episode, "resolved")
         kwargs = self._kwargs(spec, target, episode, alert, run, log, mode)
         async with self.locks.hold(target.key):
             try:
                 async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    await spec.revert(**kwargs, data=timer.payload.get("data"))
+                    await spec.revert(**kwargs, data=data, baseline=baseline)
             except Exception as exc:
                 reason = f"revert failed: {type(exc).__name__}: {exc}"
                 await self.store.record_decision(
@@ -377,18 +415,44 @@ class Pipeline:
                 raise
             finally:
                 await run.progress.finish()
-        await self.store.record_decision(
-            episode.id,
-            spec.name,
-            DecisionKind.REVERTED,
-            "reverted after the alert resolved",
-            timer.run_id,
-        )
-        await self.reporter.report(
-            episode.id,
-            "reverted",
-            {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
-        )
+        await self._reverted(spec, target, episode.id, timer.run_id, run)
+
+    async def _reverted(
+        self, spec: PlaybookSpec, target: Target, episode_id: str, run_id: int, run: EngineRun
+    ) -> None:
+        """Say what the revert really did: undone (how), left for humans (why), or nothing."""
+        if run.escalations:
+            reason = "not reverted: " + "; ".join(run.escalations)
+            await self.store.record_decision(
+                episode_id, spec.name, DecisionKind.FAILED, reason, run_id
+            )
+            await self.escalator.escalate(
+                episode_id,
+                run_id,
+                reason,
+                {"kind": "revert_failed", "playbook": spec.name, "target": target.key},
+            )
+        elif run.acted or run.would:
+            done = "; ".join(run.done) or "dry run"
+            await self.store.record_decision(
+                episode_id,
+                spec.name,
+                DecisionKind.REVERTED,
+                f"reverted after the alert resolved: {done}",
+                run_id,
+            )
+            await self.reporter.report(
+                episode_id,
+                "reverted",
+                {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
+            )
+            reason = f"reverted: {done}"
+        else:
+            reason = "nothing to revert"
+            await self.store.record_decision(
+                episode_id, spec.name, DecisionKind.NOOP, f"revert: {reason}", run_id
+            )
+        await self.incidents.close_after_revert(run_id, reason)
 
     async def _firing_again(
         self, spec: PlaybookSpec, target: Target, episode_id: str
@@ -460,7 +524,7 @@ class Pipeline:
         )
         run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "follow_up")
         kwargs = self._kwargs(
-            spec, target, episode, _episode_alert(episode, "firing"), run, log, mode
+            spec, target, episode, episode_alert(episode, "firing"), run, log, mode
         )
         kind, error = DecisionKind.NOOP, None
         async with self.locks.hold(target.key):
@@ -491,6 +555,7 @@ class Pipeline:
         await self.reporter.report(episode.id, "follow_up", {**details, "run_id": timer.run_id})
         if escalation:
             await self.escalator.escalate(episode.id, timer.run_id, escalation, details)
+            await self.incidents.hold(timer.run_id, escalation)
 
     async def _settled(self, episode: EpisodeRecord, run_id: int) -> str | None:
         """Why no follow-up is needed, if it is not. The verification counts too: Prometheus
@@ -504,7 +569,7 @@ class Pipeline:
         return None
 
 
-def _episode_alert(episode: EpisodeRecord, status: Literal["firing", "resolved"]) -> Alert:
+def episode_alert(episode: EpisodeRecord, status: Literal["firing", "resolved"]) -> Alert:
     """The alert as recorded, for handlers that run later from a timer."""
     return Alert(
         status=status,

@@ -69,6 +69,7 @@ class EngineRun:
         self.would = 0
         self.evidence_data: dict[str, JSON] = {}
         self.escalations: list[str] = []
+        self.done: list[str] = []  # summaries of the real actions that succeeded
         self._has_revert = has_revert
         self._has_follow_up = has_follow_up
         self.progress = progress or RunProgress.off()
@@ -104,6 +105,10 @@ class EngineRun:
                         action_id, ActionState.REFUSED, error=str(refused)
                     )
                     raise
+                if not self._dry_run:
+                    # What the run found and planned so far survives a crash during the call
+                    # (engine/recovery.py reports it with what was and was not done).
+                    await self._store.save_evidence(self._run_id, self.evidence_data)
                 action_id = await self._intent(action)
                 if self._dry_run:
                     self.would += 1
@@ -133,6 +138,7 @@ class EngineRun:
         )
         self.progress.outcome(action, ActionState.SUCCEEDED)
         self.acted += 1
+        self.done.append(action.summary)
         return result
 
     async def _intent(self, action: Action) -> int:
@@ -179,6 +185,9 @@ class EngineRun:
             run_id=self._run_id,
             playbook=self._playbook,
             delay_seconds=delay_seconds,
+            # Held until the run is known to have changed something: when it ends `acted`, or
+            # when recovery finds an interrupted change applied (engine/recovery.py).
+            held=True,
             payload={
                 "data": data,
                 "target": self._target.key,

@@ -27,7 +27,8 @@ _STATE_LINES = {
     "noop": ":zzz: *Nothing to do*",
     "refused": ":no_entry: *Refused*",
     "failed": ":x: *Failed*",
-    "interrupted": ":warning: *Interrupted*",
+    "interrupted": ":warning: *Interrupted by a restart*",
+    "held": ":pause_button: *Held: part of an escalated incident, nothing done*",
 }
 _VERIFICATION_LINES = {
     "verified": ":white_check_mark: *Verified*",

@@ -51,8 +51,8 @@ class Timers:
         ran = 0
         for timer in due:
             handler = self._handlers.get(timer.kind)
-            if handler is None:
-                continue
+            if handler is None or not await self._store.claim_timer(timer.id):
+                continue  # no handler yet, or another runner took it meanwhile
             ran += 1
             try:
                 await handler(timer)

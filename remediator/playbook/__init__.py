@@ -12,6 +12,7 @@ from remediator.playbook.context import (
     Action,
     ActionRefused,
     ClientFactory,
+    ReadsBack,
     Run,
     RunInfo,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "NoParams",
     "PlaybookError",
     "PlaybookSpec",
+    "ReadsBack",
     "Registry",
     "ResolveScope",
     "Run",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from remediator.playbook.targets import Target
 
@@ -73,7 +73,9 @@ class Run(RunInfo, Protocol):
         ...
 
     def evidence(self, key: str, value: JSON) -> None:
-        """Before/after facts for the record and the report (e.g. "replicas_before": 3)."""
+        """Before/after facts for the record and the report (e.g. "replicas_before": 3).
+        Kept durably before each real action; `remaining` (what the run still has to do) is
+        reported as not done when a restart cuts the run."""
         ...
 
     def escalate(self, reason: str) -> None:
@@ -88,7 +90,22 @@ class Run(RunInfo, Protocol):
 
     async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
         """When the episode's alert resolves, wait `delay_seconds`, then call the playbook's
-        `revert` handler with `data` (durable: survives a restart). E.g. scale back down."""
+        `revert` handler with `data` (durable: survives a restart). E.g. scale back down.
+
+        Call it before the change it undoes: it counts only once the run is known to have
+        changed something (the run ends acted, or after a crash the change is found applied),
+        and is dropped otherwise. Several episodes of one incident get one revert, the last,
+        called with `data` of the newest run and `baseline=` the first run's data."""
+        ...
+
+
+@runtime_checkable
+class ReadsBack(Protocol):
+    """A run-bound client that can tell whether a recorded change is in effect now, so
+    start-up reconciliation can say what an interrupted action did (never by re-running it)."""
+
+    async def applied(self, verb: str, resource: str, body: JSON) -> bool | None:
+        """True: in effect; False: not; None: this client cannot tell for this change."""
         ...
 
 

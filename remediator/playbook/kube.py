@@ -14,6 +14,7 @@ the namespace, so the blast-radius guard sees where each change lands.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,6 +175,31 @@ class Kube:
         for obj in await self._list(HPAS, namespace):
             if _targets(obj, target):
                 return Autoscaler("hpa", str(w.meta(obj)["name"]), obj)
+        return None
+
+    async def applied(self, verb: str, resource: str, body: object) -> bool | None:
+        """Whether a recorded merge patch of a workload, its scale, an HPA or a ScaledObject
+        is in effect now (every field it sets has that value, every field it removes is
+        gone); None for any other change (an eviction, a JSON patch), which a read cannot
+        attribute."""
+        if verb != "patch" or not isinstance(body, dict):
+            return None
+        for kind in (DEPLOYMENTS, STATEFULSETS, HPAS, SCALEDOBJECTS):
+            found = re.fullmatch(
+                rf"{re.escape(kind.prefix)}/namespaces/([^/]+)/{kind.plural}/([^/]+)(/{SCALE})?",
+                resource,
+            )
+            if found is None:
+                continue
+            namespace, name, scale = found.groups()
+            await self._run.record_call("get", resource, f"{kind.kind}/{namespace}/{name}")
+            try:
+                now = await self._client.get(kind, namespace, name, SCALE if scale else None)
+            except KubeError as exc:
+                if exc.not_found:
+                    return False
+                raise
+            return _contains(now, body)
         return None
 
     # -- changes -------------------------------------------------------------------------
@@ -463,6 +489,18 @@ class EvictionBlocked(KubeError):
 def _targets(autoscaler: JsonObj, target: Target) -> bool:
     ref = w.spec(autoscaler).get("scaleTargetRef") or {}
     return bool(ref.get("name") == target.name and ref.get("kind", "Deployment") == target.kind)
+
+
+def _contains(obj: object, patch: object) -> bool:
+    """Merge-patch semantics: `patch` is in effect in `obj`."""
+    if not isinstance(patch, dict):
+        return obj == patch
+    if not isinstance(obj, dict):
+        return False
+    return all(
+        (key not in obj or obj[key] is None) if value is None else _contains(obj.get(key), value)
+        for key, value in patch.items()
+    )
 
 
 def _not_paused(deployment: JsonObj) -> str | None:

@@ -21,6 +21,7 @@ from remediator.store.records import (
     Digested,
     EpisodeRecord,
     EscalationRecord,
+    IncidentRecord,
     IncomingNotification,
     JournalEntry,
     KillSwitchRecord,
@@ -162,8 +163,10 @@ class Store(Protocol):
         playbook: str | None = None,
         delay_seconds: float = 0.0,
         payload: dict[str, Any] | None = None,
+        held: bool = False,
     ) -> int:
-        """due_at None: the timer waits for its episode to resolve, then fires after delay."""
+        """due_at None: the timer waits for its episode to resolve, then fires after delay.
+        `held`: it waits for `release_timers` first (a revert declared before acting)."""
         ...
 
     async def arm_timers(self, episode_id: str, resolved_at: datetime) -> int:
@@ -343,4 +346,60 @@ class Store(Protocol):
     ) -> tuple[bool, str, datetime]:
         """Claim "run now" of a shadow run, once (audited): (True, who, at) for this claim,
         or (False, who, at) of the claim that came first."""
+        ...
+
+    # start-up reconciliation and incidents (store/sqlite_incidents.py)
+    async def unfinished_runs(self) -> list[RunRecord]:
+        """Runs still `running` that made at least one real action (read before
+        `interrupt_unfinished`, which marks them interrupted)."""
+        ...
+
+    async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
+        """The run's evidence so far (written before each real action, so a crash keeps it)."""
+        ...
+
+    async def release_timers(self, run_id: int, kind: str, *, arm: bool) -> int:
+        """The run's `held` timers of `kind` start waiting (due already if their episode
+        resolved), or with arm False are cancelled; returns how many."""
+        ...
+
+    async def claim_timer(self, timer_id: int) -> bool:
+        """Take a waiting timer to run it (`running`); False if another runner has it."""
+        ...
+
+    async def requeue_running_timers(self) -> int:
+        """At start-up: timers a stopped daemon was running wait again (their handlers check
+        the state they find; an action they left in `intent` is reconciled, not re-run)."""
+        ...
+
+    async def current_incident(self, playbook: str, target_key: str) -> IncidentRecord | None:
+        """The incident of (playbook, target) not closed yet, if any."""
+        ...
+
+    async def open_incident(
+        self, playbook: str, target_key: str, episode_id: str, run_id: int | None
+    ) -> IncidentRecord:
+        """The incident of (playbook, target), opened if there is none; the run joins it."""
+        ...
+
+    async def join_incident(
+        self, incident_id: int, episode_id: str, run_id: int | None, how: str
+    ) -> None: ...
+    async def hold_incident(self, incident_id: int, reason: str) -> None: ...
+    async def close_incident(
+        self, incident_id: int, *, who: str, reason: str, audit: bool = False
+    ) -> IncidentRecord | None:
+        """Close it once; None if it is closed already. `audit`: an operator did it."""
+        ...
+
+    async def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        """The incident with the episodes it spans."""
+        ...
+
+    async def list_incidents(
+        self, *, state: str | None = None, limit: int = 100
+    ) -> list[IncidentRecord]: ...
+    async def incident_of_run(self, run_id: int) -> IncidentRecord | None: ...
+    async def incident_timers(self, incident_id: int, kind: str) -> list[TimerRecord]:
+        """Timers of `kind` of the runs the incident spans, oldest first."""
         ...

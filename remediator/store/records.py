@@ -84,6 +84,8 @@ class DecisionKind(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     RESOLVED = "resolved"
     REVERTED = "reverted"
+    INTERRUPTED = "interrupted"  # the daemon stopped during the run (engine/recovery.py)
+    HELD = "held"  # an escalated incident of the target holds further runs
 
 
 @dataclass(frozen=True)
@@ -285,3 +287,27 @@ class AuditRecord:
     subject: str
     reason: str
     details: dict[str, Any]
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"  # something was done; later episodes of the target are part of it
+    HELD = "held"  # escalated: later alerts join it and nothing acts until cleared or quiet
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """The trouble of one target under one playbook, across alert episodes."""
+
+    id: int
+    playbook: str
+    target_key: str
+    state: str
+    opened_at: datetime
+    last_seen: datetime
+    held_at: datetime | None = None
+    held_reason: str | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+    episodes: list[dict[str, Any]] = field(default_factory=list)

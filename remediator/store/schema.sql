@@ -276,3 +276,32 @@ CREATE TABLE IF NOT EXISTS run_now (
     who TEXT NOT NULL,
     at TEXT NOT NULL
 );
+
+-- Incidents (engine/incidents.py): the trouble of one target across alert episodes, keyed by
+-- (playbook, target). At most one not closed per key. `held`: escalated; later alerts for the
+-- target join it and act on nothing until an operator clears it or it is quiet long enough.
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    playbook TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    held_at TEXT,
+    held_reason TEXT,
+    closed_at TEXT,
+    closed_by TEXT,
+    close_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS incidents_live ON incidents (playbook, target_key)
+    WHERE state != 'closed';
+-- The episodes (and their runs, when one ran) an incident spans.
+CREATE TABLE IF NOT EXISTS incident_episodes (
+    incident_id INTEGER NOT NULL,
+    episode_id TEXT NOT NULL,
+    run_id INTEGER,
+    joined_at TEXT NOT NULL,
+    how TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_episodes_incident ON incident_episodes (incident_id);
+CREATE INDEX IF NOT EXISTS incident_episodes_run ON incident_episodes (run_id);

@@ -50,6 +50,7 @@ from remediator.store.records import (
 )
 from remediator.store.sqlite_admin import AdminSQL
 from remediator.store.sqlite_governance import GovernanceSQL
+from remediator.store.sqlite_incidents import IncidentSQL
 from remediator.store.sqlite_outbox import OutboxSQL, add_columns, outbox_item
 from remediator.store.sqlite_slack import SlackSQL
 from remediator.store.writelock import PriorityLock
@@ -61,7 +62,7 @@ RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
 
 
-class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
+class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL, IncidentSQL):
     def __init__(
         self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
     ) -> None:
@@ -618,10 +619,11 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
         playbook: str | None = None,
         delay_seconds: float = 0.0,
         payload: dict[str, Any] | None = None,
+        held: bool = False,
     ) -> int:
         lastrowid, _rowcount = await self._write1(
             "INSERT INTO timers (kind, episode_id, run_id, playbook, delay_seconds, due_at, "
-            "payload, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            "payload, created_at, state) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 kind,
                 episode_id,
@@ -631,6 +633,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
                 ts(due_at) if due_at is not None else None,
                 dumps(payload or {}),
                 ts(now()),
+                "held" if held else "waiting",
             ),
         )
         assert lastrowid is not None
@@ -666,7 +669,7 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL):
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
         _lastrowid, rowcount = await self._write1(
             "UPDATE timers SET state = 'cancelled', finished_at = ? WHERE episode_id = ? "
-            "AND state = 'waiting' AND (? IS NULL OR kind = ?)",
+            "AND state IN ('waiting', 'held') AND (? IS NULL OR kind = ?)",
             (ts(now()), episode_id, kind, kind),
         )
         return rowcount
