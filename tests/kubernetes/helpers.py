@@ -83,9 +83,11 @@ class Cluster:
         guards: Mapping[str, Any] | None = None,
         kube: Mapping[str, Any] | None = None,
         rbac: list[dict[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Daemon:
-        """The daemon with `playbooks/<module>.py`; `params` by playbook name. It acts as
-        its service account with the `rbac` manifests' rules (default: the shipped ones)."""
+        """The daemon with `playbooks/<module>.py`; `params` by playbook name; `extra` more
+        settings (e.g. admin tokens). It acts as its service account with the `rbac`
+        manifests' rules (default: the shipped ones)."""
         token = grant(self.emu, self.tmp, rbac)
         config: dict[str, Any] = {
             "mode": mode,
@@ -100,6 +102,7 @@ class Cluster:
         }
         if guards is not None:
             config["guards"] = guards
+        config.update(extra or {})
         self.daemon = await self.make_daemon(registry(module), config=config)
         return self.daemon
 

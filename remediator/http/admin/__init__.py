@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from remediator.engine.governance import GovernanceError
-from remediator.http.admin import actions, reads
+from remediator.http.admin import actions, incidents, reads
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.admin.common import ADMIN_TOKENS, CALLER, Problem, error, reply
 from remediator.http.admin.openapi import SPEC
@@ -77,4 +77,7 @@ def admin_app(tokens: AdminTokens) -> web.Application:
     r.add_get("/dead-letters", reads.dead_letters)
     r.add_post("/dead-letters/{item_id}/resend", actions.resend_dead_letter)
     r.add_get("/audit", reads.audit)
+    r.add_get("/incidents", incidents.incidents)
+    r.add_get("/incidents/{incident_id}", incidents.incident)
+    r.add_post("/incidents/{incident_id}/clear", incidents.clear)
     return app

@@ -218,6 +218,22 @@ SCHEMAS: dict[str, Schema] = {
             "reports": {"type": "array", "items": OBJECT},
         }
     ),
+    "Incident": _object(
+        {
+            "id": INTEGER,
+            "playbook": STRING,
+            "target_key": STRING,
+            "state": {"type": "string", "enum": ["open", "held", "closed"]},
+            "opened_at": TIME,
+            "last_seen": TIME,
+            "held_at": _nullable(TIME),
+            "held_reason": _nullable(STRING),
+            "closed_at": _nullable(TIME),
+            "closed_by": _nullable(STRING),
+            "close_reason": _nullable(STRING),
+            "episodes": {"type": "array", "items": OBJECT},
+        }
+    ),
 }
 
 _DESCRIPTIONS = {
@@ -438,6 +454,37 @@ SPEC: Schema = {
                 ("200", _list_of("audit", _ref("AuditEntry"))),
                 ["422"],
                 parameters=[LIMIT],
+            )
+        },
+        "/admin/incidents": {
+            "get": _operation(
+                "Incidents (a target's trouble across alert episodes), newest first",
+                ("200", _list_of("incidents", _ref("Incident"))),
+                ["422"],
+                parameters=[
+                    _query(
+                        "state",
+                        {"type": "string", "enum": ["open", "held", "closed"]},
+                        "Only incidents in this state.",
+                    )
+                ],
+            )
+        },
+        "/admin/incidents/{incident_id}": {
+            "get": _operation(
+                "One incident with the episodes it spans",
+                ("200", _ref("Incident")),
+                ["404"],
+                parameters=[_path("incident_id", INTEGER)],
+            )
+        },
+        "/admin/incidents/{incident_id}/clear": {
+            "post": _operation(
+                "Clear an incident: the next alert for its target may act again",
+                ("200", _ref("Incident")),
+                [*_MUTATION, "404", "409"],
+                body="Reason",
+                parameters=[_path("incident_id", INTEGER)],
             )
         },
     },

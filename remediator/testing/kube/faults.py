@@ -9,6 +9,7 @@ the first active match applies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,13 +33,16 @@ class Fault:
     reset: bool = False
     retry_after: int | None = None
     message: str = "fault injected by the emulator"
+    # The request takes effect, then the answer waits this long (or until `Faults.clear()`):
+    # a client that dies meanwhile changed the object without learning the outcome.
+    answer_after_s: float = 0.0
     hits: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path_regex)
-        if self.status is None and not self.reset and not self.latency_s:
-            raise ValueError("a fault needs a status, latency_s or reset")
+        if self.status is None and not (self.reset or self.latency_s or self.answer_after_s):
+            raise ValueError("a fault needs a status, latency_s, answer_after_s or reset")
         if self.status == 429 and self.retry_after is None:
             self.retry_after = 1
 
@@ -66,6 +70,7 @@ class Fault:
 class Faults:
     def __init__(self) -> None:
         self.rules: list[Fault] = []
+        self._released: asyncio.Event | None = None  # set by clear(): held answers go out
 
     def add(
         self,
@@ -78,6 +83,7 @@ class Faults:
         reset: bool = False,
         retry_after: int | None = None,
         message: str = "fault injected by the emulator",
+        answer_after_s: float = 0.0,
     ) -> Fault:
         fault = Fault(
             path_regex=path_regex,
@@ -88,12 +94,16 @@ class Faults:
             reset=reset,
             retry_after=retry_after,
             message=message,
+            answer_after_s=answer_after_s,
         )
         self.rules.append(fault)
         return fault
 
     def clear(self) -> None:
         self.rules.clear()
+        if self._released is not None:
+            self._released.set()
+            self._released = None
 
     def take(self, method: str, path: str) -> Fault | None:
         for fault in self.rules:
@@ -114,5 +124,11 @@ class Faults:
             # Never delivered: aiohttp sees the dead transport and drops the response quietly.
             return web.Response(status=500)
         if fault.status is None:
-            return await handler(request)
+            response = await handler(request)
+            if fault.answer_after_s:
+                if self._released is None:
+                    self._released = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), fault.answer_after_s)
+            return response
         raise fault.error()
