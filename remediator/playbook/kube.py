@@ -177,6 +177,13 @@ class Kube:
                 return Autoscaler("hpa", str(w.meta(obj)["name"]), obj)
         return None
 
+    # Only what the patching method itself reads back on a conflict (its `get` rules).
+    @needs(
+        on_workload("get"),
+        on_workload("get", "scale"),
+        Rule("autoscaling", "horizontalpodautoscalers", "get"),
+        Rule("keda.sh", "scaledobjects", "get"),
+    )
     async def applied(self, verb: str, resource: str, body: object) -> bool | None:
         """Whether a recorded merge patch of a workload, its scale, an HPA or a ScaledObject
         is in effect now (every field it sets has that value, every field it removes is

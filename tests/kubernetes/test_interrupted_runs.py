@@ -27,7 +27,7 @@ from remediator.testing.alerts import alert, body, notification
 from remediator.testing.fakes import FakePagerDuty, FakeSlack
 from remediator.testing.kube import KubeEmulator
 from remediator.testing.servers import free_port
-from tests.kubernetes.helpers import KUBE, START, labels
+from tests.kubernetes.helpers import KUBE, START, grant, labels
 from tests.kubernetes.test_scale import lag
 from tests.reports.helpers import CHANNEL, SLACK_TOKEN, text_of
 
@@ -123,7 +123,14 @@ async def daemon(
         "state": {"path": str(tmp_path / "state.db")},
         "webhook": {"auth": {"bearer_token": TOKEN}},
         # A request stays unanswered while the daemon is killed; no client-side retry first.
-        "kubernetes": {"mode": "url", "url": emu.url, **KUBE, "request_timeout_seconds": 30.0},
+        # As the shipped service account (RBAC mode), like every Kubernetes test.
+        "kubernetes": {
+            "mode": "url",
+            "url": emu.url,
+            "token_file": str(grant(emu, tmp_path)),
+            **KUBE,
+            "request_timeout_seconds": 30.0,
+        },
         "guards": {"blast_radius": {"max_pods_per_episode": 3}},
         "playbooks": {
             "statefulset-rolling-restart": {"params": {"pod_ready_deadline_seconds": 120}},
