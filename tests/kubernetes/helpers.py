@@ -104,6 +104,9 @@ class Cluster:
             config["guards"] = guards
         config.update(extra or {})
         self.daemon = await self.make_daemon(registry(module), config=config)
+        # The test drives the durable timers (`run_timers`): the daemon's own loop is stopped,
+        # so a timer never runs behind the test's back (timers are claimed once).
+        await self.daemon.engine.timers.stop()
         return self.daemon
 
     async def fire(self, labels: Mapping[str, str], *, minutes: int = 0, **kw: Any) -> Outcome:

@@ -99,14 +99,15 @@ async def test_never_scales_down_while_firing(cluster: Cluster) -> None:
 
 async def test_scales_back_to_what_it_found_after_resolve_and_cooldown(cluster: Cluster) -> None:
     cluster.emu.add_deployment("shop", "consumer", replicas=2)
-    await cluster.start("scale_on_lag", params={LAG: {"partitions": 12, "cooldown_seconds": 0.2}})
+    # A cool-down long enough for a loaded machine to reach the first check within it.
+    await cluster.start("scale_on_lag", params={LAG: {"partitions": 12, "cooldown_seconds": 1.0}})
     fired = await cluster.fire(lag())
     assert cluster.replicas("consumer") == 4
 
     await cluster.resolve(lag())
     assert await cluster.run_timers() == 0  # the cool-down has not passed
     assert cluster.replicas("consumer") == 4
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.1)
     assert await cluster.run_timers() == 1
 
     assert cluster.replicas("consumer") == 2
