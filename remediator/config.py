@@ -289,16 +289,25 @@ class BlastRadiusSettings(Section):
 
 
 class StormSettings(Section):
+    """Decided when a notification is digested, on every firing alert that arrived with a
+    playbook for it (refused or not), before any of them is dispatched."""
+
     distinct_targets: int = Field(
         10, ge=1, description="More distinct targets alerting within the window opens it."
     )
     window_seconds: float = Field(300.0, gt=0, description="Window for `distinct_targets`.")
+    refusals: int | None = Field(
+        10,
+        ge=1,
+        description="Also open when more alerts than this were refused before acting (no "
+        "valid target, scope, a guard) within the window; unset: off.",
+    )
     share_of_known_workloads: float | None = Field(
         None,
         gt=0,
         le=1,
         description="Also open when this share of the targets seen in the known-workloads "
-        "window alerts within the window; unset: off.",
+        "window alerts within the window, overall or in one namespace; unset: off.",
     )
     known_workloads_window_seconds: float = Field(
         7 * 86400.0, gt=0, description="How far back targets count as known workloads."
@@ -495,6 +504,11 @@ class EscalationSettings(Section):
     pagerduty: PagerDutySettings = PagerDutySettings()
     webhook: OutgoingWebhookSettings = OutgoingWebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
+    page_in_shadow: bool = Field(
+        False,
+        description="Page (PagerDuty, webhook, Slack mention) in shadow mode too; off: a "
+        "shadow-mode escalation goes to the Slack report as `would have escalated`.",
+    )
 
     @model_validator(mode="after")
     def _slack_is_usable(self) -> EscalationSettings:

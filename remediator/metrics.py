@@ -83,6 +83,11 @@ class Metrics:
         self.breaker_open = Gauge(
             "remediator_breaker_open", "1 while the storm breaker stops remediation.", registry=r
         )
+        self.storm_held = Counter(
+            "remediator_storm_held_alerts",
+            "Firing alerts held by the open storm breaker instead of dispatched.",
+            registry=r,
+        )
         self.escalation_deliveries = Counter(
             "remediator_escalation_deliveries",
             "Escalation and report deliveries by channel and result (ok, error, dead_letter).",

@@ -31,7 +31,10 @@ def headline(doc: dict[str, Any]) -> str:
 
 
 def slack_text(doc: dict[str, Any], mention: str) -> str:
-    lines = [f"{mention} :rotating_light: *{headline(doc)}*".strip()]
+    if doc.get("shadow"):  # shadow mode: what would have been escalated, nobody is called
+        lines = [f":ghost: *Would have escalated* (shadow mode): {headline(doc)}"]
+    else:
+        lines = [f"{mention} :rotating_light: *{headline(doc)}*".strip()]
     if doc.get("summary"):
         lines.append(str(doc["summary"]))
     facts = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from remediator.alertmanager import Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
@@ -19,13 +19,14 @@ from remediator.engine.dispatch import Dispatcher
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
-from remediator.store.records import Digested, JournalEntry
+from remediator.store.records import Digested, JournalEntry, WorkItem
 from remediator.tasks import stop_tasks
 
 # The webhook enforced its limits when it accepted a notification; replaying it must not
 # depend on limits configured since, so the journal is read without them.
 _REPLAY = Limits(max_alerts=2**31, max_labels=2**31, max_value_chars=2**31)
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+Admit = Callable[[Sequence[WorkItem]], Awaitable[list[WorkItem]]]
 
 
 class Digester:
@@ -36,6 +37,7 @@ class Digester:
         metrics: Metrics,
         *,
         needs_work: Callable[[Mapping[str, str]], bool] | None = None,
+        admit: Admit | None = None,
         slice_size: int = 8,
         handoff_max: int = 128,
     ) -> None:
@@ -43,6 +45,8 @@ class Digester:
         self._dispatcher = dispatcher
         self._metrics = metrics
         self._needs_work = needs_work
+        # The storm watch: sees a slice's firing alerts before any of them is dispatched.
+        self._admit = admit
         self._slice = slice_size
         self._backlog = 0
         # Intake's validated data, by notification id, so the digester need not parse the
@@ -120,10 +124,21 @@ class Digester:
         self._backlog -= len(entries)
         self._metrics.digest_backlog.set(self.backlog)
         self._metrics.digest_seconds.observe(time.perf_counter() - started)
+        work: list[WorkItem] = []
         for result in results:
             self._metrics.episodes_opened.inc(result.new_episodes)
             self._metrics.episodes_closed.inc(result.resolved_episodes)
-            self._dispatcher.offer(result.work)
+            work += result.work
+        if self._admit is not None and work:
+            try:
+                work = await self._admit(work)
+            except StoreUnavailable as exc:
+                # Digested and recorded as pending: the sweeper brings it back, and the
+                # pipeline asks the storm watch again before running anything.
+                self._log.warning("storm watch failed; work left to the sweeper", error=str(exc))
+                self._dispatcher.sweep_soon()
+                return
+        self._dispatcher.offer(work)
 
     def _data(self, entry: JournalEntry) -> NotificationData:
         if entry.id in self._handoff:

@@ -74,6 +74,11 @@ class Dispatcher:
             self._idle.clear()
         self._metrics.queue_depth.set(self._queue.qsize())
 
+    def sweep_soon(self) -> None:
+        """Work was recorded but not offered (e.g. the storm watch could not decide on it):
+        the sweeper loads it from the store."""
+        self._overflowed.set()
+
     async def drained(self) -> None:
         """Wait until nothing is queued or running (tests and graceful shutdown)."""
         await self._idle.wait()

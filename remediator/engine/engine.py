@@ -44,6 +44,8 @@ from remediator.engine.report import SLACK_REPORT, SlackReports
 from remediator.engine.report_delivery import Scrubber, SlackReportDelivery, secret_values
 from remediator.engine.run import FOLLOW_UP, REVERT
 from remediator.engine.slack_approvals import SlackApprovals, wire_slack_approvals
+from remediator.engine.storm_report import StormMessages
+from remediator.engine.storm_watch import StormWatch
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.wiring import ClientSet, build_clients, prometheus_client
@@ -93,6 +95,7 @@ class Engine:
         self.timers: Timers
         self.outbox: Outbox
         self.breaker: StormBreaker
+        self.storm: StormWatch
         self.governance: Governance
         self.slack_approvals: SlackApprovals | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -115,7 +118,11 @@ class Engine:
             workers=dispatch.workers,
         )
         self.digester = Digester(
-            self.store, self.dispatcher, self.metrics, needs_work=self.pipeline.needs_work
+            self.store,
+            self.dispatcher,
+            self.metrics,
+            needs_work=self.pipeline.needs_work,
+            admit=self.storm.admit,
         )
         self.intake = Intake(
             self.store,
@@ -144,6 +151,7 @@ class Engine:
         self._session = aiohttp.ClientSession()
         channels: dict[str, Deliver] = build_channels(settings.escalation, self._session)
         holds: dict[str, Hold] = {}
+        delivery: SlackReportDelivery | None = None
         if settings.reports.slack.enabled:
             shared = report_channel_escalates(settings)
             if shared:
@@ -161,7 +169,18 @@ class Engine:
             channels[SLACK_REPORT] = delivery
             holds[SLACK_REPORT] = delivery.hold
         self.outbox = Outbox(store, metrics, channels, settings.escalation.delivery, holds)
-        escalator = hooks.escalator or Escalation(store, metrics, self.outbox)
+        self.storm_messages: StormMessages | None = None
+        if delivery is not None:
+            self.storm_messages = StormMessages(
+                store,
+                self.outbox,
+                admin_url=settings.reports.admin_url,
+                page_in_shadow=settings.escalation.page_in_shadow,
+            )
+            delivery.storm = self.storm_messages
+        escalator = hooks.escalator or Escalation(
+            store, metrics, self.outbox, page_in_shadow=settings.escalation.page_in_shadow
+        )
         self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery)
         governed = build_guards(settings.guards, store, escalator, metrics)
         self.breaker = governed.breaker
@@ -205,6 +224,11 @@ class Engine:
             clients=self.clients.factories,
             scope=self.clients.scope,
         )
+        on_change = self.storm_messages.changed if self.storm_messages is not None else None
+        self.storm = StormWatch(store, self.breaker, self.pipeline, metrics, on_hold=on_change)
+        if on_change is not None:
+            self.breaker.on_close.append(on_change)
+        self.pipeline.storm = self.storm
         self.timers.on(REVERT, self.pipeline.revert)
         self.timers.on(FOLLOW_UP, self.pipeline.follow_up)
         self.timers.on(APPROVAL_TIMEOUT, approvals.on_timeout)

@@ -5,7 +5,10 @@ record plus one outbox row per channel, delivered by engine/outbox.py. Each queu
 self-contained document (what fired, where, why, the evidence), so delivery after a restart
 needs nothing else. Two kinds of escalation are recorded but not delivered, because a human was
 already told or nothing would have been done anyway: refusals by the open storm breaker (it
-paged once for all of them) and refusals in shadow mode. When the alert resolves, the channels
+paged once for all of them) and refusals in shadow mode. Other escalations in shadow mode
+(a shadow run failed, the breaker opened while every playbook is in shadow mode) go to the
+Slack report only, as "would have escalated", unless `escalation.page_in_shadow` asks for
+pages: a new install watches, it does not wake anyone. When the alert resolves, the channels
 that were told get a resolve (PagerDuty closes the incident with the same dedup_key).
 """
 
@@ -14,10 +17,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from remediator.engine.channels import PAGERDUTY, WEBHOOK
+from remediator.engine.channels import PAGERDUTY, SLACK, WEBHOOK
 from remediator.engine.guards.storm import NAME as STORM_BREAKER
 from remediator.engine.hooks import RecordingEscalator
 from remediator.engine.outbox import Outbox
+from remediator.engine.report import SLACK_REPORT
 from remediator.metrics import Metrics
 from remediator.store import Store
 
@@ -40,8 +44,11 @@ def not_delivered_because(details: dict[str, Any]) -> str | None:
 class Escalation:
     """The engine's Escalator: RecordingEscalator plus delivery through the outbox."""
 
-    def __init__(self, store: Store, metrics: Metrics, outbox: Outbox) -> None:
+    def __init__(
+        self, store: Store, metrics: Metrics, outbox: Outbox, *, page_in_shadow: bool = False
+    ) -> None:
         self._store = store
+        self._page_in_shadow = page_in_shadow
         self._record = RecordingEscalator(store, metrics)
         self._outbox = outbox
         self._channels = outbox.channels
@@ -51,15 +58,30 @@ class Escalation:
     ) -> None:
         skipped = not_delivered_because(details)
         channels = [] if skipped else list(self._channels)
+        shadow = details.get("mode") == "shadow" and not self._page_in_shadow
+        if shadow:
+            channels = self._shadow_channels(channels)
         recorded = {**details, "channels": channels}
         if skipped:
             recorded["not_delivered"] = skipped
+        if shadow:
+            recorded["shadow"] = "would have escalated: shadow mode does not page"
         await self._record.escalate(episode_id, run_id, reason, recorded)
         if not channels:
             return
         document = await self._document(episode_id, run_id, reason, details)
+        if shadow:
+            document["shadow"] = True
         for channel in channels:
             await self._outbox.enqueue(channel, episode_id, ESCALATION, document)
+
+    @staticmethod
+    def _shadow_channels(channels: list[str]) -> list[str]:
+        """The Slack report, or else the Slack escalation channel (without its mention)."""
+        for quiet in (SLACK_REPORT, SLACK):
+            if quiet in channels:
+                return [quiet]
+        return []
 
     async def resolved(self, episode_id: str) -> None:
         told = {

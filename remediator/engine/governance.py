@@ -29,6 +29,7 @@ from remediator.store.records import (
     RunState,
     Scope,
 )
+from remediator.store.storm_records import HeldAlert
 
 
 class GovernanceError(ValueError):
@@ -115,6 +116,15 @@ class Governance:
     async def breaker(self) -> BreakerRecord | None:
         """The open breaker, or None when remediation may proceed."""
         return await self._breaker.status()
+
+    async def storm(self, limit: int = 1000) -> tuple[BreakerRecord | None, int, list[HeldAlert]]:
+        """The open breaker, or else the last one; how many alerts it held, and the first
+        `limit` of them."""
+        breaker = await self._breaker.status() or await self._store.latest_breaker()
+        if breaker is None:
+            return None, 0, []
+        count = await self._store.count_held(breaker.id)
+        return breaker, count, await self._store.held_alerts(breaker.id, limit)
 
     async def close_breaker(self, *, who: str, reason: str) -> BreakerRecord:
         closed = await self._breaker.close(

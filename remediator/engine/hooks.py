@@ -8,6 +8,7 @@ of an escalation, and no reports until reporting is configured.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import Action, PlaybookSpec, RunInfo
 from remediator.store import Store
+from remediator.store.records import WorkItem
 
 
 class Guards(Protocol):
@@ -40,6 +42,16 @@ class Escalator(Protocol):
 
     async def resolved(self, episode_id: str) -> None:
         """The episode's alert resolved: close what the escalation opened (e.g. PagerDuty)."""
+        ...
+
+
+class StormGate(Protocol):
+    async def admit(self, items: Sequence[WorkItem]) -> list[WorkItem]:
+        """The work that may be dispatched; firing work the open storm breaker holds is not."""
+        ...
+
+    async def refused(self, episode_id: str, kind: str) -> None:
+        """An alert was refused before acting (it counts towards the storm)."""
         ...
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
-from remediator.engine.hooks import Approvals, Escalator, Guards, NoReports, Reporter, Verifier
+from remediator.engine.hooks import Approvals, Escalator, Guards, NoReports, Reporter, StormGate, Verifier
 from remediator.engine.incidents import Incidents
 from remediator.engine.locks import KeyedLocks
 from remediator.engine.progress import RunProgress
@@ -44,6 +44,9 @@ from remediator.store.records import (
     WorkItem,
     WorkKind,
 )
+
+# Refusals that say nothing new about a storm: the breaker's own.
+_NOT_A_REFUSAL_BURST = frozenset({"storm_breaker"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Pipeline:
         # Operator overrides of playbook modes (admin API), loaded from the store at start:
         # they win over the configuration and take effect for the next run.
         self.mode_overrides: dict[str, Mode] = {}
+        # Set by the engine: asked before a firing alert runs anything, told of refusals.
+        self.storm: StormGate | None = None
         self.locks = KeyedLocks()
         self.incidents = Incidents(store, settings.incidents, reporter)
         # One admission at a time: guard check + intent (see EngineRun.act).
@@ -159,6 +164,8 @@ class Pipeline:
                 item.episode_id, None, DecisionKind.SKIPPED, "resolved before it was dispatched"
             )
             return
+        if self.storm is not None and not await self.storm.admit([item]):
+            return  # held by the open storm breaker
         choice = choose(self.registry, self.settings, alert.labels, self.scope)
         for other, why in choice.passed_over:
             await self.store.record_decision(item.episode_id, other.name, DecisionKind.SKIPPED, why)
@@ -167,7 +174,8 @@ class Pipeline:
             await self._no_playbook(episode, log)
             return
         if choice.target is None:
-            await self._refuse(item, spec, f"no valid target: {choice.target_error}", log)
+            reason = f"no valid target: {choice.target_error}"
+            await self._refuse(item, spec, reason, log, kind="no_target")
             return
         missing = sorted(spec.needs - set(self.clients))
         if missing:
@@ -175,7 +183,7 @@ class Pipeline:
                 f"needs the {', '.join(missing)} client, which the configuration does not "
                 "provide (see `kubernetes.mode` and `databases`)"
             )
-            await self._refuse(item, spec, reason, log)
+            await self._refuse(item, spec, reason, log, kind="missing_client")
             return
         if await self.incidents.turn_away(spec.name, choice.target.key, episode):
             return
@@ -184,14 +192,22 @@ class Pipeline:
         )
         await self.run_playbook(spec, choice.target, episode, item, log)
 
-    async def _refuse(self, item: WorkItem, spec: PlaybookSpec, reason: str, log: Any) -> None:
+    async def _refuse(
+        self, item: WorkItem, spec: PlaybookSpec, reason: str, log: Any, *, kind: str
+    ) -> None:
         """The playbook cannot run for this alert at all: recorded and escalated, no run."""
         await self.store.record_decision(item.episode_id, spec.name, DecisionKind.REFUSED, reason)
         self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
         log.warning("refused", playbook=spec.name, reason=reason)
-        await self.escalator.escalate(
-            item.episode_id, None, reason, {"kind": "refused", "playbook": spec.name}
-        )
+        if self.storm is not None:
+            await self.storm.refused(item.episode_id, kind)
+        details = {
+            "kind": "refused",
+            "refusal": kind,
+            "playbook": spec.name,
+            "mode": self.mode_of(spec.name).value,
+        }
+        await self.escalator.escalate(item.episode_id, None, reason, details)
 
     async def _no_playbook(self, episode: EpisodeRecord, log: Any) -> None:
         await self.store.record_decision(
@@ -283,6 +299,8 @@ class Pipeline:
         }
         if guard is not None:
             details["guard"] = guard
+            if self.storm is not None and guard not in _NOT_A_REFUSAL_BURST:
+                await self.storm.refused(episode.id, guard)
         if state is RunState.PENDING_APPROVAL:
             # Before the report: it shows the approval's deadline (and in Slack, its buttons).
             await self.approvals.requested(run)

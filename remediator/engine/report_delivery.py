@@ -38,6 +38,7 @@ from remediator.engine.report import (
     SLACK_REPORT,
     episode_document,
 )
+from remediator.engine.storm_report import STORM_UPDATE, StormMessages, breaker_id, is_storm
 from remediator.logs import get_logger
 from remediator.store import Store
 from remediator.store.records import OutboxItem
@@ -124,10 +125,13 @@ class SlackReportDelivery:
                 session, slack.webhook_value() or "", timeout=slack.timeout_seconds
             )
         self._log = get_logger(component="slack_reports")
+        # The storm breaker's one message, posted and then updated (engine/storm_report.py).
+        self.storm: StormMessages | None = None
 
     def hold(self, item: OutboxItem) -> float:
         """Seconds a queued report waits before delivery, so a storm can be summarised."""
-        return self._settings.batch_window_seconds if item.kind == REPORT else 0.0
+        waits = item.kind in (REPORT, STORM_UPDATE)
+        return self._settings.batch_window_seconds if waits else 0.0
 
     async def __call__(self, item: OutboxItem) -> None:
         if item.kind == REPORT:
@@ -141,8 +145,12 @@ class SlackReportDelivery:
                 await self._report(item)
         elif item.kind == PROGRESS:
             await self._progress(item)
+        elif item.kind == ESCALATION and self.storm is not None and is_storm(item.payload):
+            await self._storm_message(item, update=False)
         elif item.kind == ESCALATION:
             await self._escalation(item)
+        elif item.kind == STORM_UPDATE and self.storm is not None:
+            await self._storm_message(item, update=True)
         elif item.kind in (APPROVAL_REQUEST, APPROVAL_DECIDED, RUN_NOW_TAKEN):
             await self._approval(item)
         # Anything else (a PagerDuty-style resolve) has nothing to say in Slack.
@@ -233,6 +241,28 @@ class SlackReportDelivery:
         if posted is not None:
             text, blocks = self._scrub(message[0]), self._scrub(message[1])
             await self._bot.update(posted[0], posted[1], text, blocks)
+
+    async def _storm_message(self, item: OutboxItem, *, update: bool) -> None:
+        """The storm's one message: posted when the breaker opens, then edited in place."""
+        assert self.storm is not None
+        number = breaker_id(str(item.payload.get("key", "")))
+        if number is None:
+            return
+        if update:
+            self.storm.delivering(number)
+        message = await self.storm.message(number, mention=self._mention)
+        if message is None:
+            return
+        ts = await self._store.report_thread(item.episode_id) if item.episode_id else None
+        if ts is None or self._bot is None:
+            if update and self._bot is None:
+                return  # an incoming webhook cannot edit: it got the opening message
+            ts = await self._post(message)
+            if ts and item.episode_id:
+                await self._store.set_report_thread(item.episode_id, self._channel, ts)
+            return
+        text, blocks = self._scrub(message[0]), self._scrub(message[1])
+        await self._bot.update(self._channel, ts, text, blocks)
 
     async def _storm(self, head: OutboxItem) -> tuple[list[OutboxItem], list[OutboxItem]]:
         """The waiting reports to summarise with the head, and the progress notes among them

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import Guards
 from remediator.engine.progress import RunProgress
 from remediator.playbook import JSON, Action, ActionRefused, Target
@@ -95,6 +96,16 @@ class EngineRun:
         return self._dry_run
 
     async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
+        while True:
+            try:
+                return await self._admit_and_call(action, call)
+            except Deferred as deferred:
+                # The cap on actions in flight is full: wait outside the admission lock (others
+                # may pass, dry runs and refusals), then every guard is asked again.
+                self.log.info("action deferred", action=action.summary, reason=str(deferred))
+                await deferred.room()
+
+    async def _admit_and_call(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
         async with contextlib.AsyncExitStack() as in_flight:
             async with self._admission:
                 try:

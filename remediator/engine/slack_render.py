@@ -195,7 +195,11 @@ def progress(document: dict[str, Any]) -> Message:
 def escalation(document: dict[str, Any], mention: str = "") -> Message:
     """An escalation as a reply in the episode's thread (broadcast to the channel)."""
     reason = str(document.get("reason", "escalation"))
-    line = f"{mention} :rotating_light: *Escalated*: {reason}".strip()
+    if document.get("shadow"):  # shadow mode reports what it would have done; nobody is called
+        mention = ""
+        line = f":ghost: *Would have escalated* (shadow mode): {reason}"
+    else:
+        line = f"{mention} :rotating_light: *Escalated*: {reason}".strip()
     facts = [
         f"{name} `{document[key]}`"
         for name, key in (("playbook", "playbook"), ("target", "target"), ("run", "run_id"))
@@ -204,7 +208,8 @@ def escalation(document: dict[str, Any], mention: str = "") -> Message:
     blocks: Blocks = [_section(line)]
     if facts:
         blocks.append(_context(" · ".join(facts)))
-    return _clip(f"{mention} Escalated: {reason}".strip()), blocks
+    word = "Would have escalated" if document.get("shadow") else "Escalated"
+    return _clip(f"{mention} {word}: {reason}".strip()), blocks
 
 
 def standalone(document: dict[str, Any]) -> Message:

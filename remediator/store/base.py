@@ -32,6 +32,7 @@ from remediator.store.records import (
     WorkItem,
     WorkKind,
 )
+from remediator.store.storm_records import HeldAlert, Sighting, StormPicture
 
 
 class StoreUnavailable(Exception):
@@ -234,9 +235,34 @@ class Store(Protocol):
         real action at or after `since`, oldest first."""
         ...
 
-    async def count_run_targets(self, since: datetime) -> int:
-        """Distinct targets of runs started since then (the storm breaker's window)."""
+    # the storm picture (engine/storm_watch.py)
+    async def add_sightings(self, sightings: Sequence[Sighting]) -> None:
+        """Record firing alerts as they arrived (an episode is sighted once)."""
         ...
+
+    async def hold_alerts(
+        self, breaker_id: int, sightings: Sequence[Sighting], reason: str
+    ) -> None:
+        """In one transaction: sight them as held by the breaker, mark their episodes handled
+        with nothing to do when they resolve, and record a `held` decision for each."""
+        ...
+
+    async def mark_refused(self, episode_id: str, kind: str) -> None:
+        """The sighted alert was refused before acting (it counts towards a refusal burst)."""
+        ...
+
+    async def storm_picture(self, since: datetime, known_since: datetime | None) -> StormPicture:
+        """Counts of sighted targets (alerts a playbook handles) since `since`, and of known
+        targets since `known_since` (None: not needed)."""
+        ...
+
+    async def held_alerts(self, breaker_id: int, limit: int = 10_000) -> list[HeldAlert]: ...
+    async def get_breaker(self, breaker_id: int) -> BreakerRecord | None: ...
+    async def latest_breaker(self) -> BreakerRecord | None:
+        """The breaker opened last, open or closed."""
+        ...
+
+    async def count_held(self, breaker_id: int) -> int: ...
 
     async def open_breaker(
         self, reason: str, details: dict[str, Any], expires_at: datetime | None

@@ -86,6 +86,7 @@ class DecisionKind(StrEnum):
     REVERTED = "reverted"
     INTERRUPTED = "interrupted"  # the daemon stopped during the run (engine/recovery.py)
     HELD = "held"  # an escalated incident of the target holds further runs
+    STORM_HELD = "storm_held"  # held by the open storm breaker, never dispatched
 
 
 @dataclass(frozen=True)

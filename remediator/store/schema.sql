@@ -305,3 +305,20 @@ CREATE TABLE IF NOT EXISTS incident_episodes (
 );
 CREATE INDEX IF NOT EXISTS incident_episodes_incident ON incident_episodes (incident_id);
 CREATE INDEX IF NOT EXISTS incident_episodes_run ON incident_episodes (run_id);
+
+-- The storm picture (engine/storm_watch.py): every firing alert that arrived with a playbook
+-- for it, by target, when it was digested, so storms are decided on everything that arrived;
+-- `held_by` is the breaker that held it instead of dispatching it (its list of alerts).
+CREATE TABLE IF NOT EXISTS storm_sightings (
+    episode_id TEXT PRIMARY KEY,
+    target_key TEXT NOT NULL,
+    namespace TEXT,
+    playbook TEXT,
+    alertname TEXT NOT NULL,
+    at TEXT NOT NULL,
+    refused TEXT,
+    held_by INTEGER
+);
+CREATE INDEX IF NOT EXISTS storm_sightings_at ON storm_sightings (at);
+CREATE INDEX IF NOT EXISTS storm_sightings_held ON storm_sightings (held_by)
+    WHERE held_by IS NOT NULL;

@@ -53,6 +53,7 @@ from remediator.store.sqlite_governance import GovernanceSQL
 from remediator.store.sqlite_incidents import IncidentSQL
 from remediator.store.sqlite_outbox import OutboxSQL, add_columns, outbox_item
 from remediator.store.sqlite_slack import SlackSQL
+from remediator.store.sqlite_storm import StormSQL
 from remediator.store.writelock import PriorityLock
 from remediator.tasks import stop_tasks
 
@@ -62,7 +63,7 @@ RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
 
 
-class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL, IncidentSQL):
+class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL, IncidentSQL, StormSQL):
     def __init__(
         self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
     ) -> None:

@@ -149,12 +149,6 @@ class GovernanceSQL:
         rows = await self._read(sql, params)
         return [datetime.fromisoformat(row["first"]) for row in rows]
 
-    async def count_run_targets(self: _Backend, since: datetime) -> int:
-        rows = await self._read(
-            "SELECT count(DISTINCT target_key) FROM runs WHERE started_at >= ?", (ts(since),)
-        )
-        return int(rows[0][0])
-
     # -- the storm breaker ---------------------------------------------------------------
     async def open_breaker(
         self: _Backend, reason: str, details: dict[str, Any], expires_at: datetime | None

@@ -31,6 +31,7 @@ import pytest
 
 from remediator.testing.harness.scenarios import (
     STORM_SIZE,
+    STORM_THRESHOLD,
     Result,
     crashloop_rollback,
     ha_resends,
@@ -94,7 +95,12 @@ async def test_a_storm_opens_the_breaker_restarts_nothing_and_pages_once(
     assert result.facts["breaker"] is not None
     assert result.facts["breaker"].reason.startswith(f"{STORM_SIZE} distinct targets alerting")
     assert result.facts["restarted"] == [] and result.facts["mutations"] == []
-    for episode in result.episodes:
+    # Decided on each notification before dispatch: at most the threshold were dispatched
+    # (and refused by the breaker at their action), every other alert was held without a run.
+    ran = [e for e in result.episodes if result.runs[e.id]]
+    assert len(ran) <= STORM_THRESHOLD
+    assert sorted(result.facts["held"]) == sorted(e.id for e in result.episodes if e not in ran)
+    for episode in ran:
         [run] = result.runs[episode.id]
         assert run.state == "refused" and (run.error or "").startswith("storm_breaker: open")
         assert all(a.state == "refused" for a in result.actions[episode.id])

@@ -132,10 +132,26 @@ async def refusals(daemon: Daemon) -> list[str]:
     return [a.error or "" for a in await actions(daemon) if a.state == "refused"]
 
 
+async def held(daemon: Daemon) -> list[str]:
+    """The targets of the alerts the open storm breaker holds, in arrival order."""
+    breaker = await daemon.engine.governance.breaker()
+    assert breaker is not None
+    return [h.target_key for h in await daemon.engine.store.held_alerts(breaker.id)]
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not await check():
             await asyncio.sleep(0.01)
+
+
+async def delivered(daemon: Daemon, within: float = 10.0) -> None:
+    """Wait until the outbox has delivered everything queued so far (on every channel)."""
+
+    async def empty() -> bool:
+        return not any((await daemon.engine.store.outbox_pending()).values())
+
+    await eventually(empty, within)
 
 
 async def post_and_settle(daemon: Daemon, payload: Mapping[str, Any]) -> None:

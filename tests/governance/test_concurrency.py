@@ -1,9 +1,12 @@
-"""A global cap on real actions in flight; dry runs never hold or need a slot."""
+"""A global cap on real actions in flight: past it an action waits for a slot (no refusal, no
+page); dry runs never hold or need a slot."""
 
 from __future__ import annotations
 
 import asyncio
 
+from remediator.engine.guards import GuardChain
+from remediator.testing.fakes import FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -12,6 +15,7 @@ from tests.governance.helpers import (
     eventually,
     firing,
     labels,
+    paging,
     post_and_settle,
     refusals,
     registry_with,
@@ -19,30 +23,37 @@ from tests.governance.helpers import (
 )
 
 
-async def test_cap_on_actions_in_flight(make_daemon: MakeDaemon) -> None:
+async def test_a_full_cap_defers_the_action_instead_of_refusing_it(
+    make_daemon: MakeDaemon, pagerduty: FakePagerDuty
+) -> None:
     world = World(gate=asyncio.Event())
-    daemon = await make_daemon(
-        registry_with(world), config=auto(guards={"concurrency": {"max_in_flight": 2}})
-    )
+    config = auto(guards={"concurrency": {"max_in_flight": 2}}, escalation=paging(pagerduty.url))
+    daemon = await make_daemon(registry_with(world), config=config)
     await daemon.post(firing(labels("a"), labels("b")))
 
     async def both_held() -> bool:
         return world.waiting == 2
 
-    async def refused() -> bool:
-        return bool(await refusals(daemon))
+    chain = daemon.engine.pipeline.guards
+    assert isinstance(chain, GuardChain)
+
+    async def deferred() -> bool:
+        return chain.concurrency.waiting == 1
 
     await eventually(both_held)
     await daemon.post(firing(labels("c")))
-    await eventually(refused)
+    await eventually(deferred)
     assert world.gate is not None
     world.gate.set()
     await daemon.settle()
-    assert sorted(world.targets()) == ["Deployment/shop/a", "Deployment/shop/b"]
-    assert await refusals(daemon) == ["concurrency: 2 actions already in flight (cap 2)"]
-    # The slots were released: actions pass again.
+    # c waited for a slot and then acted: nothing refused, nobody paged.
+    assert sorted(world.targets()) == [f"Deployment/shop/{n}" for n in "abc"]
+    assert await refusals(daemon) == []
+    assert [r.state for r in await runs(daemon)] == ["acted"] * 3
+    assert chain.concurrency.in_flight == 0
     await post_and_settle(daemon, firing(labels("d")))
     assert world.targets()[-1] == "Deployment/shop/d"
+    assert pagerduty.events == []
 
 
 async def test_dry_runs_pass_while_the_cap_is_full(make_daemon: MakeDaemon) -> None:

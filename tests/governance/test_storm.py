@@ -13,12 +13,16 @@ from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
     auto,
+    delivered,
     firing,
+    held,
     labels,
     paging,
     post_and_settle,
     refusals,
     registry_with,
+    resolved,
+    runs,
 )
 
 
@@ -37,7 +41,7 @@ async def trip(daemon: Daemon, world: World) -> BreakerRecord:
     return breaker
 
 
-async def test_opens_above_the_threshold_refuses_everything_and_pages_once(
+async def test_opens_above_the_threshold_holds_everything_and_pages_once(
     make_daemon: MakeDaemon, pagerduty: FakePagerDuty
 ) -> None:
     world = World()
@@ -47,26 +51,33 @@ async def test_opens_above_the_threshold_refuses_everything_and_pages_once(
         await post_and_settle(daemon, firing(labels(name)))  # a re-send is not a new target
     assert len(world.calls) == 3
     assert await daemon.engine.governance.breaker() is None
-    # The fourth distinct target within the window opens it, and is itself refused.
+    # The fourth distinct target within the window opens it, and is itself held.
     await post_and_settle(daemon, firing(labels("d")))
     breaker = await daemon.engine.governance.breaker()
     assert breaker is not None and breaker.reason.startswith("4 distinct targets alerting")
     for name in ("e", "f", "a"):  # new targets, and an old one alerting again
         await post_and_settle(daemon, firing(labels(name), minutes=1))
     assert len(world.calls) == 3
-    reasons = await refusals(daemon)
-    assert len(reasons) == 4 and all(r.startswith("storm_breaker: open since") for r in reasons)
+    assert await held(daemon) == [f"Deployment/shop/{n}" for n in "defa"]
+    # Held alerts cost no run, no action, no escalation each: the one page covers them.
+    assert len(await runs(daemon)) == 3 and await refusals(daemon) == []
     assert daemon.engine.metrics.breaker_open._value.get() == 1
     [page] = await pagerduty.wait_for(1)
-    await asyncio.sleep(0.2)  # room for (wrong) extra pages
-    assert len(pagerduty.events) == 1 and pagerduty.invalid == []
     assert page["event_action"] == "trigger" and page["dedup_key"] == breaker.page_key
     assert page["payload"]["severity"] == "critical"
     assert "storm breaker open" in page["payload"]["summary"]
-    # Every refusal is recorded (and escalated) but covered by that one page.
     for episode in await daemon.engine.store.list_episodes():
-        for escalation in await daemon.engine.store.escalations_for(episode.id):
-            assert escalation.details["not_delivered"] == "covered by the storm breaker's page"
+        assert await daemon.engine.store.escalations_for(episode.id) == []
+    # A held alert resolving is closed at digest: no work, no report, no second page.
+    await post_and_settle(daemon, resolved(labels("d")))
+    episode = next(e for e in await daemon.engine.store.list_episodes() if e.labels == labels("d"))
+    assert episode.status == "resolved"
+    assert [d.kind for d in await daemon.engine.store.decisions_for(episode.id)] == [
+        "storm_held",
+        "resolved",
+    ]
+    await delivered(daemon)  # nothing else is on its way to PagerDuty
+    assert len(pagerduty.events) == 1 and pagerduty.invalid == []
 
 
 async def test_operator_closes_it_and_the_page_resolves(

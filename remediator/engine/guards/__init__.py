@@ -3,7 +3,8 @@
 Order: kill switch, rate limits, blast radius, storm breaker, concurrency, then the approval
 match for approved runs. Cheap, operator-driven refusals come first so the recorded reason is
 the most useful one. Every refusal is counted and logged here with its guard and reason; the
-run records it on the action (see engine/run.py) and the pipeline escalates.
+run records it on the action (see engine/run.py) and the pipeline escalates. A full
+concurrency cap is not a refusal: it defers the action until a slot frees.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class GuardChain:
         self, guards: Sequence[Guard], concurrency: ConcurrencyGuard, metrics: Metrics
     ) -> None:
         self.guards = list(guards)
-        self._concurrency = concurrency
+        self.concurrency = concurrency
         self._metrics = metrics
         self._log = get_logger(component="guards")
 
@@ -65,7 +66,7 @@ class GuardChain:
                 raise
 
     def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
-        return self._concurrency.slot()
+        return self.concurrency.slot()
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,29 @@
 """The storm breaker: when too much goes wrong at once, stop all remediation and page once.
 
 A storm is systemic (a node, a network, a bad config push): restarting every workload that
-alerts makes it worse. Two signals open it:
-- more than `distinct_targets` distinct targets (or, if set, more than a share of the targets
-  seen recently) started a run within `window_seconds`;
-- more than `failed_verification_share` of the recent judged verifications (`verified` or
-  `not_verified`; `unknown` says nothing about the actions) failed.
-Both are computed from the durable record and only count what happened since the breaker last
-closed, so closing it does not re-open it at once on the same evidence. Opening is one
-conditional write, so exactly one caller pages, whatever the concurrency. While open, every
-check refuses. It stays open until an operator closes it, or its expiry, if configured.
+alerts makes it worse. The signals that open it (engine/guards/storm_rules.py) are decided on
+the storm picture, which counts every firing alert that arrived with a playbook for it, by
+target, as it is digested and before any of it is dispatched (engine/storm_watch.py):
+- more than `distinct_targets` distinct targets within `window_seconds`, or more than a share
+  of the targets seen recently, overall or in one namespace;
+- more than `refusals` of those alerts refused before acting;
+and, fed by the verifier, more than `failed_verification_share` of the recent judged
+verifications (`verified` or `not_verified`; `unknown` says nothing about the actions) failed.
+All of it only counts what happened since the breaker last closed, so closing it does not
+re-open it at once on the same evidence. Opening is one conditional write, so exactly one
+caller pages, whatever the concurrency. While open, every check refuses, and the digester
+holds every new firing alert instead of dispatching it. It stays open until an operator closes
+it, or its expiry, if configured.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.config import StormSettings
+from remediator.engine.guards.storm_rules import decide
 from remediator.engine.hooks import Escalator
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -40,9 +46,11 @@ class StormBreaker:
         self._escalator = escalator
         self._metrics = metrics
         self._log = get_logger(component="storm-breaker")
+        # Told after the breaker closed (the storm's Slack message says so).
+        self.on_close: list[Callable[[BreakerRecord], Awaitable[None]]] = []
 
     async def check(self, run: RunInfo, action: Action) -> None:
-        breaker = await self.status() or await self.evaluate_targets()
+        breaker = await self.status()
         if breaker is not None:
             raise ActionRefused(
                 NAME,
@@ -65,6 +73,8 @@ class StormBreaker:
             self._metrics.breaker_open.set(0)
             self._log.warning("storm breaker closed", by=who, reason=reason)
             await self._escalator.resolved(closed.page_key)
+            for told in self.on_close:
+                await told(closed)
         return closed
 
     async def _since(self, window_seconds: float) -> datetime:
@@ -72,31 +82,19 @@ class StormBreaker:
         closed = await self._store.last_breaker_close()
         return max(start, closed) if closed is not None else start
 
-    async def evaluate_targets(self) -> BreakerRecord | None:
+    async def evaluate_targets(self, mode: str | None = None) -> BreakerRecord | None:
+        """Decide on the storm picture; open (and page) if it is a storm. `mode` is recorded
+        with the page: `shadow` when nothing would have been changed anyway."""
         s = self._settings
-        alerting = await self._store.count_run_targets(await self._since(s.window_seconds))
-        details: dict[str, Any] = {
-            "distinct_targets": alerting,
-            "threshold": s.distinct_targets,
-            "window_seconds": s.window_seconds,
-        }
-        if alerting > s.distinct_targets:
-            return await self._open(
-                f"{alerting} distinct targets alerting within {s.window_seconds:g} s "
-                f"(more than {s.distinct_targets})",
-                details,
-            )
-        if s.share_of_known_workloads is not None and alerting >= s.min_targets_for_share:
-            known = await self._store.count_run_targets(
-                datetime.now(UTC) - timedelta(seconds=s.known_workloads_window_seconds)
-            )
-            if known and alerting / known > s.share_of_known_workloads:
-                return await self._open(
-                    f"{alerting} of {known} known targets alerting within "
-                    f"{s.window_seconds:g} s (more than {s.share_of_known_workloads:.0%})",
-                    {**details, "known_targets": known},
-                )
-        return None
+        known_since = None
+        if s.share_of_known_workloads is not None:
+            known_since = datetime.now(UTC) - timedelta(seconds=s.known_workloads_window_seconds)
+        picture = await self._store.storm_picture(await self._since(s.window_seconds), known_since)
+        opening = decide(picture, s)
+        if opening is None:
+            return None
+        details = {**opening.details, "mode": mode} if mode else opening.details
+        return await self._open(opening.reason, details)
 
     async def evaluate_verifications(self) -> BreakerRecord | None:
         s = self._settings
@@ -127,6 +125,6 @@ class StormBreaker:
             opened.page_key,
             None,
             f"storm breaker open, all remediation stopped: {reason}",
-            {"kind": "storm", **details},
+            {"kind": "storm", "breaker_id": opened.id, **details},
         )
         return opened

@@ -69,6 +69,7 @@ def admin_app(tokens: AdminTokens) -> web.Application:
     r.add_get("/pauses", reads.pauses)
     r.add_post("/pauses", actions.pause)
     r.add_post("/pauses/{switch_id}/resume", actions.resume)
+    r.add_get("/breaker", reads.breaker)
     r.add_post("/breaker/close", actions.close_breaker)
     r.add_get("/approvals", reads.approvals)
     r.add_post("/approvals/{run_id}/approve", actions.approve)

@@ -118,6 +118,24 @@ SCHEMAS: dict[str, Schema] = {
             "close_reason": _nullable(STRING),
         }
     ),
+    "HeldAlert": _object(
+        {
+            "episode_id": STRING,
+            "alertname": STRING,
+            "target_key": STRING,
+            "namespace": _nullable(STRING),
+            "playbook": _nullable(STRING),
+            "at": TIME,
+        }
+    ),
+    "Storm": _object(
+        {
+            "breaker": _nullable(_ref("Breaker")),
+            "open": {"type": "boolean"},
+            "held_count": INTEGER,
+            "held": {"type": "array", "items": _ref("HeldAlert")},
+        }
+    ),
     "Approval": _object(
         {
             "run_id": INTEGER,
@@ -378,6 +396,14 @@ SPEC: Schema = {
                 [*_MUTATION, "404", "409"],
                 body="Reason",
                 parameters=[_path("switch_id", INTEGER)],
+            )
+        },
+        "/admin/breaker": {
+            "get": _operation(
+                "The open storm breaker (or the last one) and the alerts it held",
+                ("200", _ref("Storm")),
+                ["422"],
+                parameters=[LIMIT],
             )
         },
         "/admin/breaker/close": {

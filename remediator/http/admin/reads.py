@@ -56,6 +56,20 @@ async def status(request: web.Request) -> web.Response:
     )
 
 
+async def breaker(request: web.Request) -> web.Response:
+    """The open storm breaker (or the last one) with every alert it held."""
+    eng = engine(request)
+    found, count, held = await eng.governance.storm(_limit(request.query.get("limit")))
+    return reply(
+        {
+            "breaker": record(found) if found else None,
+            "open": found is not None and found.closed_at is None,
+            "held_count": count,
+            "held": [record(h) for h in held],
+        }
+    )
+
+
 async def playbooks(request: web.Request) -> web.Response:
     eng = engine(request)
     out = []

@@ -277,8 +277,9 @@ STORM_THRESHOLD = 5
 
 async def service_down_storm() -> Result:
     """8 Deployments of job technical-analysis stop answering at once (a network partition)
-    -> 8 ServiceDown alerts in one evaluation -> the storm breaker (`distinct_targets` 5) opens:
-    nothing is restarted and one page goes out.
+    -> 8 ServiceDown alerts in one evaluation -> the storm breaker (`distinct_targets` 5) opens
+    on the whole picture: every alert it sees from then on is held, those dispatched before (at
+    most the threshold) are refused at their action; nothing is restarted, one page.
 
     All targets go down right after a rule evaluation, with scrapes (0.5 s) faster than
     evaluations (2 s), so every alert becomes pending, and fires, in the same evaluation, as it
@@ -311,23 +312,34 @@ async def service_down_storm() -> Result:
         await _after_evaluation(stack, "remediator.kubernetes")
         down.set()
 
-        async def all_refused() -> bool:
+        async def all_held() -> bool:
             episodes = await stack.episodes("ServiceDown")
-            if len(episodes) < STORM_SIZE:
+            assert stack.engine is not None
+            breaker = await stack.engine.governance.breaker()
+            if len(episodes) < STORM_SIZE or breaker is None:
                 return False
-            runs = [r for e in episodes for r in await stack.runs(e)]
-            return len(runs) == STORM_SIZE and all(r.finished_at is not None for r in runs)
+            # Alertmanager groups by deployment: a notification per alert, so those digested
+            # before the breaker opened (at most its threshold) were dispatched, and are
+            # refused by it at their action.
+            held = {h.episode_id for h in await stack.store.held_alerts(breaker.id)}
+            for episode in episodes:
+                runs = await stack.runs(episode)
+                if episode.id not in held and not (runs and runs[0].finished_at is not None):
+                    return False
+            return True
 
-        await stack.until(all_refused, timeout_s=FIRE_TIMEOUT, what="a run for every ServiceDown")
+        await stack.until(all_held, timeout_s=FIRE_TIMEOUT, what="every ServiceDown decided")
         await stack.pagerduty.wait_for(1, within=30)
         # Room for (wrong) extra pages or restarts: outbox polls every 0.2 s.
         await asyncio.sleep(2)
         assert stack.engine is not None
         breaker = await stack.engine.governance.breaker()
+        assert breaker is not None
         episodes = await stack.episodes("ServiceDown")
         result = await _result(stack, "service-down-storm", episodes, started)
         result.facts.update(
             breaker=breaker,
+            held=[h.episode_id for h in await stack.store.held_alerts(breaker.id)],
             restarted=[
                 n
                 for n in names

@@ -329,11 +329,15 @@ class Stack:
         current = await self.store.get_episode(episode.id) or episode
         actions = sorted(await self.actions(current), key=lambda a: a.intended_at)
         first = actions[0] if actions else None
+        acted_at = first.intended_at if first else None
+        if first is None:  # held by the storm breaker: its decision is the daemon's answer
+            held = [d.at for d in await self.store.decisions_for(current.id) if d.kind == "storm_held"]
+            acted_at = held[0] if held else None
         return Figures(
             scenario=scenario,
             alertname=current.alertname,
             fired_at=await self.first_firing(current.alertname, current.labels),
-            acted_at=first.intended_at if first else None,
+            acted_at=acted_at,
             action_done_at=first.finished_at if first else None,
             resolved_at=current.resolved_at,
         )
