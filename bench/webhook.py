@@ -37,9 +37,13 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from remediator.testing.alerts import alert, notification
+from remediator.testing.fakes import FakePagerDuty, FakeSlack
 from remediator.testing.servers import free_port
 
 TOKEN = "bench-token"
+PD_KEY = "B" * 32
+SLACK_TOKEN = "xoxb-bench-token"
+SLACK_CHANNEL = "C0BENCH"
 PER_NOTIFICATION = 20
 
 BARE_SERVER = """
@@ -318,12 +322,30 @@ async def drain(url: str, limit: float = 600.0) -> float:
     raise RuntimeError(f"the daemon did not drain in {limit:.0f} s")
 
 
+async def outbox_empty(url: str, limit: float = 30.0) -> bool:
+    """Whether the daemon delivered its outbox (the storm's page and message) within `limit`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            pending = [
+                float(line.split()[-1])
+                for line in (await resp.text()).splitlines()
+                if line.startswith("remediator_outbox_pending{")
+            ]
+        if not any(pending):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def start_daemon(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_daemon(
+    workdir: Path, port: int, pagerduty_url: str, slack_url: str
+) -> subprocess.Popen[bytes]:
     (workdir / "pb").mkdir()
     (workdir / "pb" / "bench_playbook.py").write_text(PLAYBOOK)
     config = {
@@ -333,6 +355,15 @@ def start_daemon(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         "state": {"path": str(workdir / "state.db"), "synchronous": "full"},
         "webhook": {"auth": {"bearer_token": TOKEN}},
         "logging": {"level": "warning", "format": "json"},
+        # The blast is a storm: the breaker's page and its Slack message are part of the
+        # figures. Shadow mode does not page; this asks it to, so the page is counted.
+        "escalation": {
+            "pagerduty": {"routing_key": PD_KEY, "events_url": pagerduty_url},
+            "page_in_shadow": True,
+        },
+        "reports": {
+            "slack": {"channel": SLACK_CHANNEL, "token": SLACK_TOKEN, "base_url": slack_url}
+        },
     }
     (workdir / "config.yml").write_text(json.dumps(config))
     log = open(workdir / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the process
@@ -353,7 +384,7 @@ REFERENCES = (
 
 
 def start_servers(
-    workdir: Path, ports: list[int], daemon_port: int
+    workdir: Path, ports: list[int], daemon_port: int, pagerduty_url: str, slack_url: str
 ) -> tuple[list[subprocess.Popen[bytes]], subprocess.Popen[bytes]]:
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
@@ -363,7 +394,7 @@ def start_servers(
         )
         for (_, code), port in zip(REFERENCES, ports, strict=True)
     ]
-    return references, start_daemon(workdir, daemon_port)
+    return references, start_daemon(workdir, daemon_port, pagerduty_url, slack_url)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -398,9 +429,15 @@ async def main() -> int:
     )
 
     with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+        pagerduty = FakePagerDuty(routing_key=PD_KEY)
+        slack = FakeSlack(SLACK_TOKEN, channels=[SLACK_CHANNEL])
+        await pagerduty.start()
+        await slack.start()
         workdir = Path(tmp)
         ports, daemon_port = [free_port() for _ in REFERENCES], free_port()
-        references, daemon = await asyncio.to_thread(start_servers, workdir, ports, daemon_port)
+        references, daemon = await asyncio.to_thread(
+            start_servers, workdir, ports, daemon_port, pagerduty.url, slack.api_url
+        )
         try:
             for port, server in zip(ports, references, strict=True):
                 await wait_ready(f"http://127.0.0.1:{port}/", server)
@@ -442,10 +479,14 @@ async def main() -> int:
             paced_drain = await drain(metrics_url)
             bare_paced_lat, _ = await paced(bare_url, paced_bodies, args.rate)
             rss_end = rss_mib(daemon.pid)
+            delivered = await outbox_empty(metrics_url)
+            held = await metric(metrics_url, "remediator_storm_held_alerts_total")
         finally:
             stop(daemon)
             for server in references:
                 stop(server)
+            await pagerduty.stop()
+            await slack.stop()
 
         with sqlite3.connect(workdir / "state.db") as db:
             episodes = db.execute("SELECT count(*) FROM episodes").fetchone()[0]
@@ -454,6 +495,8 @@ async def main() -> int:
                 "HAVING count(*) > 1)"
             ).fetchone()[0]
             notes = db.execute("SELECT count(*) FROM notifications").fetchone()[0]
+            storms = db.execute("SELECT count(*) FROM breaker").fetchone()[0]
+            runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
 
     n = len(workload.bodies)
     bare_tp = n / reference_runs[0].seconds
@@ -481,6 +524,15 @@ async def main() -> int:
         f"digested and dispatched {drain_secs:.1f} s after the last acknowledgement: "
         f"{n / (ours_secs + drain_secs):.0f} notifications/s end to end "
         f"({n * per_alert / (ours_secs + drain_secs):.0f} alerts/s)"
+    )
+    triggers = [e for e in pagerduty.events if e.get("event_action") == "trigger"]
+    per_storm = max(storms, 1)
+    print(
+        f"storm: breaker opened {storms} time(s); {held:.0f} alerts held without a run "
+        f"({runs} runs in all); pages sent {len(triggers)} ({len(triggers) / per_storm:.0f} per "
+        f"storm); Slack messages {len(slack.messages)} posted + {len(slack.updates)} updates "
+        f"({(len(slack.messages) + len(slack.updates)) / per_storm:.0f} per storm)"
+        + ("" if delivered else "; the outbox had not delivered everything")
     )
     print(
         f"ack latency, {args.concurrency} connections flat out: "
@@ -516,6 +568,7 @@ async def main() -> int:
     print(f"episodes recorded: {episodes} (distinct alerts sent: {expected})   (target: equal)")
     print(f"duplicate runs for one (episode, playbook): {dup_runs}   (target 0)")
     ok = dup_runs == 0 and ours.errors == 0 and paced_err == 0 and episodes == expected
+    ok = ok and len(triggers) == storms
     return 0 if ok else 1
 
 

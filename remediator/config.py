@@ -504,6 +504,21 @@ class EscalationSettings(Section):
     pagerduty: PagerDutySettings = PagerDutySettings()
     webhook: OutgoingWebhookSettings = OutgoingWebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
+    aggregate_window_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Refusals of the same kind (reason class and playbook) within this window "
+        "are one escalation: the first goes out, the rest are counted and summarised once "
+        "when it ends; 0: off.",
+    )
+    page_budget: int | None = Field(
+        10,
+        ge=1,
+        description="At most this many escalations per paging channel (PagerDuty, webhook, "
+        "Slack) within `page_budget_window_seconds`; the rest go out as one summary when the "
+        "window ends (the storm page always goes out); unset: no budget.",
+    )
+    page_budget_window_seconds: float = Field(600.0, gt=0, description="Window of `page_budget`.")
     page_in_shadow: bool = Field(
         False,
         description="Page (PagerDuty, webhook, Slack mention) in shadow mode too; off: a "

@@ -23,6 +23,7 @@ from remediator.engine.dead_letters import DeadLetterAlarm
 from remediator.engine.digest import Digester
 from remediator.engine.dispatch import Dispatcher
 from remediator.engine.escalate import Escalation
+from remediator.engine.escalation_policy import SUMMARY, EscalationPolicy
 from remediator.engine.governance import Governance
 from remediator.engine.guards import build_guards
 from remediator.engine.guards.storm import StormBreaker
@@ -178,9 +179,16 @@ class Engine:
                 page_in_shadow=settings.escalation.page_in_shadow,
             )
             delivery.storm = self.storm_messages
-        escalator = hooks.escalator or Escalation(
-            store, metrics, self.outbox, page_in_shadow=settings.escalation.page_in_shadow
+        escalation = Escalation(
+            store,
+            metrics,
+            self.outbox,
+            page_in_shadow=settings.escalation.page_in_shadow,
+            policy=EscalationPolicy(settings.escalation),
+            timers=self.timers,
         )
+        self.timers.on(SUMMARY, escalation.on_summary)
+        escalator = hooks.escalator or escalation
         self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery)
         governed = build_guards(settings.guards, store, escalator, metrics)
         self.breaker = governed.breaker

@@ -18,12 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from remediator.engine.channels import PAGERDUTY, SLACK, WEBHOOK
+from remediator.engine.escalation_policy import GROUP, SUMMARY, EscalationPolicy, Verdict
 from remediator.engine.guards.storm import NAME as STORM_BREAKER
 from remediator.engine.hooks import RecordingEscalator
 from remediator.engine.outbox import Outbox
 from remediator.engine.report import SLACK_REPORT
+from remediator.engine.timers import Timers
 from remediator.metrics import Metrics
 from remediator.store import Store
+from remediator.store.records import TimerRecord
 
 ESCALATION = "escalation"  # outbox kinds
 RESOLVED = "resolved"
@@ -45,10 +48,19 @@ class Escalation:
     """The engine's Escalator: RecordingEscalator plus delivery through the outbox."""
 
     def __init__(
-        self, store: Store, metrics: Metrics, outbox: Outbox, *, page_in_shadow: bool = False
+        self,
+        store: Store,
+        metrics: Metrics,
+        outbox: Outbox,
+        *,
+        page_in_shadow: bool = False,
+        policy: EscalationPolicy | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self._store = store
         self._page_in_shadow = page_in_shadow
+        self._policy = policy
+        self._timers = timers
         self._record = RecordingEscalator(store, metrics)
         self._outbox = outbox
         self._channels = outbox.channels
@@ -61,19 +73,96 @@ class Escalation:
         shadow = details.get("mode") == "shadow" and not self._page_in_shadow
         if shadow:
             channels = self._shadow_channels(channels)
+        verdict = self._policy.decide(details, channels) if self._policy and channels else None
+        if verdict is not None:
+            channels = verdict.channels
         recorded = {**details, "channels": channels}
         if skipped:
             recorded["not_delivered"] = skipped
         if shadow:
             recorded["shadow"] = "would have escalated: shadow mode does not page"
+        if verdict is not None:
+            self._note(recorded, verdict)
         await self._record.escalate(episode_id, run_id, reason, recorded)
+        if verdict is not None:
+            await self._schedule(verdict)
         if not channels:
             return
         document = await self._document(episode_id, run_id, reason, details)
         if shadow:
             document["shadow"] = True
+        if verdict is not None and verdict.key is not None:
+            document["key"] = verdict.key  # one PagerDuty incident per kind of refusal
         for channel in channels:
             await self._outbox.enqueue(channel, episode_id, ESCALATION, document)
+
+    @staticmethod
+    def _note(recorded: dict[str, Any], verdict: Verdict) -> None:
+        if verdict.group is not None:
+            recorded["group"] = verdict.group
+        if verdict.aggregated:
+            recorded["not_delivered"] = (
+                "counted with the refusals of the same kind in this window: one summary when "
+                "it ends"
+            )
+        if verdict.over_budget:
+            recorded["over_budget"] = verdict.over_budget
+
+    async def _schedule(self, verdict: Verdict) -> None:
+        for key, due, payload in verdict.summaries:
+            await self._store.add_timer(SUMMARY, key, due_at=due, payload=payload)
+        if verdict.summaries and self._timers is not None:
+            self._timers.wake()
+
+    async def on_summary(self, timer: TimerRecord) -> None:
+        """A group's or a page budget's window ended: one summary of what was only counted."""
+        payload = timer.payload
+        since = datetime.fromisoformat(str(payload["since"]))
+        recent = await self._store.escalations_since(since)
+        if payload.get("type") == GROUP:
+            counted = [e for e in recent if e.details.get("group") == timer.episode_id]
+            if len(counted) < 2:
+                return  # the one escalation said it all
+            kind = str(payload.get("kind"))
+            reason = (
+                f"{len(counted)} refusals of the same kind ({kind}) since "
+                f"{since.isoformat(timespec='seconds')}; the first was escalated, the others "
+                "only counted"
+            )
+            channels = [c for c in self._channels if c in counted[0].details.get("channels", [])]
+        else:
+            channel = str(payload.get("channel"))
+            counted = [e for e in recent if channel in e.details.get("over_budget", [])]
+            if not counted:
+                return
+            reason = (
+                f"{len(counted)} escalation(s) over the page budget of {channel} since "
+                f"{since.isoformat(timespec='seconds')}, not sent one by one"
+            )
+            channels = [channel] if channel in self._channels else []
+        details = {
+            "kind": "summary",
+            "count": len(counted),
+            "episodes": [e.episode_id for e in counted][:200],
+            "reasons": sorted({e.reason for e in counted})[:20],
+        }
+        await self._record.escalate(
+            timer.episode_id, None, reason, {**details, "channels": channels}
+        )
+        document = {
+            "event": ESCALATION,
+            "key": timer.episode_id,
+            "episode": None,
+            "run_id": None,
+            "reason": reason,
+            "kind": "summary",
+            "alertname": None,
+            "labels": {},
+            "details": details,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        for channel in channels:
+            await self._outbox.enqueue(channel, timer.episode_id, ESCALATION, document)
 
     @staticmethod
     def _shadow_channels(channels: list[str]) -> list[str]:

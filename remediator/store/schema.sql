@@ -322,3 +322,5 @@ CREATE TABLE IF NOT EXISTS storm_sightings (
 CREATE INDEX IF NOT EXISTS storm_sightings_at ON storm_sightings (at);
 CREATE INDEX IF NOT EXISTS storm_sightings_held ON storm_sightings (held_by)
     WHERE held_by IS NOT NULL;
+-- Summaries of aggregated escalations read the recent ones (engine/escalation_policy.py).
+CREATE INDEX IF NOT EXISTS escalations_created ON escalations (created_at);

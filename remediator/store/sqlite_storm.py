@@ -1,8 +1,10 @@
-"""The storm part of the SQLite store: the sightings the storm breaker decides on, and the
-alerts an open breaker holds (one row each, written with the digest's cost, no run)."""
+"""The storm part of the SQLite store: the sightings the storm breaker decides on, the alerts
+an open breaker holds (one row each, written with the digest's cost, no run), and the recent
+escalations that aggregated ones are summarised from."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -12,7 +14,7 @@ from typing import Any, Protocol
 import aiosqlite
 
 from remediator.store.codec import now, ts
-from remediator.store.records import BreakerRecord, DecisionKind
+from remediator.store.records import BreakerRecord, DecisionKind, EscalationRecord
 from remediator.store.sqlite_governance import _breaker
 from remediator.store.storm_records import HeldAlert, Sighting, StormPicture
 
@@ -127,6 +129,22 @@ class StormSQL:
     async def latest_breaker(self: _Backend) -> BreakerRecord | None:
         rows = await self._read("SELECT * FROM breaker ORDER BY id DESC LIMIT 1")
         return _breaker(rows[0]) if rows else None
+
+    async def escalations_since(self: _Backend, since: datetime) -> list[EscalationRecord]:
+        rows = await self._read(
+            "SELECT * FROM escalations WHERE created_at >= ? ORDER BY id", (ts(since),)
+        )
+        return [
+            EscalationRecord(
+                r["id"],
+                r["episode_id"],
+                r["run_id"],
+                r["reason"],
+                json.loads(r["details"]),
+                datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
 
     async def get_breaker(self: _Backend, breaker_id: int) -> BreakerRecord | None:
         rows = await self._read("SELECT * FROM breaker WHERE id = ?", (breaker_id,))
