@@ -526,12 +526,13 @@ async def main() -> int:
         f"({n * per_alert / (ours_secs + drain_secs):.0f} alerts/s)"
     )
     triggers = [e for e in pagerduty.events if e.get("event_action") == "trigger"]
+    updates = len(slack.interactive.updates)
     per_storm = max(storms, 1)
     print(
         f"storm: breaker opened {storms} time(s); {held:.0f} alerts held without a run "
         f"({runs} runs in all); pages sent {len(triggers)} ({len(triggers) / per_storm:.0f} per "
-        f"storm); Slack messages {len(slack.messages)} posted + {len(slack.updates)} updates "
-        f"({(len(slack.messages) + len(slack.updates)) / per_storm:.0f} per storm)"
+        f"storm); Slack messages {len(slack.messages)} posted + {updates} updates "
+        f"({(len(slack.messages) + updates) / per_storm:.0f} per storm)"
         + ("" if delivered else "; the outbox had not delivered everything")
     )
     print(

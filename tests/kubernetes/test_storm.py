@@ -155,8 +155,8 @@ async def test_a_recorded_storm_restarts_nothing_pages_once_and_lists_every_aler
         assert pagerduty.requests == []
     # One Slack message, updated in place (at most once per notification), listing them all.
     [(ts, posted)] = slack.posted
-    assert len(slack.updates) <= groups and slack.invalid == []
-    text = text_of(slack.current(ts))
+    assert len(slack.interactive.updates) <= groups and slack.invalid == []
+    text = text_of(slack.interactive.current(ts))
     assert f"{len(labels)} alert(s) held" in text
     assert all(target(a) in text for a in labels)
     if mode == "shadow":
@@ -208,7 +208,7 @@ async def test_after_closing_the_breaker_a_new_alert_is_acted_on_and_reported(
     assert status == 200 and closed["closed_by"] == "alice"
     await delivered(daemon)
     [(ts, _)] = slack.posted
-    assert "Storm breaker closed" in text_of(slack.current(ts))  # the message says so
+    assert "Storm breaker closed" in text_of(slack.interactive.current(ts))  # the message says so
     assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
 
     status, answer = await daemon.post(
