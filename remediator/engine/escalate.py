@@ -73,7 +73,11 @@ class Escalation:
         shadow = details.get("mode") == "shadow" and not self._page_in_shadow
         if shadow:
             channels = self._shadow_channels(channels)
-        verdict = self._policy.decide(details, channels) if self._policy and channels else None
+        verdict = (
+            self._policy.decide(episode_id, details, channels)
+            if self._policy and channels
+            else None
+        )
         if verdict is not None:
             channels = verdict.channels
         recorded = {**details, "channels": channels}
@@ -91,8 +95,6 @@ class Escalation:
         document = await self._document(episode_id, run_id, reason, details)
         if shadow:
             document["shadow"] = True
-        if verdict is not None and verdict.key is not None:
-            document["key"] = verdict.key  # one PagerDuty incident per kind of refusal
         for channel in channels:
             await self._outbox.enqueue(channel, episode_id, ESCALATION, document)
 

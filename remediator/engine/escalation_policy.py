@@ -4,9 +4,9 @@ Two rules on top of the channels configured (engine/escalate.py applies them):
 
 * Refusals of the same kind (the same reason class, e.g. `no_target` or a guard's name, and
   the same playbook) within `escalation.aggregate_window_seconds` are one escalation: the
-  first is delivered (its PagerDuty `dedup_key` is the group's), the others are recorded and
-  counted, and when the window ends one summary with the count and the episodes goes out,
-  under the same key.
+  first is delivered as usual (PagerDuty `dedup_key`: its episode), the others are recorded
+  and counted, and when the window ends one summary with the count and the episodes goes out
+  under the first one's key (the same PagerDuty incident, updated).
 * A page budget per paging channel (PagerDuty, the webhook, the Slack escalation channel):
   at most `escalation.page_budget` escalations per `page_budget_window_seconds`. Past it, the
   channel is left out and counted; when the window ends, one summary goes to that channel.
@@ -19,7 +19,6 @@ window, so at worst a kind pages once more).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +43,7 @@ def refusal_kind(details: dict[str, Any]) -> str | None:
 @dataclass
 class Verdict:
     channels: list[str]
-    key: str | None = None  # the dedup key to deliver under (a group's), if not the episode
-    group: str | None = None  # the group it was counted in
+    group: str | None = None  # the group it was counted in: the first escalation's episode
     aggregated: bool = False  # counted, not delivered: the group's summary will tell
     over_budget: list[str] = field(default_factory=list)
     summaries: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
@@ -69,7 +67,7 @@ class EscalationPolicy:
         self._pages: dict[str, deque[datetime]] = {}
         self._over: dict[str, datetime] = {}  # channel -> end of the window it went over in
 
-    def decide(self, details: dict[str, Any], channels: Sequence[str]) -> Verdict:
+    def decide(self, episode_id: str, details: dict[str, Any], channels: Sequence[str]) -> Verdict:
         now = self._clock()
         verdict = Verdict(list(channels))
         kind = refusal_kind(details)
@@ -77,13 +75,12 @@ class EscalationPolicy:
         if kind is not None and window > 0:
             group = self._groups.get(kind)
             if group is not None and now < group.ends:
-                return Verdict([], key=group.key, group=group.key, aggregated=True)
+                return Verdict([], group=group.key, aggregated=True)
             ends = now + timedelta(seconds=window)
-            key = f"refusals-{re.sub(r'[^A-Za-z0-9_.-]+', '-', kind)}-{int(now.timestamp())}"
-            self._groups[kind] = _Group(key, ends)
-            verdict.key = verdict.group = key
+            self._groups[kind] = _Group(episode_id, ends)
+            verdict.group = episode_id
             payload = {"type": GROUP, "kind": kind, "since": now.isoformat()}
-            verdict.summaries.append((key, ends, payload))
+            verdict.summaries.append((episode_id, ends, payload))
         if self._settings.page_budget is not None:
             self._budget(verdict, details.get("kind") == "storm", now)
         return verdict

@@ -56,7 +56,9 @@ async def test_failures_are_retried_until_delivered_in_order(
     make_daemon: MakeDaemon, pagerduty: FakePagerDuty
 ) -> None:
     pagerduty.fail_next(*[Failure(500)] * 5)
-    daemon = await make_daemon(registry_with(World()), config=denied(**paging(pagerduty.url)))
+    # Two refusals of one kind would be one escalation (test_escalation_policy.py): not here.
+    config = denied(**paging(pagerduty.url, aggregate_window_seconds=0))
+    daemon = await make_daemon(registry_with(World()), config=config)
     first, second = labels("a", namespace="kube-system"), labels("b", namespace="kube-system")
     await post_and_settle(daemon, firing(first))
     await post_and_settle(daemon, firing(second))

@@ -41,23 +41,23 @@ def refused(playbook: str = "scale", refusal: str = "no_target") -> dict[str, An
 def test_refusals_of_one_kind_are_one_escalation_per_window() -> None:
     clock = Clock()
     policy = EscalationPolicy(EscalationSettings(page_budget=None), clock)
-    first = policy.decide(refused(), CHANNELS)
-    assert first.channels == CHANNELS and not first.aggregated and first.key is not None
+    first = policy.decide("ep-1", refused(), CHANNELS)
+    assert first.channels == CHANNELS and not first.aggregated and first.group == "ep-1"
     [(key, due, payload)] = first.summaries
-    assert key == first.key and due == clock.now + timedelta(seconds=600)
+    assert key == "ep-1" and due == clock.now + timedelta(seconds=600)
     assert payload["type"] == GROUP and payload["kind"] == "no_target/scale"
     for _ in range(30):
-        later = policy.decide(refused(), CHANNELS)
-        assert later.channels == [] and later.aggregated and later.group == first.key
+        later = policy.decide("ep-2", refused(), CHANNELS)
+        assert later.channels == [] and later.aggregated and later.group == "ep-1"
         assert later.summaries == []
     # Another reason class, another playbook: kinds of their own.
-    assert not policy.decide(refused(refusal="blast_radius"), CHANNELS).aggregated
-    assert not policy.decide(refused(playbook="restart"), CHANNELS).aggregated
+    assert not policy.decide("ep-3", refused(refusal="blast_radius"), CHANNELS).aggregated
+    assert not policy.decide("ep-4", refused(playbook="restart"), CHANNELS).aggregated
     # Not refusals: never aggregated.
-    assert not policy.decide({"kind": "failed", "playbook": "scale"}, CHANNELS).aggregated
+    assert not policy.decide("ep-5", {"kind": "failed", "playbook": "scale"}, CHANNELS).aggregated
     clock.now += timedelta(seconds=601)  # a new window: the kind escalates again
-    again = policy.decide(refused(), CHANNELS)
-    assert again.channels == CHANNELS and again.key != first.key
+    again = policy.decide("ep-6", refused(), CHANNELS)
+    assert again.channels == CHANNELS and again.group == "ep-6"
 
 
 def test_the_page_budget_turns_the_rest_into_one_summary_and_spares_the_storm() -> None:
@@ -67,16 +67,16 @@ def test_the_page_budget_turns_the_rest_into_one_summary_and_spares_the_storm() 
     )
     policy = EscalationPolicy(settings, clock)
     for n in range(3):
-        assert policy.decide({"kind": "failed", "n": n}, CHANNELS).channels == CHANNELS
-    over = policy.decide({"kind": "failed"}, CHANNELS)
+        assert policy.decide("ep", {"kind": "failed", "n": n}, CHANNELS).channels == CHANNELS
+    over = policy.decide("ep", {"kind": "failed"}, CHANNELS)
     assert over.channels == ["slack_report"] and over.over_budget == ["pagerduty"]
     [(_, due, payload)] = over.summaries
     assert payload == {"type": BUDGET, "channel": "pagerduty", "since": clock.now.isoformat()}
     assert due == clock.now + timedelta(seconds=60)
-    assert policy.decide({"kind": "failed"}, CHANNELS).summaries == []  # one summary
-    assert policy.decide({"kind": "storm"}, CHANNELS).channels == CHANNELS  # never held back
+    assert policy.decide("ep", {"kind": "failed"}, CHANNELS).summaries == []  # one summary
+    assert policy.decide("ep", {"kind": "storm"}, CHANNELS).channels == CHANNELS  # never held back
     clock.now += timedelta(seconds=61)
-    assert policy.decide({"kind": "failed"}, CHANNELS).channels == CHANNELS
+    assert policy.decide("ep", {"kind": "failed"}, CHANNELS).channels == CHANNELS
 
 
 async def test_a_broken_alert_rule_pages_once_per_kind_with_a_count(
@@ -85,23 +85,26 @@ async def test_a_broken_alert_rule_pages_once_per_kind_with_a_count(
     """Alerts with invalid labels (no `deployment`), one per notification: refused before
     acting, each of them, and escalated as one kind of trouble; then the storm breaker."""
     config = auto(
-        escalation=paging(pagerduty.url, aggregate_window_seconds=0.5),
+        escalation=paging(pagerduty.url, aggregate_window_seconds=4),
         guards={"storm": {"distinct_targets": 100, "refusals": 100}},
     )
     daemon = await make_daemon(registry_with(World()), config=config)
     for n in range(8):
         labels = {"alertname": "KafkaLagHigh", "namespace": "shop", "pod": f"p-{n}"}
-        await post_and_settle(
-            daemon, notification([alert(labels, starts_at=START + timedelta(minutes=n))])
+        status, _ = await daemon.post(
+            notification([alert(labels, starts_at=START + timedelta(minutes=n))])
         )
+        assert status == 200
+    await daemon.settle()
 
     async def summarised() -> bool:
         return len(pagerduty.events) >= 2
 
-    await eventually(summarised, within=10)
+    await eventually(summarised, within=20)
     await delivered(daemon)
     first, summary = pagerduty.events
-    assert first["dedup_key"] == summary["dedup_key"]  # the same incident, updated
+    first_episode = min(await daemon.engine.store.list_episodes(), key=lambda e: e.starts_at)
+    assert first["dedup_key"] == summary["dedup_key"] == first_episode.id  # one incident
     assert "no valid target" in first["payload"]["summary"]
     assert summary["payload"]["summary"].startswith("remediator: 8 refusals of the same kind")
     assert "(no_target/scale)" in summary["payload"]["summary"]
