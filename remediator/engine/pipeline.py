@@ -18,7 +18,15 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
-from remediator.engine.hooks import Approvals, Escalator, Guards, NoReports, Reporter, StormGate, Verifier
+from remediator.engine.hooks import (
+    Approvals,
+    Escalator,
+    Guards,
+    NoReports,
+    Reporter,
+    StormGate,
+    Verifier,
+)
 from remediator.engine.incidents import Incidents
 from remediator.engine.locks import KeyedLocks
 from remediator.engine.progress import RunProgress

@@ -331,7 +331,9 @@ class Stack:
         first = actions[0] if actions else None
         acted_at = first.intended_at if first else None
         if first is None:  # held by the storm breaker: its decision is the daemon's answer
-            held = [d.at for d in await self.store.decisions_for(current.id) if d.kind == "storm_held"]
+            held = [
+                d.at for d in await self.store.decisions_for(current.id) if d.kind == "storm_held"
+            ]
             acted_at = held[0] if held else None
         return Figures(
             scenario=scenario,
