@@ -93,7 +93,11 @@ async def test_a_storm_opens_the_breaker_restarts_nothing_and_pages_once(
         report(result)
     assert len(result.episodes) == STORM_SIZE
     assert result.facts["breaker"] is not None
-    assert result.facts["breaker"].reason.startswith(f"{STORM_SIZE} distinct targets alerting")
+    # Alertmanager sends one notification per deployment: the breaker opens on the arrival that
+    # crosses the threshold, so its reason counts the targets seen by then (more than the
+    # threshold, at most the whole storm).
+    opened_on = int(result.facts["breaker"].reason.split(" distinct targets alerting")[0])
+    assert STORM_THRESHOLD < opened_on <= STORM_SIZE, result.facts["breaker"].reason
     assert result.facts["restarted"] == [] and result.facts["mutations"] == []
     # Decided on each notification before dispatch: at most the threshold were dispatched
     # (and refused by the breaker at their action), every other alert was held without a run.

@@ -85,7 +85,9 @@ async def verification(daemon: Daemon, deployment: str) -> tuple[str, str]:
         # The timer is finished only after the verification's report and escalation are
         # recorded: waiting for the record alone races the escalation the tests read next.
         timers = [t for t in await store.timers_for(episode.id) if t.kind == "verify"]
-        return bool(timers) and all(t.state != "waiting" for t in timers)
+        # A claimed timer is "running" until its verification, report and escalation are all
+        # recorded: only a finished state means the record is there to read.
+        return bool(timers) and all(t.state not in ("waiting", "running") for t in timers)
 
     await eventually(done, within=15)
     [record] = await store.verifications_for(episode.id)

@@ -32,10 +32,14 @@ RESTART = "kubectl rollout restart deployment/orders -n shop"
 async def decision(
     daemon: Daemon, episode_id: str, wanted: Callable[[DecisionRecord], bool]
 ) -> DecisionRecord:
-    """Wait for the follow-up timer (the engine's timer loop) to record its decision."""
+    """Wait for the follow-up timer (the engine's timer loop) to record its decision and to
+    finish: a timer records its decision before its escalation and its own end, so reading
+    those right after the decision would race the timer."""
+    store = daemon.engine.store
     for _ in range(200):
-        found = [d for d in await daemon.engine.store.decisions_for(episode_id) if wanted(d)]
-        if found:
+        found = [d for d in await store.decisions_for(episode_id) if wanted(d)]
+        timers = [t for t in await store.timers_for(episode_id) if t.kind == "follow_up"]
+        if found and all(t.state not in ("waiting", "running") for t in timers):
             return found[-1]
         await asyncio.sleep(0.05)
     raise AssertionError("the follow-up never decided")
