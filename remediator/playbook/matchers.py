@@ -42,7 +42,9 @@ class Matcher:
         regex = None
         if op in ("=~", "!~"):
             try:
-                regex = re.compile(f"^(?:{value})$")
+                # Anchored as Alertmanager anchors it (RE2: `$` is the end of the text); in
+                # Python that is `fullmatch`, since `$` also matches before a final newline.
+                regex = re.compile(f"(?:{value})")
             except re.error as exc:
                 raise MatcherError(f"bad regular expression in {text!r}: {exc}") from exc
         return cls(m["name"], op, value, regex)
@@ -55,7 +57,7 @@ class Matcher:
         if self.op == "!=":
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.match(actual) is not None
+        found = self._regex.fullmatch(actual) is not None
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:

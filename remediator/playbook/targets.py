@@ -12,8 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # RFC 1123 label (namespaces, most names) and subdomain (pods, deployments may contain dots).
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Always used with `fullmatch`: `$` also matches before a final newline, so `re.match` with a
+# trailing `$` would let `kube-system\n` through as a valid name (and a deny list that compares
+# exact names would then miss it). The classes are ASCII only: a look-alike such as the
+# Cyrillic small ie (U+0435) or a fullwidth digit is not a name character.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class TargetError(ValueError):
@@ -57,7 +61,7 @@ Resolver = Callable[[Mapping[str, str], ResolveScope], Target]
 def dns_label(value: str | None, what: str) -> str:
     if not value:
         raise TargetError(f"label {what!r} is missing or empty")
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise TargetError(f"label {what!r} is not a valid Kubernetes name: {value[:80]!r}")
     return value
 
@@ -65,7 +69,7 @@ def dns_label(value: str | None, what: str) -> str:
 def dns_subdomain(value: str | None, what: str) -> str:
     if not value:
         raise TargetError(f"label {what!r} is missing or empty")
-    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise TargetError(f"label {what!r} is not a valid Kubernetes name: {value[:80]!r}")
     return value
 
