@@ -49,10 +49,13 @@ def explain(
             entry["params"] = (
                 params[spec.name].model_dump(mode="json") if spec.name in params else {}
             )
-            if choice.target is None:
-                entry["decision"] = f"refused: {choice.target_error}; escalated"
-            else:
+            if choice.target is not None:
                 entry["target"] = choice.target.key
+            if choice.refusal is not None:
+                kind, reason = choice.refusal
+                entry["refused"] = kind
+                entry["decision"] = f"refused: {choice.target_error or reason}; escalated"
+            else:
                 entry["decision"] = {
                     "shadow": "records the exact calls it would make; changes nothing",
                     "approve": "records the calls and waits for an operator's approval",

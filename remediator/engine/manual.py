@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode
+from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.report import MANUAL_LABEL
 from remediator.logs import get_logger
@@ -55,6 +56,9 @@ async def run_by_hand(
         target = spec.target(alert_labels, pipeline.scope)
     except TargetError as exc:
         raise ManualRunError(f"no valid target in these labels: {exc}") from exc
+    outside = scope_refusal(target, pipeline.settings.guards.blast_radius)
+    if outside is not None:
+        raise ManualRunError(f"{target.key} is out of scope: {outside}")
     missing = sorted(spec.needs - set(pipeline.clients))
     if missing:
         raise ManualRunError(f"{playbook} needs the {', '.join(missing)} client (not configured)")

@@ -1,6 +1,7 @@
 """One alert's way through the decision pipeline, after it was durably recorded.
 
-firing:   match playbooks -> resolve the target -> claim (episode, playbook) -> per-target lock
+firing:   match playbooks -> resolve the target (valid names, inside the namespace scope;
+          else refused before anything runs) -> claim (episode, playbook) -> per-target lock
           -> run the playbook under its mode and timeout (every action through the gate)
           -> record the outcome -> verify / report / escalate.
 resolved: never acts; closes the episode (escalations resolved, reports updated).
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, PlaybookSettings, Settings
+from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
     Approvals,
     Escalator,
@@ -55,6 +57,8 @@ from remediator.store.records import (
 
 # Refusals that say nothing new about a storm: the breaker's own.
 _NOT_A_REFUSAL_BURST = frozenset({"storm_breaker"})
+# The kind of refusal (and the start of its reason) for a target outside the namespace scope.
+OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,27 @@ class Choice:
     target: Target | None
     target_error: str | None
     passed_over: list[tuple[PlaybookSpec, str]] = field(default_factory=list)
+    # Why the resolved target lies outside `guards.blast_radius`' namespaces: refused before
+    # the playbook runs, so nothing (not even a read) is sent there.
+    out_of_scope: str | None = None
+
+    @property
+    def refusal(self) -> tuple[str, str] | None:
+        """(kind, reason) when the chosen playbook must not run for this alert at all."""
+        if self.chosen is None:
+            return None
+        if self.target is None:
+            return "no_target", f"no valid target: {self.target_error}"
+        if self.out_of_scope is not None:
+            return OUT_OF_SCOPE, f"{OUT_OF_SCOPE}: {self.target.key}: {self.out_of_scope}"
+        return None
 
 
 def choose(
     registry: Registry, settings: Settings, labels: Mapping[str, str], scope: ResolveScope
 ) -> Choice:
-    """The highest-priority enabled playbook that matches; its target resolved from labels."""
+    """The highest-priority enabled playbook that matches; its target resolved from labels and
+    checked against the namespace scope (`guards.blast_radius`), before anything is read."""
     passed: list[tuple[PlaybookSpec, str]] = []
     chosen: PlaybookSpec | None = None
     for spec in registry.match(labels):
@@ -83,9 +102,11 @@ def choose(
     if chosen is None:
         return Choice(None, None, None, passed)
     try:
-        return Choice(chosen, chosen.target(labels, scope), None, passed)
+        target = chosen.target(labels, scope)
     except TargetError as exc:
         return Choice(chosen, None, str(exc), passed)
+    outside = scope_refusal(target, settings.guards.blast_radius)
+    return Choice(chosen, target, None, passed, out_of_scope=outside)
 
 
 class Pipeline:
@@ -181,10 +202,12 @@ class Pipeline:
         if spec is None:
             await self._no_playbook(episode, log)
             return
-        if choice.target is None:
-            reason = f"no valid target: {choice.target_error}"
-            await self._refuse(item, spec, reason, log, kind="no_target")
+        if choice.refusal is not None:
+            kind, reason = choice.refusal
+            target = choice.target.key if choice.target is not None else None
+            await self._refuse(item, spec, reason, log, kind=kind, target=target)
             return
+        assert choice.target is not None  # a chosen playbook without one is a refusal
         missing = sorted(spec.needs - set(self.clients))
         if missing:
             reason = (
@@ -201,9 +224,17 @@ class Pipeline:
         await self.run_playbook(spec, choice.target, episode, item, log)
 
     async def _refuse(
-        self, item: WorkItem, spec: PlaybookSpec, reason: str, log: Any, *, kind: str
+        self,
+        item: WorkItem,
+        spec: PlaybookSpec,
+        reason: str,
+        log: Any,
+        *,
+        kind: str,
+        target: str | None = None,
     ) -> None:
-        """The playbook cannot run for this alert at all: recorded and escalated, no run."""
+        """The playbook cannot run for this alert at all: recorded and escalated (refusals of
+        one kind aggregated, engine/escalation_policy.py), no run."""
         await self.store.record_decision(item.episode_id, spec.name, DecisionKind.REFUSED, reason)
         self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
         log.warning("refused", playbook=spec.name, reason=reason)
@@ -215,6 +246,8 @@ class Pipeline:
             "playbook": spec.name,
             "mode": self.mode_of(spec.name).value,
         }
+        if target is not None:
+            details["target"] = target
         await self.escalator.escalate(item.episode_id, None, reason, details)
 
     async def _no_playbook(self, episode: EpisodeRecord, log: Any) -> None:

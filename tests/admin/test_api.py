@@ -91,6 +91,9 @@ async def test_pause_resume_and_the_audit_log(daemon: Daemon) -> None:
     ]
 
 
+KUBE_SYSTEM = {"namespace": "kube-system", "deployment": "coredns"}
+
+
 async def test_bad_input(daemon: Daemon) -> None:
     cases = [
         ("/admin/pauses", {"scope": "playbook", "key": "nope", **WHY}, 404),
@@ -102,6 +105,8 @@ async def test_bad_input(daemon: Daemon) -> None:
         ("/admin/runs", {"playbook": "nope", "labels": {}, **WHY}, 404),
         ("/admin/runs", {"playbook": "scale", "labels": {"namespace": "shop"}, **WHY}, 422),
         ("/admin/runs", {"playbook": "scale", "labels": {"a": 1}, **WHY}, 422),
+        # Out of scope (kube-system is denied by default): refused before the playbook runs.
+        ("/admin/runs", {"playbook": "scale", "labels": KUBE_SYSTEM, **WHY}, 422),
         ("/admin/approvals/abc/approve", WHY, 404),
         ("/admin/breaker/close", WHY, 409),
     ]

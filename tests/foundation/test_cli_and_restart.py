@@ -134,6 +134,7 @@ def test_explain(workdir: Path) -> None:
                     alert({**LAG, "deployment": "../x"}),
                     alert({"alertname": "Nope", "severity": "critical"}),
                     alert({**LAG, "deployment": "b"}, status="resolved"),
+                    alert({**LAG, "namespace": "kube-system"}),
                 ],
                 truncated=2,
             )
@@ -151,12 +152,17 @@ def test_explain(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["truncated_alerts"] == 2
-    first, hostile, nothing, resolved = out["alerts"]
+    first, hostile, nothing, resolved, denied = out["alerts"]
     assert first["playbook"] == "slow-start" and first["target"] == "Deployment/shop/orders"
     assert first["mode"] == "auto" and first["does"].startswith("Waits before acting")
     assert hostile["decision"].startswith("refused: label 'deployment' is not a valid")
     assert nothing["decision"] == "no playbook; escalated (critical)"
     assert resolved["decision"].startswith("resolved")
+    assert denied["refused"] == "out_of_scope"
+    assert denied["decision"] == (
+        "refused: out_of_scope: Deployment/kube-system/orders: namespace 'kube-system' is "
+        "denied; escalated"
+    )
     assert not (workdir / "state.db").exists(), "explain changes nothing"
     bad = workdir / "bad.json"
     bad.write_text('{"version": "4"}')

@@ -9,7 +9,7 @@ import pytest
 
 from remediator.playbook import Target
 from remediator.playbook.changes import PODS, REPLICAS, SESSIONS
-from tests.conftest import MakeDaemon
+from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
     auto,
@@ -18,7 +18,18 @@ from tests.governance.helpers import (
     post_and_settle,
     refusals,
     registry_with,
+    runs,
 )
+
+
+async def out_of_scope(daemon: Daemon) -> list[str]:
+    """The reasons of the alerts refused as out of scope before any run."""
+    return [
+        d.reason
+        for e in await daemon.engine.store.list_episodes()
+        for d in await daemon.engine.store.decisions_for(e.id)
+        if d.kind == "refused" and d.reason.startswith("out_of_scope: ")
+    ]
 
 
 def blast(**settings: Any) -> dict[str, Any]:
@@ -29,8 +40,10 @@ async def test_kube_system_is_denied_by_default(make_daemon: MakeDaemon) -> None
     world = World()
     daemon = await make_daemon(registry_with(world), config=auto())
     await post_and_settle(daemon, firing(labels("coredns", namespace="kube-system")))
-    assert world.calls == []
-    assert await refusals(daemon) == ["blast_radius: namespace 'kube-system' is denied"]
+    assert world.calls == [] and await runs(daemon) == []
+    assert await out_of_scope(daemon) == [
+        "out_of_scope: Deployment/kube-system/coredns: namespace 'kube-system' is denied"
+    ]
 
 
 async def test_crafted_labels_cannot_reach_outside_the_allow_list(make_daemon: MakeDaemon) -> None:
@@ -48,14 +61,18 @@ async def test_crafted_labels_cannot_reach_outside_the_allow_list(make_daemon: M
     ]
     await post_and_settle(daemon, firing(*alerts))
     assert sorted(world.targets()) == ["Deployment/shop/orders", "Deployment/team-a/api"]
-    assert sorted(await refusals(daemon)) == [
-        "blast_radius: namespace 'default' is not in the allow list",
-        "blast_radius: namespace 'kube-system' is not in the allow list",
-        "blast_radius: namespace 'team-secret' is denied",
+    # Refused when the target is resolved: no run, nothing read or changed there.
+    assert sorted(await out_of_scope(daemon)) == [
+        "out_of_scope: Deployment/default/x: namespace 'default' is not in the allow list",
+        "out_of_scope: Deployment/kube-system/y: namespace 'kube-system' is not in the allow list",
+        "out_of_scope: Deployment/team-secret/vault: namespace 'team-secret' is denied",
     ]
+    assert len(await runs(daemon)) == 2 and await refusals(daemon) == []
 
 
 async def test_the_touched_object_namespace_is_checked_too(make_daemon: MakeDaemon) -> None:
+    """Defence in depth: the change-time check sees every object an action touches, also
+    one found through an in-scope target."""
     world = World()
     # A (buggy) playbook that touches an object in another namespace than its target.
     registry = registry_with(world, touch=lambda t: [Target("Pod", "dns", "kube-system")])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from remediator.testing.fakes import FakePagerDuty
+from tests.governance.helpers import PD_KEY, delivered, paging
 from tests.kubernetes.helpers import Cluster
 
 PARAMS = {"scale-on-lag": {"partitions": 12}}
@@ -124,21 +126,91 @@ async def test_a_bad_namespace_label_is_refused(
     assert any("label 'namespace'" in d.reason for d in outcome.decisions)
 
 
+KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet", "pod": "Deployment"}
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-async def test_kube_system_is_refused_by_the_namespace_guard(cluster: Cluster, case: Case) -> None:
+async def test_kube_system_is_refused_before_any_call(cluster: Cluster, case: Case) -> None:
+    """The scope is decided when the target is resolved: no playbook code runs, nothing in
+    kube-system is even read, and the refusal is recorded and escalated."""
     await case.setup(cluster, "kube-system")
     await cluster.start(case.module, params=case.params)
-    before = len(cluster.changes())
+    cluster.emu.requests.clear()
+    name = pod_name(cluster, case, "kube-system")
 
-    outcome = await cluster.fire(
-        case.labels("kube-system", **{case.label: pod_name(cluster, case, "kube-system")})
+    outcome = await cluster.fire(case.labels("kube-system", **{case.label: name}))
+
+    assert outcome.runs == [] and outcome.actions == [] and outcome.calls == []
+    workload = "api" if case.label == "pod" else case.name
+    key = f"{KINDS[case.label]}/kube-system/{workload}"
+    [refusal] = [d for d in outcome.decisions if d.kind == "refused"]
+    assert refusal.reason == f"out_of_scope: {key}: namespace 'kube-system' is denied"
+    [escalation] = outcome.escalations
+    assert escalation.details["refusal"] == "out_of_scope"
+    assert escalation.details["target"] == key
+    assert cluster.emu.requests == []
+
+
+async def test_an_allow_list_refuses_every_other_namespace_before_any_call(
+    cluster: Cluster,
+) -> None:
+    await deployment(cluster, "default")
+    guards = {"blast_radius": {"allow_namespaces": ["shop", "team-*"]}}
+    await cluster.start("restart_on_down", guards=guards)
+    cluster.emu.requests.clear()
+
+    outcome = await cluster.fire(CASES[0].labels("default"))
+
+    assert outcome.runs == [] and cluster.emu.requests == []
+    [refusal] = [d for d in outcome.decisions if d.kind == "refused"]
+    assert refusal.reason == (
+        "out_of_scope: Deployment/default/api: namespace 'default' is not in the allow list"
     )
 
-    assert outcome.run.state == "refused"
-    assert outcome.run.error == "blast_radius: namespace 'kube-system' is denied"
-    assert [a.state for a in outcome.actions] == ["refused"]
-    assert cluster.changes()[before:] == []
-    assert len(outcome.escalations) == 1
+
+async def test_crash_loops_in_kube_system_read_nothing_there_and_page_once(
+    cluster: Cluster,
+) -> None:
+    """Issue 14, item 7: PodCrashLooping for Ready pods of kube-system/coredns ran the
+    playbook, read objects in kube-system and ended as a silent noop. Now each alert is refused
+    before anything is read, and the refusals of that kind are one page."""
+    cluster.emu.add_deployment("kube-system", "coredns", replicas=3, image="coredns:1.11")
+    await cluster.emu.wait_rolled_out("kube-system", "coredns")
+    pods = sorted(p["metadata"]["name"] for p in cluster.emu.pods("kube-system"))
+    async with FakePagerDuty(routing_key=PD_KEY) as pagerduty:
+        await cluster.start("restart_crashloop", extra={"escalation": paging(pagerduty.url)})
+        cluster.emu.requests.clear()
+
+        outcomes = [
+            await cluster.fire(
+                {
+                    "alertname": "PodCrashLooping",
+                    "namespace": "kube-system",
+                    "pod": pod,
+                    "container": "coredns",
+                    "severity": "critical",
+                },
+                minutes=n,
+            )
+            for n, pod in enumerate(pods)
+        ]
+        assert cluster.daemon is not None
+        await delivered(cluster.daemon)
+
+        events = pagerduty.events
+    assert cluster.emu.requests == []
+    for outcome in outcomes:
+        assert outcome.runs == []
+        [refusal] = [d for d in outcome.decisions if d.kind == "refused"]
+        assert refusal.reason == (
+            "out_of_scope: Deployment/kube-system/coredns: namespace 'kube-system' is denied"
+        )
+    [page] = events
+    assert page["dedup_key"] == outcomes[0].episode.id
+    assert "out_of_scope" in page["payload"]["summary"]
+    later = [e for o in outcomes[1:] for e in o.escalations]
+    assert len(later) == 2 and all(e.details["group"] == outcomes[0].episode.id for e in later)
+    assert all(e.details["channels"] == [] for e in later)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -45,7 +45,8 @@ async def test_an_escalation_is_a_reply_in_the_thread(
     make_daemon: MakeDaemon, slack: FakeSlack
 ) -> None:
     config = reporting(slack)
-    config["guards"] = {"blast_radius": {"deny_namespaces": ["shop"]}}
+    # A run refused at its action (3 -> 5 replicas over the cap): a report, then an escalation.
+    config["guards"] = {"blast_radius": {"max_replicas": 4}}
     daemon = await make_daemon(scaling(World()), config=config)
     await post_and_settle(daemon, firing(labels("orders")))
     await slack.wait_for(3)

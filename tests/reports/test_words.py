@@ -57,7 +57,8 @@ async def test_reports_and_escalations_on_one_channel_post_an_escalation_once(
         "base_url": slack.api_url,
         "mention": "<!subteam^S0ONCALL>",
     }
-    config["guards"] = {"blast_radius": {"deny_namespaces": ["shop"]}}
+    # A run refused at its action (3 -> 5 replicas over the cap): a report, then an escalation.
+    config["guards"] = {"blast_radius": {"max_replicas": 4}}
     daemon = await make_daemon(scaling(World()), config=config)
     await post_and_settle(daemon, firing(labels("orders")))
     await slack.wait_for(3)

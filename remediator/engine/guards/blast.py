@@ -1,8 +1,11 @@
 """Blast radius: what a single action, run or episode may touch, whatever the alert says.
 
 Alert labels are input from the outside: a crafted or broken alert must not widen the scope. So
-the namespace of both the workload and the touched object is checked against the allow and deny
-lists, an action must name exactly one object, and the facts in `Action.change` (see
+the namespace of the run's target is checked against the allow and deny lists when the target is
+resolved, before any playbook code runs (`scope_refusal`, called by `engine/pipeline.choose`),
+and again here, for the target and the touched object, immediately before every action (an
+object found through the target, or a step such as pg-idle-in-transaction's restart, may lie
+elsewhere); an action must name exactly one object, and the facts in `Action.change` (see
 `remediator.playbook.changes`) are bounded: replicas within [min, max] and a bounded step, pods
 per workload per episode, database sessions per run. A count of zero or less is refused too:
 "zero does not mean all". PodDisruptionBudgets are the Kubernetes playbooks' part: they evict
@@ -16,7 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from remediator.config import BlastRadiusSettings
-from remediator.playbook import Action, ActionRefused, RunInfo
+from remediator.playbook import Action, ActionRefused, RunInfo, Target
 from remediator.playbook.changes import COUNTED, PODS, REPLICAS, SESSIONS
 from remediator.store import Store
 from remediator.store.records import ActionRecord, ActionState
@@ -31,6 +34,20 @@ def _refuse(reason: str) -> ActionRefused:
 
 def _any_match(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatchcase(value, pattern) for pattern in patterns)
+
+
+def namespace_refusal(namespace: str, settings: BlastRadiusSettings) -> str | None:
+    """Why nothing in `namespace` may be touched (the deny list wins), or None if it may."""
+    if _any_match(namespace, settings.deny_namespaces):
+        return f"namespace {namespace!r} is denied"
+    if settings.allow_namespaces and not _any_match(namespace, settings.allow_namespaces):
+        return f"namespace {namespace!r} is not in the allow list"
+    return None
+
+
+def scope_refusal(target: Target, settings: BlastRadiusSettings) -> str | None:
+    """Why a resolved target lies outside the configured scope, or None if it is inside."""
+    return None if target.namespace is None else namespace_refusal(target.namespace, settings)
 
 
 def _count(change: dict[str, Any], key: str) -> int:
@@ -96,11 +113,9 @@ class BlastRadiusGuard:
                 )
 
     def _check_namespace(self, namespace: str) -> None:
-        s = self._settings
-        if _any_match(namespace, s.deny_namespaces):
-            raise _refuse(f"namespace {namespace!r} is denied")
-        if s.allow_namespaces and not _any_match(namespace, s.allow_namespaces):
-            raise _refuse(f"namespace {namespace!r} is not in the allow list")
+        refusal = namespace_refusal(namespace, self._settings)
+        if refusal is not None:
+            raise _refuse(refusal)
 
     def _check_replicas(self, value: Any) -> None:
         s = self._settings
