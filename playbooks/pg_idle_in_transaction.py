@@ -116,7 +116,15 @@ async def restart(alert: Alert, params: Params, kube: Kube | None, run: Run, why
     if not rollout.done:
         run.escalate(f"{why}; the rollout restart of {app.key} did not roll out: {rollout.reason}")
         return
-    await run.follow_up(params.follow_up_seconds, {"restarted": app.key})
+    await run.follow_up(params.follow_up_seconds, AfterStep(restarted=app.key))
+
+
+class AfterStep(BaseModel):
+    """The step the follow-up comes after: sessions terminated (2) or the application
+    restarted (3)."""
+
+    terminated: int | None = None
+    restarted: str | None = None
 
 
 async def still_exhausted(
@@ -124,20 +132,20 @@ async def still_exhausted(
     alert: Alert,
     params: Params,
     run: Run,
-    data: Any,
+    data: AfterStep,
     kube: Kube | None = None,
     **_: Any,
 ) -> None:
     """The pool is still exhausted after step 2 (restart: step 3) or after step 3 (humans)."""
-    if "restarted" in data:
+    if data.restarted is not None:
         run.escalate(
             f"the pool is still exhausted {params.follow_up_seconds:g} s after the rollout "
-            f"restart of {data['restarted']}; raising the pool size is for humans"
+            f"restart of {data.restarted}; raising the pool size is for humans"
         )
         return
     why = (
         f"the pool is still exhausted {params.follow_up_seconds:g} s after terminating "
-        f"{data['terminated']} session(s) idle in transaction"
+        f"{data.terminated} session(s) idle in transaction"
     )
     await restart(alert, params, kube, run, why)
 
@@ -182,7 +190,7 @@ async def pg_idle_in_transaction(
     if run.dry_run:
         run.evidence("next_step", restart_step(alert, "if the pool stays exhausted"))
     elif sessions:
-        await run.follow_up(params.follow_up_seconds, {"terminated": len(sessions)})
+        await run.follow_up(params.follow_up_seconds, AfterStep(terminated=len(sessions)))
     else:
         why = (
             f"no session was idle in transaction for more than {params.idle_threshold_seconds:g} s"

@@ -35,7 +35,7 @@ the alert's own expression must no longer fire.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,8 +79,15 @@ def describe(pod: w.JsonObj) -> dict[str, Any]:
     }
 
 
+class Restarted(BaseModel):
+    """What the run did, for its follow-up."""
+
+    step: Literal["rollback", "eviction"]
+    pod: str
+
+
 async def still_crash_looping(
-    *, target: Target, params: Params, kube: Kube, run: Run, data: Any, **_: Any
+    *, target: Target, params: Params, kube: Kube, run: Run, data: Restarted, **_: Any
 ) -> None:
     """The follow-up: the alert still fires; a crash loop now goes to humans."""
     pods = [p for p in await kube.pods(await kube.workload(target)) if crashing(p)]
@@ -88,7 +95,7 @@ async def still_crash_looping(
     if pods:
         run.escalate(
             f"{target.key} still crash-loops ({', '.join(str(w.meta(p)['name']) for p in pods)}) "
-            f"{params.follow_up_seconds:g} s after the {data['step']} of pod {data['pod']}; "
+            f"{params.follow_up_seconds:g} s after the {data.step} of pod {data.pod}; "
             "not restarting again: a pod that keeps crashing needs a fix"
         )
 
@@ -133,6 +140,7 @@ async def restart_crashloop(
     )
     current = w.meta(history.current).get("uid") if history.current else None
     in_rollout = (w.controller(pod) or {}).get("uid") == current
+    step: Literal["rollback", "eviction"]
     if recent and in_rollout and history.previous is not None:
         step = "rollback"
         await kube.rollback(target)
@@ -146,4 +154,4 @@ async def restart_crashloop(
         step = "eviction"
         await kube.evict(target, pod)
     if not run.dry_run:
-        await run.follow_up(params.follow_up_seconds, {"step": step, "pod": pod_name})
+        await run.follow_up(params.follow_up_seconds, Restarted(step=step, pod=pod_name))

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,6 +72,19 @@ SCALING = uses(
     Kube.set_hpa_min_replicas,
     Kube.set_keda_paused_replicas,
 )
+
+
+class ScaledUp(BaseModel):
+    """What a scale-up changed, for its scale-back: through what (`how`, `object`), the value
+    it found there before (`found`; KEDA: no paused-replicas annotation is None) and the value
+    it set (`set`)."""
+
+    how: Literal["deployment", "hpa", "keda"]
+    object: str | None = None
+    # Replicas or the HPA's floor; KEDA: the paused-replicas annotation as found (None: absent).
+    found: int | str | None
+    set: int
+    replicas_found: int
 
 
 class LatencyParams(BaseModel):
@@ -175,15 +188,28 @@ async def scale_up(
             f"of {cap} ({why}); scaling further is for humans"
         )
         return
-    data: dict[str, Any] = {"replicas_found": replicas, "set": wanted}
     if owner is None:
-        data.update(how="deployment", found=replicas)
+        data = ScaledUp(how="deployment", found=replicas, set=wanted, replicas_found=replicas)
     elif owner.kind == "hpa":
-        data.update(how="hpa", object=owner.name, found=low)
+        data = ScaledUp(
+            how="hpa", object=owner.name, found=low, set=wanted, replicas_found=replicas
+        )
     else:
-        data.update(how="keda", object=owner.name, found=owner.paused_replicas)
+        data = ScaledUp(
+            how="keda",
+            object=owner.name,
+            found=owner.paused_replicas,
+            set=wanted,
+            replicas_found=replicas,
+        )
     if cooldown is not None:
-        run.evidence("scale_back", {"after_resolved_seconds": cooldown, **data})
+        run.evidence(
+            "scale_back",
+            {
+                "after_resolved_seconds": cooldown,
+                **data.model_dump(mode="json", exclude_defaults=True),
+            },
+        )
         # Declared before the change, so it is durable with the intent: if the daemon dies
         # during the call and the change is found applied, the scale-back is still armed.
         if not run.dry_run:  # shadow mode changes nothing, so there is nothing to undo
@@ -207,14 +233,20 @@ def _paused(owner: Autoscaler | None) -> int:
 
 
 async def scale_back(
-    *, target: Target, kube: Kube, run: Run, data: Any, baseline: Any = None, **_: Any
+    *,
+    target: Target,
+    kube: Kube,
+    run: Run,
+    data: ScaledUp,
+    baseline: ScaledUp | None = None,
+    **_: Any,
 ) -> None:
     """After the alert resolved and the cool-down: return to what the incident's first
     scale-up found (`baseline`; several episodes of one incident share one scale-back), if the
     count is still what the last scale-up set; otherwise leave it and call humans."""
     first = baseline or data
-    how, wanted = data["how"], data["set"]
-    if (first["how"], first.get("object")) != (how, data.get("object")):
+    how, wanted = data.how, data.set
+    if (first.how, first.object) != (how, data.object):
         _left_alone(
             run,
             target,
@@ -222,56 +254,72 @@ async def scale_back(
             "later, so there is no one value to return to",
         )
         return
-    data = {**data, "found": first["found"]}
+    found = first.found
     deployment = await kube.workload(target)
     replicas = int(w.spec(deployment).get("replicas", 1))
     if how == "deployment":
         if replicas != wanted:
             _left_alone(run, target, f"replicas are {replicas}, not the {wanted} it set")
             return
-        await kube.scale(target, data["found"], before=replicas)
+        await kube.scale(target, replicas if found is None else int(found), before=replicas)
         return
     owner = await kube.autoscaler(target)
-    if owner is None or owner.name != data["object"]:
-        _left_alone(run, target, f"the {how} {data['object']} no longer scales {target.key}")
+    if owner is None or owner.name != data.object:
+        _left_alone(run, target, f"the {how} {data.object} no longer scales {target.key}")
         return
     if how == "hpa":
-        await _hpa_back(target, kube, run, owner, data, replicas)
+        await _hpa_back(target, kube, run, owner, wanted, found, replicas)
     else:
-        await _keda_back(target, kube, run, owner, data, replicas)
+        await _keda_back(target, kube, run, owner, wanted, found, replicas)
 
 
 async def _hpa_back(
-    target: Target, kube: Kube, run: Run, owner: Autoscaler, data: Any, replicas: int
+    target: Target,
+    kube: Kube,
+    run: Run,
+    owner: Autoscaler,
+    wanted: int,
+    found: int | str | None,
+    replicas: int,
 ) -> None:
     low, _ = owner.hpa_bounds
-    if low != data["set"]:
-        _left_alone(run, target, f"minReplicas is {low}, not the {data['set']} it set")
+    if low != wanted:
+        _left_alone(run, target, f"minReplicas is {low}, not the {wanted} it set")
         return
     # Lowering the floor lets the HPA scale down at its own pace; the count does not jump.
     await kube.set_hpa_min_replicas(
-        target, owner.name, data["found"], before=low, replicas=(replicas, replicas)
+        target,
+        owner.name,
+        low if found is None else int(found),
+        before=low,
+        replicas=(replicas, replicas),
     )
 
 
 async def _keda_back(
-    target: Target, kube: Kube, run: Run, owner: Autoscaler, data: Any, replicas: int
+    target: Target,
+    kube: Kube,
+    run: Run,
+    owner: Autoscaler,
+    wanted: int,
+    found: int | str | None,
+    replicas: int,
 ) -> None:
-    if owner.paused_replicas != str(data["set"]):
-        _left_alone(run, target, f"paused-replicas is {owner.paused_replicas!r}, not {data['set']}")
+    if owner.paused_replicas != str(wanted):
+        _left_alone(run, target, f"paused-replicas is {owner.paused_replicas!r}, not {wanted}")
         return
-    found = data["found"]
+    back = None if found is None else int(found)
     await kube.set_keda_paused_replicas(
         target,
         owner.name,
-        None if found is None else int(found),
+        back,
         before=owner.paused_replicas,
-        replicas=(replicas, replicas if found is None else int(found)),
+        replicas=(replicas, replicas if back is None else back),
     )
 
 
-def _through(data: Any) -> str:
-    return "the Deployment" if data["how"] == "deployment" else f"{data['how']} {data['object']}"
+def _through(data: ScaledUp) -> str:
+    return "the Deployment" if data.how == "deployment" else f"{data.how} {data.object}"
 
 
 def _left_alone(run: Run, target: Target, why: str) -> None:

@@ -35,6 +35,7 @@ from remediator.engine.progress import RunProgress
 from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
+from remediator.playbook import handler_data
 from remediator.playbook import (
     ActionRefused,
     ClientFactory,
@@ -459,7 +460,11 @@ class Pipeline:
         async with self.locks.hold(target.key):
             try:
                 async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    await spec.revert(**kwargs, data=data, baseline=baseline)
+                    await spec.revert(
+                        **kwargs,
+                        data=handler_data.load(spec.revert, data),
+                        baseline=handler_data.load(spec.revert, baseline, "baseline"),
+                    )
             except Exception as exc:
                 reason = f"revert failed: {type(exc).__name__}: {exc}"
                 await self.store.record_decision(
@@ -589,7 +594,8 @@ class Pipeline:
         async with self.locks.hold(target.key):
             try:
                 async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    await spec.follow_up(**kwargs, data=timer.payload.get("data"))
+                    data = handler_data.load(spec.follow_up, timer.payload.get("data"))
+                    await spec.follow_up(**kwargs, data=data)
             except ActionRefused as refused:
                 kind, error = DecisionKind.REFUSED, f"follow-up refused: {refused}"
             except Exception as exc:  # TimeoutError included: humans take over

@@ -19,7 +19,10 @@ from typing import Any, TypeVar
 from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import Guards
 from remediator.engine.progress import RunProgress
+from pydantic import BaseModel
+
 from remediator.playbook import JSON, Action, ActionRefused, Target
+from remediator.playbook.handler_data import handler_data
 from remediator.store import Store
 from remediator.store.records import ActionState
 
@@ -174,7 +177,7 @@ class EngineRun:
     def escalate(self, reason: str) -> None:
         self.escalations.append(reason)
 
-    async def follow_up(self, delay_seconds: float, data: JSON) -> None:
+    async def follow_up(self, delay_seconds: float, data: JSON | BaseModel) -> None:
         if not self._has_follow_up:
             raise TypeError(f"playbook {self._playbook} has no follow_up= handler to call later")
         await self._store.add_timer(
@@ -183,10 +186,14 @@ class EngineRun:
             due_at=datetime.now(UTC) + timedelta(seconds=delay_seconds),
             run_id=self._run_id,
             playbook=self._playbook,
-            payload={"data": data, "target": self._target.key, "dry_run": self._dry_run},
+            payload={
+                "data": handler_data(data),
+                "target": self._target.key,
+                "dry_run": self._dry_run,
+            },
         )
 
-    async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
+    async def on_resolved(self, delay_seconds: float, data: JSON | BaseModel) -> None:
         if not self._has_revert:
             raise TypeError(f"playbook {self._playbook} has no revert= handler to call later")
         await self._store.add_timer(
@@ -200,7 +207,7 @@ class EngineRun:
             # when recovery finds an interrupted change applied (engine/recovery.py).
             held=True,
             payload={
-                "data": data,
+                "data": handler_data(data),
                 "target": self._target.key,
                 "dry_run": self._dry_run,
                 "delay_seconds": delay_seconds,  # to defer it again (Pipeline.revert)

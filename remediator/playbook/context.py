@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from pydantic import BaseModel
+
 from remediator.playbook.targets import Target
 
 T = TypeVar("T")
@@ -82,20 +84,23 @@ class Run(RunInfo, Protocol):
         """Ask for humans at the end of the run, even if the run itself succeeded."""
         ...
 
-    async def follow_up(self, delay_seconds: float, data: JSON) -> None:
+    async def follow_up(self, delay_seconds: float, data: JSON | BaseModel) -> None:
         """In `delay_seconds`, if the episode's alert still fires, call the playbook's
         `follow_up` handler with `data` (durable: survives a restart): the runbook's next step
-        when this one did not help. A resolved alert cancels it."""
+        when this one did not help. A resolved alert cancels it. `data` is best a pydantic
+        model that the handler names as its `data` annotation: it comes back as that model."""
         ...
 
-    async def on_resolved(self, delay_seconds: float, data: JSON) -> None:
+    async def on_resolved(self, delay_seconds: float, data: JSON | BaseModel) -> None:
         """When the episode's alert resolves, wait `delay_seconds`, then call the playbook's
         `revert` handler with `data` (durable: survives a restart). E.g. scale back down.
 
         Call it before the change it undoes: it counts only once the run is known to have
         changed something (the run ends acted, or after a crash the change is found applied),
         and is dropped otherwise. Several episodes of one incident get one revert, the last,
-        called with `data` of the newest run and `baseline=` the first run's data."""
+        called with `data` of the newest run and `baseline=` the first run's data. As with
+        `follow_up`, a pydantic model named in the handler's annotations comes back as that
+        model."""
         ...
 
 
