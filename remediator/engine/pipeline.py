@@ -35,7 +35,6 @@ from remediator.engine.progress import RunProgress
 from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.playbook import handler_data
 from remediator.playbook import (
     ActionRefused,
     ClientFactory,
@@ -44,6 +43,7 @@ from remediator.playbook import (
     ResolveScope,
     Target,
     TargetError,
+    handler_data,
 )
 from remediator.store import Store
 from remediator.store.records import (

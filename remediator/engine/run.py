@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import Guards
 from remediator.engine.progress import RunProgress
-from pydantic import BaseModel
-
 from remediator.playbook import JSON, Action, ActionRefused, Target
 from remediator.playbook.handler_data import handler_data
 from remediator.store import Store
