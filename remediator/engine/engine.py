@@ -38,6 +38,7 @@ from remediator.engine.hooks import (
     Verifier,
 )
 from remediator.engine.intake import Intake
+from remediator.engine.modes import PlaybookModes
 from remediator.engine.outbox import Deliver, Hold, Outbox
 from remediator.engine.pipeline import Pipeline
 from remediator.engine.recovery import reconcile_interrupted
@@ -82,6 +83,8 @@ class Engine:
         self.settings = settings
         self.registry = registry
         self.params = params
+        # Playbook modes (configuration + operator overrides), asked by runs, HTTP and CLI.
+        self.modes = PlaybookModes(settings)
         self.metrics = metrics or Metrics()
         self.store = store or make_store(settings.state)
         self._given_clients = clients
@@ -231,6 +234,7 @@ class Engine:
             approvals=hooks.approvals or approvals,
             clients=self.clients.factories,
             scope=self.clients.scope,
+            modes=self.modes,
         )
         on_change = self.storm_messages.changed if self.storm_messages is not None else None
         self.storm = StormWatch(store, self.breaker, self.pipeline, metrics, on_hold=on_change)

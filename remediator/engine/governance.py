@@ -17,7 +17,6 @@ from remediator.engine.hooks import Reporter
 from remediator.engine.manual import ManualRun, run_by_hand
 from remediator.engine.outbox import Outbox
 from remediator.engine.pipeline import Pipeline
-from remediator.engine.report import SlackReports
 from remediator.store import Store
 from remediator.store.records import (
     ApprovalRecord,
@@ -176,17 +175,12 @@ class Governance:
         await self._store.set_playbook_mode(
             playbook, chosen.value if chosen else None, who=who, reason=reason
         )
-        if chosen is None:
-            self._pipeline.mode_overrides.pop(playbook, None)
-        else:
-            self._pipeline.mode_overrides[playbook] = chosen
-        return self._pipeline.mode_of(playbook)
+        return self._pipeline.modes.set(playbook, chosen)
 
     async def load_modes(self) -> None:
         """At start: the overrides operators set before a restart apply again."""
-        for playbook, mode in (await self._store.playbook_modes()).items():
-            if playbook in {s.name for s in self._pipeline.registry}:
-                self._pipeline.mode_overrides[playbook] = Mode(mode)
+        known = {s.name for s in self._pipeline.registry}
+        self._pipeline.modes.load(await self._store.playbook_modes(), known)
 
     async def run(
         self,
@@ -207,7 +201,7 @@ class Governance:
     async def resend_report(self, episode_id: str, *, who: str, reason: str) -> int:
         """Queue the episode's reports again; returns how many."""
         who, reason = _required(who, "who"), _required(reason, "reason")
-        if not isinstance(self._reporter, SlackReports):
+        if self._reporter is None or not self._reporter.delivers:
             raise GovernanceError("reports are not configured (reports.slack)")
         if await self._store.get_episode(episode_id) is None:
             raise GovernanceError(f"no episode {episode_id!r}")

@@ -56,7 +56,14 @@ class StormGate(Protocol):
 
 
 class Reporter(Protocol):
+    # Whether reports go anywhere: a run's progress notes are only made when they do.
+    delivers: bool
+
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None: ...
+
+    async def resend(self, episode_id: str) -> int:
+        """Queue the episode's reports again; how many."""
+        ...
 
 
 class Verifier(Protocol):
@@ -92,5 +99,10 @@ class RecordingEscalator:
 
 
 class NoReports:
+    delivers = False
+
     async def report(self, episode_id: str, kind: str, details: dict[str, Any]) -> None:
         return None
+
+    async def resend(self, episode_id: str) -> int:
+        raise LookupError("reports are not configured (reports.slack)")

@@ -24,13 +24,13 @@ from remediator.engine.hooks import (
     Approvals,
     Escalator,
     Guards,
-    NoReports,
     Reporter,
     StormGate,
     Verifier,
 )
 from remediator.engine.incidents import Incidents
 from remediator.engine.locks import KeyedLocks
+from remediator.engine.modes import PlaybookModes
 from remediator.engine.progress import RunProgress
 from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
@@ -126,6 +126,7 @@ class Pipeline:
         approvals: Approvals,
         clients: Mapping[str, ClientFactory],
         scope: ResolveScope,
+        modes: PlaybookModes,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -139,9 +140,8 @@ class Pipeline:
         self.approvals = approvals
         self.clients = clients
         self.scope = scope
-        # Operator overrides of playbook modes (admin API), loaded from the store at start:
-        # they win over the configuration and take effect for the next run.
-        self.mode_overrides: dict[str, Mode] = {}
+        # Operator overrides win over the configuration and take effect for the next run.
+        self.modes = modes
         # Set by the engine: asked before a firing alert runs anything, told of refusals.
         self.storm: StormGate | None = None
         self.locks = KeyedLocks()
@@ -151,7 +151,7 @@ class Pipeline:
         self.log = get_logger(component="pipeline")
 
     def mode_of(self, playbook: str) -> Mode:
-        return self.mode_overrides.get(playbook) or self.settings.mode_of(playbook)
+        return self.modes.of(playbook)
 
     async def handle(self, item: WorkItem) -> None:
         if item.kind is WorkKind.FIRING:
@@ -382,7 +382,7 @@ class Pipeline:
                 episode_id,
                 about,
                 after=self.settings.reports.progress_after_seconds,
-                enabled=not dry_run and not isinstance(self.reporter, NoReports),
+                enabled=not dry_run and self.reporter.delivers,
             ),
         )
 

@@ -130,6 +130,8 @@ async def build_report(
 class SlackReports:
     """The engine's Reporter when reports are configured: build, then queue; never raise."""
 
+    delivers = True
+
     def __init__(
         self,
         store: Store,

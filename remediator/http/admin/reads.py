@@ -79,9 +79,9 @@ async def playbooks(request: web.Request) -> web.Response:
         out.append(
             {
                 "name": spec.name,
-                "mode": eng.pipeline.mode_of(spec.name).value,
+                "mode": eng.modes.of(spec.name).value,
                 "configured_mode": eng.settings.mode_of(spec.name).value,
-                "override": spec.name in eng.pipeline.mode_overrides,
+                "override": eng.modes.overridden(spec.name),
                 "enabled": configured.enabled,
                 "priority": spec.priority,
                 "match": [str(m) for m in spec.matchers],

@@ -163,9 +163,9 @@ async def governance(request: web.Request, *, message: str = "", status: int = 2
         modes.append(
             {
                 "name": spec.name,
-                "mode": engine.pipeline.mode_of(spec.name).value,
+                "mode": engine.modes.of(spec.name).value,
                 "configured": engine.settings.mode_of(spec.name).value,
-                "override": spec.name in engine.pipeline.mode_overrides,
+                "override": engine.modes.overridden(spec.name),
                 "enabled": configured.enabled,
             }
         )
