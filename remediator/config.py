@@ -3,20 +3,34 @@
 Every other module receives the parsed `Settings` (or a section of it) explicitly, so a test can
 build any configuration in memory and nothing changes behind its back. The YAML file is optional;
 every key can be overridden from the environment as ``REMEDIATOR_<SECTION>__<KEY>``.
+
+Keys that are playbook names (`playbooks.<name>`, `guards.rate_limits.playbooks.<name>`,
+`approval.slack.playbooks.<name>`) cannot carry a `-` in an environment variable, and the
+environment's keys arrive lower-cased: there a playbook is named by its environment form
+(`env_key`: `scale-on-lag` -> `scale_on_lag`), and `playbook_entry` finds either spelling.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -29,6 +43,41 @@ ENV_PREFIX = "REMEDIATOR_"
 
 # The environment a parse reads; load_settings sets it so tests can pass their own mapping.
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("remediator_environ", default=None)
+
+
+T = TypeVar("T")
+
+
+def env_key(name: str) -> str:
+    """A playbook name as an environment variable's key names it, once the parser has
+    lower-cased it: every character but a letter, a digit or `_` written `_`.
+    `REMEDIATOR_PLAYBOOKS__SCALE_ON_LAG__PARAMS__PARTITIONS` -> `playbooks.scale_on_lag`, which
+    addresses the playbook `scale-on-lag`."""
+    return re.sub(r"[^a-z0-9_]", "_", name.lower())
+
+
+def _merged(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
+
+
+def playbook_entry(table: Mapping[str, T], name: str) -> T | None:
+    """The entry for playbook `name` in a map keyed by playbook names: under its exact name,
+    under its environment form (`env_key`), or both merged, the environment form winning key
+    by key (it is how the environment, which wins over the file, writes the name).
+
+    Whether an environment form is ambiguous (two loaded playbooks share it) is decided at
+    start-up, where the loaded names are known (`engine/assembly.py`)."""
+    exact = table.get(name)
+    alias = env_key(name)
+    env = table.get(alias) if alias != name else None
+    if env is None or exact is None:
+        return exact if env is None else env
+    if isinstance(exact, BaseModel) and isinstance(env, BaseModel):
+        both = _merged(exact.model_dump(exclude_unset=True), env.model_dump(exclude_unset=True))
+        return type(exact).model_validate(both)
+    return env
 
 
 class ConfigError(Exception):
@@ -670,6 +719,8 @@ class Settings(BaseSettings):
     escalation: EscalationSettings = EscalationSettings()
     reports: ReportSettings = ReportSettings()
     admin: AdminSettings = AdminSettings()
+    # `playbook()`'s answers, merged once per name (the settings never change).
+    _playbook_cache: dict[str, PlaybookSettings] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _auth_is_usable(self) -> Settings:
@@ -700,18 +751,22 @@ class Settings(BaseSettings):
                     )
         return self
 
+    def playbook(self, name: str) -> PlaybookSettings:
+        """The settings of playbook `name` (`playbooks.<name>`, under its exact name or its
+        environment form, see `playbook_entry`); the defaults when it has none."""
+        found = self._playbook_cache.get(name)
+        if found is None:
+            found = playbook_entry(self.playbooks, name) or PlaybookSettings()
+            self._playbook_cache[name] = found
+        return found
+
     def bake_of(self, playbook: str) -> timedelta | None:
         """The configured bake time of a playbook's verification (None: the playbook's)."""
-        override = self.playbooks.get(playbook)
-        if override is None or override.verify.bake_seconds is None:
-            return None
-        return timedelta(seconds=override.verify.bake_seconds)
+        bake = self.playbook(playbook).verify.bake_seconds
+        return None if bake is None else timedelta(seconds=bake)
 
     def mode_of(self, playbook: str) -> Mode:
-        override = self.playbooks.get(playbook)
-        if override is not None and override.mode is not None:
-            return override.mode
-        return self.mode
+        return self.playbook(playbook).mode or self.mode
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from remediator.config import SlackApprovalSettings
+from remediator.config import SlackApprovalSettings, playbook_entry
 from remediator.store import Store
 from remediator.store.records import ApprovalRecord, RunRecord, Scope
 
@@ -57,7 +57,7 @@ def approvers(settings: SlackApprovalSettings, playbook: str, target_key: str) -
     """Who may decide a run: those listed for its playbook and for its target's namespace."""
     parts = target_key.split("/")
     namespace = parts[1] if len(parts) == 3 else None
-    allowed = list(settings.playbooks.get(playbook, []))
+    allowed = list(playbook_entry(settings.playbooks, playbook) or [])
     if namespace is not None:
         allowed += settings.namespaces.get(namespace, [])
     return list(dict.fromkeys(allowed))

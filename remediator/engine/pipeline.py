@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
-from remediator.config import Mode, PlaybookSettings, Settings
+from remediator.config import Mode, Settings
 from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
     Approvals,
@@ -94,7 +94,7 @@ def choose(
     passed: list[tuple[PlaybookSpec, str]] = []
     chosen: PlaybookSpec | None = None
     for spec in registry.match(labels):
-        if not settings.playbooks.get(spec.name, PlaybookSettings()).enabled:
+        if not settings.playbook(spec.name).enabled:
             passed.append((spec, "disabled in the configuration"))
         elif chosen is None:
             chosen = spec
@@ -181,8 +181,7 @@ class Pipeline:
         if labels.get("severity") == "critical":
             return True
         return any(
-            self.settings.playbooks.get(spec.name, PlaybookSettings()).enabled
-            for spec in self.registry.match(labels)
+            self.settings.playbook(spec.name).enabled for spec in self.registry.match(labels)
         )
 
     async def _firing(self, item: WorkItem) -> None:

@@ -45,8 +45,7 @@ def needed_rules(registry: Registry, settings: Settings) -> tuple[frozenset[Rule
     rules: set[Rule] = set()
     problems: list[str] = []
     for spec in registry:
-        section = settings.playbooks.get(spec.name)
-        if section is not None and not section.enabled:
+        if not settings.playbook(spec.name).enabled:
             continue
         if "kube" not in spec.clients:
             continue

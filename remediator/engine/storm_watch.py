@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from remediator.config import Mode, PlaybookSettings
+from remediator.config import Mode
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.pipeline import Pipeline, choose
 from remediator.logs import get_logger
@@ -62,9 +62,7 @@ class StormWatch:
         so the breaker's page is a report, not a page (see engine/escalate.py)."""
         p = self._pipeline
         modes = {
-            p.mode_of(spec.name)
-            for spec in p.registry
-            if p.settings.playbooks.get(spec.name, PlaybookSettings()).enabled
+            p.mode_of(spec.name) for spec in p.registry if p.settings.playbook(spec.name).enabled
         }
         return Mode.SHADOW.value if modes <= {Mode.SHADOW} else None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from remediator.config import RateLimitSettings, RateWindow
+from remediator.config import RateLimitSettings, RateWindow, playbook_entry
 from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 
@@ -66,7 +66,7 @@ class RateLimitGuard:
         )
         await self._check(
             run,
-            s.playbooks.get(run.playbook, s.per_playbook),
+            playbook_entry(s.playbooks, run.playbook) or s.per_playbook,
             s.playbook_cooldown_seconds,
             f"playbook {run.playbook}",
             playbook=run.playbook,

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from remediator.config import PlaybookSettings
 from remediator.http.admin.common import Problem, engine, record, reply
 from remediator.http.episode_view import episode_view
 from remediator.store import StoreUnavailable
@@ -74,7 +73,7 @@ async def playbooks(request: web.Request) -> web.Response:
     eng = engine(request)
     out = []
     for spec in eng.registry:
-        configured = eng.settings.playbooks.get(spec.name, PlaybookSettings())
+        configured = eng.settings.playbook(spec.name)
         params = eng.params.get(spec.name)
         out.append(
             {

@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-from remediator.config import PlaybookSettings
 from remediator.engine.engine import Engine
 from remediator.engine.governance import GovernanceError
 from remediator.http.admin.auth import Caller
@@ -159,7 +158,7 @@ async def governance(request: web.Request, *, message: str = "", status: int = 2
     engine = _engine(request)
     modes = []
     for spec in engine.registry:
-        configured = engine.settings.playbooks.get(spec.name, PlaybookSettings())
+        configured = engine.settings.playbook(spec.name)
         modes.append(
             {
                 "name": spec.name,
