@@ -50,6 +50,7 @@ from remediator.engine.storm_report import StormMessages
 from remediator.engine.storm_watch import StormWatch
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
+from remediator.engine.views import Views
 from remediator.engine.wiring import ClientSet, build_clients, prometheus_client
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -87,6 +88,8 @@ class Engine:
         self.modes = PlaybookModes(settings)
         self.metrics = metrics or Metrics()
         self.store = store or make_store(settings.state)
+        # What the admin API and the web page read (HTTP never reads the store itself).
+        self.views = Views(self.store, settings.state.backend, self._dispatch_depth)
         self._given_clients = clients
         self.clients = clients or ClientSet()
         self._hooks = hooks or Hooks()
@@ -104,6 +107,14 @@ class Engine:
         self.slack_approvals: SlackApprovals | None = None
         self._session: aiohttp.ClientSession | None = None
         self._prometheus: PrometheusClient | None = None
+
+    def _dispatch_depth(self) -> int:
+        dispatcher = getattr(self, "dispatcher", None)  # none before the engine starts
+        return dispatcher.depth if dispatcher is not None else 0
+
+    def wake_timers(self) -> None:
+        """Something became due now (a Slack click): do not wait for the timers' next poll."""
+        self.timers.wake()
 
     async def start(self) -> None:
         await self.store.open()

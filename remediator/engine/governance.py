@@ -23,6 +23,7 @@ from remediator.store.records import (
     ApprovalState,
     AuditRecord,
     BreakerRecord,
+    IncidentRecord,
     KillSwitchRecord,
     OutboxItem,
     RunState,
@@ -208,6 +209,18 @@ class Governance:
         count = await self._reporter.resend(episode_id)
         await self._store.record_audit(who, "resend_report", episode_id, reason, {"reports": count})
         return count
+
+    # -- incidents -----------------------------------------------------------------------
+    async def clear_incident(self, incident_id: int, *, who: str, reason: str) -> IncidentRecord:
+        """End an incident (audited): the next alert for its target may act again. Raises
+        LookupError for an unknown incident, GovernanceError for one closed already."""
+        who, reason = _required(who, "who"), _required(reason, "reason")
+        if await self._store.get_incident(incident_id) is None:
+            raise LookupError(f"no incident {incident_id}")
+        cleared = await self._pipeline.incidents.clear(incident_id, who=who, reason=reason)
+        if cleared is None:
+            raise GovernanceError(f"incident {incident_id} is closed already")
+        return cleared
 
     # -- dead letters --------------------------------------------------------------------
     async def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:

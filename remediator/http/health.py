@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from remediator.engine.views import StoreUnavailable
 from remediator.http.keys import ENGINE
-from remediator.store import StoreUnavailable
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -20,7 +20,7 @@ async def readyz(request: web.Request) -> web.Response:
     if len(engine.registry) == 0:
         problems.append("no playbooks loaded")
     try:
-        await engine.store.ping()
+        await engine.views.ping()
     except StoreUnavailable as exc:
         problems.append(f"store: {exc}")
     if problems:

@@ -17,9 +17,9 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from remediator.engine.slack_approvals import InteractionError, parse_click
+from remediator.engine.views import StoreUnavailable
 from remediator.http.keys import ENGINE, SLACK_VERIFIER
 from remediator.logs import get_logger
-from remediator.store import StoreUnavailable
 
 log = get_logger(component="slack_interactions")
 
@@ -71,5 +71,5 @@ async def interactions(request: web.Request) -> web.Response:
     if not recorded:
         log.warning("refused a replayed request", run=click.run_id, user=click.user_id)
         return _refused("this request was already received (replay)")
-    engine.timers.wake()
+    engine.wake_timers()
     return web.Response(status=200)

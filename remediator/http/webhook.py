@@ -14,10 +14,10 @@ from aiohttp import web
 
 from remediator.alertmanager import Limits, PayloadError, validate_notification
 from remediator.engine.intake import IntakeFull
+from remediator.engine.views import StoreUnavailable
 from remediator.http.auth import authorized
 from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
 from remediator.logs import get_logger
-from remediator.store import StoreUnavailable
 
 log = get_logger(component="webhook")
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -58,3 +62,11 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     driver.set_window_size(1280, max(800, min(int(height) + 40, 4000)))
     assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
     return path
+
+
+def click_and_load(driver: webdriver.Chrome, element: WebElement, timeout: float = 15) -> None:
+    """Click a link or submit button and wait until the next page replaced this one: reading
+    right after the click could still find the old page (or not find the new one's parts)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(page))

@@ -15,7 +15,7 @@ from tests.admin.helpers import OPERATOR, READ, admin_config
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle
 from tests.reports.helpers import CHANNEL, SLACK_TOKEN, reporting, scaling
-from tests.ui.browser import chromium, screenshot
+from tests.ui.browser import chromium, click_and_load, screenshot
 
 # Markup that runs script if anything renders it unescaped (the page's CSP forbids script
 # anyway; the assertions below would catch a change of title or an injected element).
@@ -43,10 +43,10 @@ def _browse(driver: WebDriver, base: str, token: str) -> dict[str, Any]:
     assert driver.current_url.startswith(base + "/ui/login"), driver.current_url
     screenshot(driver, "ui-login")
     driver.find_element(By.ID, "token").send_keys("not-a-token")
-    driver.find_element(By.ID, "sign-in").click()
+    click_and_load(driver, driver.find_element(By.ID, "sign-in"))
     seen["wrong_token"] = driver.find_element(By.ID, "problem").text
     driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.ID, "sign-in").click()
+    click_and_load(driver, driver.find_element(By.ID, "sign-in"))
     # Back where the user wanted to go.
     seen["after_sign_in"] = driver.current_url
     driver.get(base + "/ui/")
@@ -62,7 +62,7 @@ def _browse(driver: WebDriver, base: str, token: str) -> dict[str, Any]:
         for r in driver.find_elements(By.CSS_SELECTOR, "#episodes tr.episode")
         if "payments" in r.text
     )
-    link.click()
+    click_and_load(driver, link)
     seen["title"] = driver.title
     seen["labels"] = driver.find_element(By.ID, "labels").text
     seen["injected_images"] = len(driver.find_elements(By.CSS_SELECTOR, "#labels img"))
@@ -75,7 +75,7 @@ def _browse(driver: WebDriver, base: str, token: str) -> dict[str, Any]:
     seen["approval_row"] = row.text
     form = row.find_element(By.CSS_SELECTOR, "form[action$='/approve']")
     form.find_element(By.NAME, "reason").send_keys("lag is real, go")
-    form.find_element(By.NAME, "approve").click()
+    click_and_load(driver, form.find_element(By.NAME, "approve"))
     seen["message"] = driver.find_element(By.ID, "message").text
     seen["left"] = len(driver.find_elements(By.CSS_SELECTOR, "#approvals tr.approval"))
     screenshot(driver, "ui-approved")

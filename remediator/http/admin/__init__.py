@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from remediator.engine.governance import GovernanceError
+from remediator.engine.views import StoreUnavailable
 from remediator.http.admin import actions, incidents, reads
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.admin.common import ADMIN_TOKENS, CALLER, Problem, error, reply
 from remediator.http.admin.openapi import SPEC
 from remediator.logs import get_logger
-from remediator.store import StoreUnavailable
 
 log = get_logger(component="admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

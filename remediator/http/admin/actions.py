@@ -88,7 +88,7 @@ async def close_breaker(request: web.Request) -> web.Response:
 
 async def _known_approval(request: web.Request) -> int:
     run_id = int_param(request, "run_id")
-    if await engine(request).store.get_approval(run_id) is None:
+    if await engine(request).views.approval(run_id) is None:
         raise Problem(404, f"run {run_id} never waited for an approval")
     return run_id
 
@@ -138,7 +138,7 @@ async def resend_report(request: web.Request) -> web.Response:
     body = await parse(request, Body)
     eng = engine(request)
     episode_id = request.match_info["episode_id"]
-    if await eng.store.get_episode(episode_id) is None:
+    if not await eng.views.episode_exists(episode_id):
         raise Problem(404, f"no episode {episode_id!r}")
     count = await eng.governance.resend_report(
         episode_id, who=caller(request).name, reason=body.reason

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from remediator.engine.governance import GovernanceError
+from remediator.engine.views import IncidentState
 from remediator.http.admin.common import Body, Problem, caller, engine, int_param, parse, record
 from remediator.http.admin.common import reply as _reply
-from remediator.store.records import IncidentState
 
 STATES = tuple(s.value for s in IncidentState)
 
@@ -19,13 +20,13 @@ async def incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in STATES:
         raise Problem(422, f"state must be one of {', '.join(STATES)}")
-    found = await engine(request).store.list_incidents(state=state)
+    found = await engine(request).views.incidents(state)
     return _reply({"incidents": [record(i) for i in found]})
 
 
 async def incident(request: web.Request) -> web.Response:
     incident_id = int_param(request, "incident_id")
-    found = await engine(request).store.get_incident(incident_id)
+    found = await engine(request).views.incident(incident_id)
     if found is None:
         raise Problem(404, f"no incident {incident_id}")
     return _reply(record(found))
@@ -33,13 +34,13 @@ async def incident(request: web.Request) -> web.Response:
 
 async def clear(request: web.Request) -> web.Response:
     body = await parse(request, Body)
-    eng = engine(request)
     incident_id = int_param(request, "incident_id")
-    if await eng.store.get_incident(incident_id) is None:
-        raise Problem(404, f"no incident {incident_id}")
-    cleared = await eng.pipeline.incidents.clear(
-        incident_id, who=caller(request).name, reason=body.reason
-    )
-    if cleared is None:
-        raise Problem(409, f"incident {incident_id} is closed already")
+    try:
+        cleared = await engine(request).governance.clear_incident(
+            incident_id, who=caller(request).name, reason=body.reason
+        )
+    except LookupError as exc:
+        raise Problem(404, str(exc)) from None
+    except GovernanceError as exc:
+        raise Problem(409, str(exc)) from None
     return _reply(record(cleared))

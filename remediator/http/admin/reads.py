@@ -6,13 +6,10 @@ from __future__ import annotations
 import platform
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from aiohttp import web
 
 from remediator.http.admin.common import Problem, engine, record, reply
-from remediator.http.episode_view import episode_view
-from remediator.store import StoreUnavailable
 
 EPISODE_STATES = ("firing", "resolved")
 
@@ -27,14 +24,7 @@ def _version(package: str) -> str | None:
 async def status(request: web.Request) -> web.Response:
     eng = engine(request)
     breaker = await eng.governance.breaker()
-    store: dict[str, Any] = {"backend": eng.settings.state.backend, "ok": True}
-    try:
-        await eng.store.ping()
-        store["episodes"] = await eng.store.count_episodes()
-        outbox = await eng.store.outbox_pending()
-    except StoreUnavailable as exc:
-        store.update(ok=False, error=str(exc))
-        outbox = {}
+    store, outbox = await eng.views.store_status()
     return reply(
         {
             "mode": eng.settings.mode.value,
@@ -42,7 +32,7 @@ async def status(request: web.Request) -> web.Response:
             "breaker": record(breaker) if breaker else None,
             "pauses": [record(s) for s in await eng.governance.switches()],
             "pending_approvals": len(await eng.governance.pending_approvals()),
-            "queue": {"dispatch": eng.dispatcher.depth, "outbox": outbox},
+            "queue": {"dispatch": eng.views.dispatch_depth, "outbox": outbox},
             "store": store,
             "playbooks": len(eng.registry),
             "versions": {
@@ -124,7 +114,7 @@ async def episodes(request: web.Request) -> web.Response:
     playbook = query.get("playbook")
     if playbook is not None and eng.registry.get(playbook) is None:
         raise Problem(404, f"no playbook named {playbook!r} is loaded")
-    found = await eng.store.list_episodes(
+    found = await eng.views.episodes(
         status=state,
         alertname=query.get("alertname"),
         namespace=query.get("namespace"),
@@ -137,7 +127,7 @@ async def episodes(request: web.Request) -> web.Response:
 
 async def episode(request: web.Request) -> web.Response:
     episode_id = request.match_info["episode_id"]
-    view = await episode_view(engine(request), episode_id)
+    view = await engine(request).views.episode(episode_id)
     if view is None:
         raise Problem(404, f"no episode {episode_id!r}")
     return reply(

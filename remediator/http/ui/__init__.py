@@ -13,12 +13,12 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from remediator.engine.views import StoreUnavailable
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.ui import pages
 from remediator.http.ui.render import page
 from remediator.http.ui.sessions import COOKIE, Sessions
 from remediator.logs import get_logger
-from remediator.store import StoreUnavailable
 
 log = get_logger(component="ui")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -7,19 +7,17 @@ the guards are re-checked exactly as they are there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from remediator.engine.engine import Engine
 from remediator.engine.governance import GovernanceError
+from remediator.engine.views import AuditRecord, EpisodeView
 from remediator.http.admin.auth import Caller
-from remediator.http.episode_view import EpisodeView, episode_view
 from remediator.http.keys import ENGINE
 from remediator.http.ui.render import page
 from remediator.http.ui.sessions import Session
-from remediator.store.records import AuditRecord, EpisodeRecord
 
 CALLER = web.RequestKey("ui_caller", Caller)
 SESSION = web.RequestKey("ui_session", Session)  # absent when a header authenticated
@@ -41,39 +39,6 @@ def _common(request: web.Request, **context: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of the timeline: what fired and what came of it."""
-
-    episode: EpisodeRecord
-    playbook: str | None
-    target: str | None
-    run_state: str | None
-    decision: str | None
-    decision_reason: str | None
-    verification: str | None
-
-
-async def _row(engine: Engine, episode: EpisodeRecord) -> Row:
-    store = engine.store
-    runs = await store.runs_for(episode.id)
-    decisions = await store.decisions_for(episode.id)
-    verifications = await store.verifications_for(episode.id)
-    last_run = runs[-1] if runs else None
-    last_decision = decisions[-1] if decisions else None
-    return Row(
-        episode=episode,
-        playbook=last_run.playbook
-        if last_run
-        else (last_decision.playbook if last_decision else None),
-        target=last_run.target_key if last_run else None,
-        run_state=last_run.state if last_run else None,
-        decision=last_decision.kind if last_decision else None,
-        decision_reason=last_decision.reason if last_decision else None,
-        verification=verifications[-1].result if verifications else None,
-    )
-
-
 def _limit(value: str | None) -> int:
     try:
         return max(1, min(500, int(value))) if value else 50
@@ -88,14 +53,14 @@ async def timeline(request: web.Request) -> web.Response:
     if query.get("state") not in (None, "firing", "resolved"):
         problem = "state must be firing or resolved"
         query.pop("state")
-    episodes = await engine.store.list_episodes(
+    episodes = await engine.views.episodes(
         status=query.get("state"),
         alertname=query.get("alertname"),
         namespace=query.get("namespace"),
         playbook=query.get("playbook"),
         limit=_limit(request.query.get("limit")),
     )
-    rows = [await _row(engine, e) for e in episodes]
+    rows = [await engine.views.row(e) for e in episodes]
     return page(
         "timeline.html",
         **_common(
@@ -133,7 +98,7 @@ def _audit_of(view: EpisodeView, audit: list[AuditRecord]) -> list[AuditRecord]:
 async def episode(request: web.Request) -> web.Response:
     engine = _engine(request)
     episode_id = request.match_info["episode_id"]
-    view = await episode_view(engine, episode_id)
+    view = await engine.views.episode(episode_id)
     if view is None:
         return page(
             "missing.html",
@@ -199,7 +164,7 @@ async def decide(request: web.Request) -> web.Response:
     if not reason or len(reason) > 1000:
         return await governance(request, message="say why (1 to 1000 characters)", status=422)
     engine = _engine(request)
-    if await engine.store.get_approval(run_id) is None:
+    if await engine.views.approval(run_id) is None:
         return await governance(request, message=f"run {run_id} never waited", status=404)
     try:
         if verdict == "approve":
