@@ -7,8 +7,8 @@ Each scenario starts, on 127.0.0.1, a metrics exporter the scenario drives, real
 (loading a copy of `alert_rules/` with every duration divided by 60) and Alertmanager
 (loading `alert_rules/alertmanager.example.yml` with loopback receivers and 1 s timings), the
 daemon in auto mode, and the Kubernetes emulator or a real PostgreSQL; see
-`remediator/testing/harness/`. The same scenarios run as `tests/e2e`. Every process it starts
-is stopped by PID.
+`testing/remediator_testing/harness/`. The same scenarios run as `tests/e2e`. Every process it
+starts is stopped by PID.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from remediator.logs import configure
-from remediator.testing.harness.scenarios import SCENARIOS, run
+from remediator_testing.harness.scenarios import SCENARIOS, run
 
 
 async def main(names: list[str]) -> int:

@@ -36,9 +36,9 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from remediator.testing.alerts import alert, notification
-from remediator.testing.fakes import FakePagerDuty, FakeSlack
-from remediator.testing.servers import free_port
+from remediator_testing.alerts import alert, notification
+from remediator_testing.fakes import FakePagerDuty, FakeSlack
+from remediator_testing.servers import free_port
 
 TOKEN = "bench-token"
 PD_KEY = "B" * 32

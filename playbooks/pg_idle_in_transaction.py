@@ -62,8 +62,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediator.alertmanager import Alert
-from remediator.playbook import ResolveScope, Run, Target, TargetError, Verify, playbook, targets
+from remediator.playbook import (
+    Alert,
+    ResolveScope,
+    Run,
+    Target,
+    TargetError,
+    Verify,
+    playbook,
+    targets,
+)
 from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import PoolExhausted, Postgres

@@ -57,8 +57,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediator.alertmanager import Alert
-from remediator.playbook import Run, Target, Verify, playbook, targets
+from remediator.playbook import Alert, Run, Target, Verify, playbook, targets
 from remediator.playbook import workloads as w
 from remediator.playbook.access import uses
 from remediator.playbook.kube import Autoscaler, Kube

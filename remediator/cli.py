@@ -1,4 +1,4 @@
-"""The `remediator` command: serve, explain, check, admin, rbac."""
+"""The `remediator` command: serve, explain, check, admin, rbac (demo, replay: the test kit's)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from remediator import cli_admin, cli_rbac, cli_tryout
+from remediator import cli_admin, cli_plugins, cli_rbac
 from remediator.alertmanager import PayloadError, parse_notification
 from remediator.config import ConfigError, Settings, load_settings
 from remediator.engine.assembly import load_registry, playbook_params
@@ -192,16 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
     cli_admin.add_parser(sub)
     cli_rbac.add_parser(sub)
-    cli_tryout.add_parser(sub)
+    plugins = cli_plugins.add_parsers(sub)
     args = parser.parse_args(argv)
     handler = {
+        **plugins,
         "serve": cmd_serve,
         "check": cmd_check,
         "explain": cmd_explain,
         "admin": cli_admin.cmd_admin,
         "rbac": cli_rbac.cmd_rbac,
-        "replay": cli_tryout.cmd_replay,
-        "demo": cli_tryout.cmd_demo,
     }[args.command]
     return handler(args)
 

@@ -19,13 +19,13 @@ from remediator.engine.wiring import ClientSet
 from remediator.http.app import build_app
 from remediator.http.auth import Credentials
 from remediator.playbook import Registry
-from remediator.testing.alerts import body
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.alerts import body
+from remediator_testing.kube import KubeEmulator
 
 TOKEN = "test-token"
 
-# Real-server fixtures (postgres_server, prometheus_factory, ...) for every test folder.
-pytest_plugins = ["remediator.testing.pytest_fixtures"]
+# Real-server fixtures (postgres_server, prometheus_factory, ...) come from the test kit's
+# pytest plugin (entry point `pytest11`), installed with it.
 
 
 # The emulator's clocks, fast: pods are Ready 0.1 s after they start, crash-looping ones

@@ -6,6 +6,7 @@ from remediator.playbook import Action, Run, playbook, targets
 async def scale_on_lag(*, alert, params, run, kube, log, **_): ...
 """
 
+from remediator.alertmanager import Alert  # what a playbook receives as `alert`
 from remediator.playbook import targets
 from remediator.playbook.context import (
     JSON,
@@ -32,6 +33,7 @@ __all__ = [
     "JSON",
     "Action",
     "ActionRefused",
+    "Alert",
     "ClientFactory",
     "LoadProblem",
     "Matcher",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from remediator.cli import main
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.admin.helpers import OPERATOR, READ, admin_config, call
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle

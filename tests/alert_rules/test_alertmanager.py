@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.servers import AlertmanagerServer
+from remediator_testing.servers import AlertmanagerServer
 from tests.alert_rules.support import (
     AM_CONFIG,
     PLAYBOOK_CONTRACTS,

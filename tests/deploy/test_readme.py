@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.kube.rbac import Attributes
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.kube.rbac import Attributes
 from tests.deploy.render import ROOT, config_map, kubectl_binary, one, render
 
 SA = "system:serviceaccount:remediator:remediator"

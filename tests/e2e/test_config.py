@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from remediator.testing.harness.config import (
+from remediator_testing.harness.config import (
     ALERT_RULES,
     EXAMPLE_ALERTMANAGER,
     HUMAN_RECEIVERS,
@@ -23,7 +23,7 @@ from remediator.testing.harness.config import (
     scale_expr,
     scaled_rules,
 )
-from remediator.testing.servers import check_rules, require_binary
+from remediator_testing.servers import check_rules, require_binary
 
 # Anything that looks like a duration inside [] or after `offset`.
 _DURATIONS = re.compile(r"(\[)[0-9a-z]+(:[0-9a-z]*)?(\])|(offset\s+-?)[0-9a-z]+")

@@ -1,6 +1,6 @@
 """End to end: real Prometheus and Alertmanager, the daemon in auto mode, and a world that reacts.
 
-Each test runs one scenario of `remediator.testing.harness.scenarios` (also runnable by hand:
+Each test runs one scenario of `remediator_testing.harness.scenarios` (also runnable by hand:
 `.venv/bin/python bench/e2e.py`) and prints its two figures: rule firing in Prometheus ->
 the daemon's action, and action -> the episode resolved.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pytest
 
-from remediator.testing.harness.scenarios import (
+from remediator_testing.harness.scenarios import (
     STORM_SIZE,
     STORM_THRESHOLD,
     Result,

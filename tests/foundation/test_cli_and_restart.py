@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.alerts import alert, body, notification
-from remediator.testing.servers import free_port
+from remediator_testing.alerts import alert, body, notification
+from remediator_testing.servers import free_port
 from tests.foundation.test_webhook import LAG
 
 PLAYBOOK = '''

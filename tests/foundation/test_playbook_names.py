@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from remediator.config import env_key, load_settings, playbook_entry
-from remediator.testing.servers import free_port
+from remediator_testing.servers import free_port
 
 ADMIN = "adm1n-t0ken"
 TWINS = '''

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from remediator.alertmanager import label_fingerprint
-from remediator.testing.servers import AlertmanagerServer, alertmanager_cluster
+from remediator_testing.servers import AlertmanagerServer, alertmanager_cluster
 from tests.conftest import TOKEN, Daemon, MakeDaemon
 from tests.foundation.test_webhook import LAG, lag_registry
 

@@ -16,7 +16,7 @@ from remediator.playbook import Action, Registry, playbook, targets
 from remediator.store import StoreUnavailable
 from remediator.store.records import IncomingNotification
 from remediator.store.sqlite import SQLiteStore
-from remediator.testing.alerts import alert, notification
+from remediator_testing.alerts import alert, notification
 from tests.conftest import MakeDaemon
 
 LAG = {

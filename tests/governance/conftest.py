@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from remediator.testing.fakes import FakePagerDuty, FakeWebhook
+from remediator_testing.fakes import FakePagerDuty, FakeWebhook
 from tests.governance.helpers import PD_KEY
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from remediator.playbook import JSON, Action, Registry, Target, Verify, playbook, targets
 from remediator.store.records import ActionRecord, RunRecord
-from remediator.testing.alerts import alert, notification
+from remediator_testing.alerts import alert, notification
 from tests.conftest import Daemon
 
 START = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

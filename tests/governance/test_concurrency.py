@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from remediator.engine.guards import GuardChain
-from remediator.testing.fakes import FakePagerDuty
+from remediator_testing.fakes import FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,

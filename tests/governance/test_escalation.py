@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from remediator.testing.fakes import Failure, FakePagerDuty, FakeSlack, FakeWebhook
+from remediator_testing.fakes import Failure, FakePagerDuty, FakeSlack, FakeWebhook
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     PD_KEY,

@@ -9,8 +9,8 @@ from typing import Any
 
 from remediator.config import EscalationSettings
 from remediator.engine.escalation_policy import BUDGET, GROUP, EscalationPolicy
-from remediator.testing.alerts import alert, notification
-from remediator.testing.fakes import FakePagerDuty
+from remediator_testing.alerts import alert, notification
+from remediator_testing.fakes import FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     START,

@@ -25,7 +25,7 @@ from remediator.http.app import build_app
 from remediator.http.auth import Credentials
 from remediator.playbook import Registry, Target
 from remediator.playbook.changes import PODS, REPLICAS
-from remediator.testing.alerts import alert, notification
+from remediator_testing.alerts import alert, notification
 from tests.conftest import TOKEN, Daemon
 from tests.governance.helpers import START, World, actions, add_playbook, refusals, runs
 

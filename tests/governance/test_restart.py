@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from remediator.store.records import Scope
-from remediator.testing.fakes import Failure, FakePagerDuty
+from remediator_testing.fakes import Failure, FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from remediator.store.records import BreakerRecord
-from remediator.testing.fakes import FakePagerDuty
+from remediator_testing.fakes import FakePagerDuty
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,

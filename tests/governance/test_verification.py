@@ -11,9 +11,9 @@ import pytest
 
 from remediator.engine.verify import QueryError, alert_expression, escape_promql, render_query
 from remediator.playbook import Action, Registry, Target, Verify, playbook, targets
-from remediator.testing.alerts import alert, notification
-from remediator.testing.exporter import MetricsExporter
-from remediator.testing.servers import PrometheusServer, wait_for
+from remediator_testing.alerts import alert, notification
+from remediator_testing.exporter import MetricsExporter
+from remediator_testing.servers import PrometheusServer, wait_for
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     eventually,

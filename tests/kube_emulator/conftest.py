@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from kubernetes.aio import client
 
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 
 
 @pytest.fixture

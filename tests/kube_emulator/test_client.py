@@ -11,7 +11,7 @@ import pytest
 from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
 
-from remediator.testing.kube import KubeEmulator, WatchEvent
+from remediator_testing.kube import KubeEmulator, WatchEvent
 
 
 def _ready(pod: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 
 
 async def test_throttling_429_carries_retry_after(emu: KubeEmulator, api: client.ApiClient) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.kube.store import pruned
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.kube.store import pruned
 
 KUBECTL = Path("/usr/bin/kubectl")
 
@@ -303,7 +303,7 @@ async def test_standalone_emulator_for_demos(tmp_path: Path, kubectl_binary: Pat
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "remediator.testing.kube",
+        "remediator_testing.kube",
         f"--kubeconfig={kubeconfig}",
         "--ready-after=0.1",
         stdout=asyncio.subprocess.PIPE,

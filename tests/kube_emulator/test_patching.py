@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.kube import ApiError, selectors
-from remediator.testing.kube.patching import (
+from remediator_testing.kube import ApiError, selectors
+from remediator_testing.kube.patching import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,

@@ -10,7 +10,7 @@ import pytest
 from kubernetes.aio import client, watch
 from kubernetes.aio.client.exceptions import ApiException
 
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 
 
 def _pod(name: str, labels: dict[str, str]) -> client.V1Pod:

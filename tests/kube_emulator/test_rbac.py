@@ -10,7 +10,7 @@ import json
 import aiohttp
 from kubernetes.aio import client
 
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 from tests.kube_emulator.test_kubectl import Kubectl, kubectl_binary  # noqa: F401
 from tests.kube_emulator.test_kubectl import kubectl as kubectl  # the fixture, by name
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 from tests.conftest import MakeDaemon
 from tests.kubernetes.helpers import Cluster
 

@@ -18,8 +18,8 @@ from remediator.playbook import Registry, load_file
 from remediator.store.records import (
     TimerRecord,
 )
-from remediator.testing.alerts import alert, notification
-from remediator.testing.kube import KubeEmulator, RecordedRequest
+from remediator_testing.alerts import alert, notification
+from remediator_testing.kube import KubeEmulator, RecordedRequest
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome, read_outcome
 

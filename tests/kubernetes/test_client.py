@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from remediator.clients.kube import KubeClient, KubeError, open_kube
 from remediator.clients.kube.resources import DEPLOYMENTS, EVICTION, PODS, SCALE
 from remediator.config import ConfigError, KubernetesSettings
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.kube import KubeEmulator
 
 FAST = {
     "retry": {"attempts": 3, "initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.02},

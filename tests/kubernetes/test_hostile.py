@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from remediator.testing.fakes import FakePagerDuty
+from remediator_testing.fakes import FakePagerDuty
 from tests.governance.helpers import PD_KEY, delivered, paging
 from tests.kubernetes.helpers import Cluster
 

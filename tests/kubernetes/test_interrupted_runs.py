@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from remediator.testing.alerts import alert, body, notification
-from remediator.testing.fakes import FakePagerDuty, FakeSlack
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.servers import free_port
+from remediator_testing.alerts import alert, body, notification
+from remediator_testing.fakes import FakePagerDuty, FakeSlack
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.servers import free_port
 from tests.kubernetes.helpers import KUBE, START, grant, labels
 from tests.kubernetes.test_scale import lag
 from tests.reports.helpers import CHANNEL, SLACK_TOKEN, text_of

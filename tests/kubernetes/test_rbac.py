@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from remediator.playbook.access import Rule
-from remediator.testing.kube.rbac import rule_allows
+from remediator_testing.kube.rbac import rule_allows
 from tests.kubernetes.helpers import Cluster, labels, shipped_rbac
 from tests.kubernetes.test_restart_crashloop import all_crashing, crash
 from tests.kubernetes.test_scale import SCALED_OBJECT, lag

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.exporter import MetricsExporter
-from remediator.testing.servers import PrometheusServer, wait_for
+from remediator_testing.exporter import MetricsExporter
+from remediator_testing.servers import PrometheusServer, wait_for
 from tests.conftest import Daemon
 from tests.governance.helpers import eventually
 from tests.kubernetes.helpers import KUBE, Cluster, grant, labels, registry

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from playbooks.statefulset_rolling_restart import restart_order
-from remediator.testing.kube import WatchEvent
+from remediator_testing.kube import WatchEvent
 from tests.kubernetes.helpers import Cluster, labels
 
 PLAYBOOK = "statefulset-rolling-restart"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.alerts import alert, notification
-from remediator.testing.fakes import FakePagerDuty, FakeSlack
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.alerts import alert, notification
+from remediator_testing.fakes import FakePagerDuty, FakeSlack
+from remediator_testing.kube import KubeEmulator
 from tests.admin.helpers import READ, admin_config, call
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import PD_KEY, delivered, fast_delivery

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from remediator.playbook import Registry, load_file
-from remediator.testing.servers import PostgresServer
-from remediator.testing.servers.postgres import SUPERUSER, quote_ident
+from remediator_testing.servers import PostgresServer
+from remediator_testing.servers.postgres import SUPERUSER, quote_ident
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "pg_idle_in_transaction.py"
 PLAYBOOK_NAME = "pg-idle-in-transaction"

@@ -7,7 +7,7 @@ from typing import Any
 
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry
-from remediator.testing.alerts import alert, notification
+from remediator_testing.alerts import alert, notification
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome, read_outcome
 from tests.postgres.conftest import PLAYBOOK_NAME, Role

@@ -14,8 +14,8 @@ import pytest
 
 from remediator.engine.rbac import manifests
 from remediator.playbook.access import Rule
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.servers import PostgresServer, free_port
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.servers import PostgresServer, free_port
 from tests.kubernetes.helpers import grant, shipped_rbac
 from tests.postgres.conftest import Databases, Roles
 from tests.postgres.helpers import database

@@ -12,7 +12,7 @@ import pytest
 
 from remediator.clients.postgres import PostgresClient, StatementTimeout
 from remediator.playbook import Registry
-from remediator.testing.servers import PostgresServer, free_port
+from remediator_testing.servers import PostgresServer, free_port
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome
 from tests.postgres.conftest import Databases, Roles, Sessions

@@ -16,9 +16,9 @@ import pytest
 
 from remediator.playbook import Registry
 from remediator.store.records import DecisionRecord
-from remediator.testing.alerts import alert, notification
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.servers import PostgresServer
+from remediator_testing.alerts import alert, notification
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.servers import PostgresServer
 from tests.conftest import Daemon, MakeDaemon
 from tests.kubernetes.helpers import grant
 from tests.postgres.conftest import Databases, Roles, Sessions

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from remediator.playbook import Registry
-from remediator.testing.fakes import FakeSlack
-from remediator.testing.kube import KubeEmulator
-from remediator.testing.servers import PostgresServer
+from remediator_testing.fakes import FakeSlack
+from remediator_testing.kube import KubeEmulator
+from remediator_testing.servers import PostgresServer
 from tests.conftest import MakeDaemon
 from tests.postgres.helpers import fire, start
 from tests.postgres.test_next_step import restarted, through_emulator

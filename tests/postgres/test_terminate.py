@@ -8,7 +8,7 @@ import pytest
 
 from remediator.clients.postgres import TERMINATE_SQL
 from remediator.playbook import Registry
-from remediator.testing.servers import PostgresServer
+from remediator_testing.servers import PostgresServer
 from tests.conftest import MakeDaemon
 from tests.postgres.conftest import Databases, Roles, Sessions
 from tests.postgres.helpers import THRESHOLD, database, fire, past_threshold, pids, start

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.reports.helpers import CHANNEL, SLACK_TOKEN
 
 

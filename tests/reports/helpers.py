@@ -6,7 +6,7 @@ from typing import Any
 
 from remediator.playbook import Registry, Target
 from remediator.playbook.changes import REPLICAS
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.governance.helpers import World, fast_delivery, registry_with
 
 SLACK_TOKEN = "xoxb-test-report-token"

@@ -12,7 +12,7 @@ import pytest
 
 from remediator.cli import main
 from remediator.engine.report import REPORT, SLACK_REPORT
-from remediator.testing.fakes import Failure, FakePagerDuty, FakeSlack
+from remediator_testing.fakes import Failure, FakePagerDuty, FakeSlack
 from tests.admin.helpers import OPERATOR, admin_config, call
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (

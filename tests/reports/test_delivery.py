@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from remediator.testing.fakes import Failure, FakeSlack, FakeSlackWebhook
+from remediator_testing.fakes import Failure, FakeSlack, FakeSlackWebhook
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, resolved
 from tests.reports.helpers import reporting, scaling, text_of

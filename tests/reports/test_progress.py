@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from remediator.testing.alerts import alert, notification
-from remediator.testing.fakes import Failure, FakeSlack
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.alerts import alert, notification
+from remediator_testing.fakes import Failure, FakeSlack
+from remediator_testing.kube import KubeEmulator
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle
 from tests.kubernetes.helpers import KUBE, registry

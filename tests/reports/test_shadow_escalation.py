@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from remediator.playbook import Registry, Target, playbook, targets
-from remediator.testing.fakes import FakePagerDuty, FakeSlack
+from remediator_testing.fakes import FakePagerDuty, FakeSlack
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import PD_KEY, delivered, firing, labels, post_and_settle
 from tests.reports.helpers import reporting, text_of

@@ -3,7 +3,7 @@ What fired, the exact change, the evidence, and "would have" in shadow mode."""
 
 from __future__ import annotations
 
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, resolved
 from tests.reports.helpers import CHANNEL, reporting, scaling, text_of
@@ -59,7 +59,7 @@ async def test_an_escalation_is_a_reply_in_the_thread(
 async def test_reports_go_out_in_order_after_429_and_500(
     make_daemon: MakeDaemon, slack: FakeSlack
 ) -> None:
-    from remediator.testing.fakes import Failure
+    from remediator_testing.fakes import Failure
 
     slack.fail_next(Failure(429, retry_after=0.3), Failure(500), Failure(500), Failure(500))
     daemon = await make_daemon(scaling(World()), config=reporting(slack))

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.testing.alerts import alert, notification
-from remediator.testing.fakes import FakeSlack
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.alerts import alert, notification
+from remediator_testing.fakes import FakeSlack
+from remediator_testing.kube import KubeEmulator
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle
 from tests.kubernetes.helpers import KUBE, registry

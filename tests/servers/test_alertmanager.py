@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from remediator.testing.servers import (
+from remediator_testing.servers import (
     AlertmanagerCluster,
     AlertmanagerServer,
     ServerStartError,

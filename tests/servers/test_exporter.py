@@ -4,7 +4,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from remediator.testing.exporter import MetricsExporter
+from remediator_testing.exporter import MetricsExporter
 
 
 async def scrape(exporter: MetricsExporter) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -5,8 +5,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from remediator.testing.pytest_fixtures import PostgresDatabase
-from remediator.testing.servers import PostgresServer, ServerStartError
+from remediator_testing.pytest_fixtures import PostgresDatabase
+from remediator_testing.servers import PostgresServer, ServerStartError
 from tests.servers.helpers import assert_pid_gone, process_uid
 
 pytestmark = pytest.mark.servers

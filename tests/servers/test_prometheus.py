@@ -8,15 +8,15 @@ from typing import TypeVar
 
 import pytest
 
-from remediator.testing.exporter import MetricsExporter
-from remediator.testing.servers import (
+from remediator_testing.exporter import MetricsExporter
+from remediator_testing.servers import (
     AlertmanagerServer,
     PortClashError,
     PrometheusServer,
     ServerStartError,
     check_rules,
 )
-from remediator.testing.servers import _common as common
+from remediator_testing.servers import _common as common
 from tests.servers.helpers import assert_pid_gone
 
 pytestmark = pytest.mark.servers

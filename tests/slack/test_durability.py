@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import World, eventually, runs
 from tests.reports.helpers import scaling

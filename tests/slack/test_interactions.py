@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from remediator.config import ConfigError, SlackApprovalSettings, load_settings
 from remediator.store.records import Scope
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,

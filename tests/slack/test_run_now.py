@@ -7,7 +7,7 @@ from typing import Any
 
 from remediator.engine.approval_render import RUN_NOW
 from remediator.store.records import Scope
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, runs
 from tests.reports.helpers import scaling, text_of

@@ -7,8 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from remediator.testing.alerts import alert, body, notification
-from remediator.testing.kube import KubeEmulator
+from remediator_testing.alerts import alert, body, notification
+from remediator_testing.kube import KubeEmulator
 from tests.kube_emulator.test_kubectl import KUBECTL
 
 LAG = {

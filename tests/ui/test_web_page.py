@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from remediator.testing.fakes import FakeSlack
+from remediator_testing.fakes import FakeSlack
 from tests.admin.helpers import OPERATOR, READ, admin_config
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle
