@@ -4,13 +4,13 @@ built from a clean copy of the sources and read."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
 from email.parser import Parser
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -91,3 +91,12 @@ def test_the_kit_wheel_ships_its_data_entry_points_and_pins_the_daemon(
     [pin] = [r for r in requires if r.name == "remediator"]
     assert str(pin.specifier) == f"=={daemon['version']}"
     assert f"remediator-testing=={daemon['version']}" in daemon["optional-dependencies"]["test"]
+
+
+def test_the_readme_installs_the_kit_before_the_demo() -> None:
+    readme = (ROOT / "README.md").read_text()
+    run_it = readme.split("## Run it", 1)[1].split("\n## ", 1)[0]
+    commands = "\n".join(re.findall(r"```sh\n(.*?)```", run_it, re.S))
+    assert ".venv/bin/pip install . && " in commands  # the daemon alone serves
+    demo = commands.index("remediator demo")
+    assert 0 <= commands.find("pip install ./testing") < demo
