@@ -2,9 +2,11 @@
 
 The webhook answers once a notification is in the journal (engine/intake.py); everything that
 costs per alert happens here, in journal order, one transaction per slice that also marks the
-slice digested. A crash between the two leaves the notification undigested, so it is digested
-again on start: exactly once, never lost. The journal lives in the store, not in memory, so a
-backlog costs disk, not RAM; intake refuses (503) when the backlog reaches its bound.
+slice digested. What a slice changes is decided by engine/digest_plan.py (pure); the store
+only reads what is known of its episodes and applies the plan. A crash between the two leaves
+the notification undigested, so it is digested again on start: exactly once, never lost. The
+journal lives in the store, not in memory, so a backlog costs disk, not RAM; intake refuses
+(503) when the backlog reaches its bound.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from remediator.alertmanager import Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
+from remediator.engine import digest_plan
 from remediator.engine.dispatch import Dispatcher
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -119,8 +123,13 @@ class Digester:
 
     async def _digest(self, entries: list[JournalEntry]) -> None:
         started = time.perf_counter()
-        batch = [(entry, self._data(entry)) for entry in entries]
-        results: list[Digested] = await self._store.digest(batch, self._needs_work)
+        slice_ = digest_plan.keyed([(entry, self._data(entry)) for entry in entries])
+        async with self._store.digesting(slice_.episode_ids) as transaction:
+            plan = digest_plan.plan_digest(
+                slice_, transaction.known, self._needs_work, datetime.now(UTC)
+            )
+            await transaction.apply(plan)
+        results: list[Digested] = plan.results
         self._backlog -= len(entries)
         self._metrics.digest_backlog.set(self.backlog)
         self._metrics.digest_seconds.observe(time.perf_counter() - started)

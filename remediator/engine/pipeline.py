@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode, Settings
+from remediator.engine import reasons
 from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
     Approvals,
@@ -162,7 +163,7 @@ class Pipeline:
     async def _resolved(self, item: WorkItem) -> None:
         episode = await self.store.get_episode(item.episode_id)
         await self.store.record_decision(
-            item.episode_id, None, DecisionKind.RESOLVED, "the alert resolved; nothing is done"
+            item.episode_id, None, DecisionKind.RESOLVED, reasons.RESOLVED
         )
         await self.escalator.resolved(item.episode_id)
         if episode is not None and episode.resolved_at is not None:
@@ -252,7 +253,7 @@ class Pipeline:
 
     async def _no_playbook(self, episode: EpisodeRecord, log: Any) -> None:
         await self.store.record_decision(
-            episode.id, None, DecisionKind.NO_PLAYBOOK, "no enabled playbook matches"
+            episode.id, None, DecisionKind.NO_PLAYBOOK, reasons.NO_PLAYBOOK
         )
         log.info("no playbook")
         if episode.labels.get("severity") == "critical":

@@ -7,19 +7,21 @@ notifications and several replicas sharing a PostgreSQL store act at most once p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from remediator.alertmanager import Alert, NotificationData
+from remediator.alertmanager import Alert
 from remediator.store.records import (
     ActionRecord,
     ApprovalRecord,
     AuditRecord,
     BreakerRecord,
     DecisionRecord,
-    Digested,
+    DigestPlan,
     EpisodeRecord,
+    EpisodeState,
     EscalationRecord,
     IncidentRecord,
     IncomingNotification,
@@ -37,6 +39,12 @@ from remediator.store.storm_records import HeldAlert, Sighting, StormPicture
 
 class StoreUnavailable(Exception):
     """The store cannot take a write now (locked, disk full, down): answer 503, retry later."""
+
+
+class DigestWork(Protocol):
+    known: Mapping[str, EpisodeState]
+
+    async def apply(self, plan: DigestPlan) -> None: ...
 
 
 class Store(Protocol):
@@ -58,14 +66,11 @@ class Store(Protocol):
 
     async def count_undigested(self) -> int: ...
 
-    async def digest(
-        self,
-        batch: Sequence[tuple[JournalEntry, NotificationData]],
-        needs_work: Callable[[Mapping[str, str]], bool] | None = None,
-    ) -> list[Digested]:
-        """Turn journaled notifications into episodes, in one transaction that also marks
-        them digested (so a crash digests them again, never twice). A new firing alert for
-        which `needs_work` says no is decided on arrival (`no_playbook`), not dispatched."""
+    def digesting(self, episode_ids: Sequence[str]) -> AbstractAsyncContextManager[DigestWork]:
+        """A transaction for one slice of the journal: what is known of `episode_ids`, and
+        `apply` for the plan the engine makes of it (engine/digest_plan.py); the plan and the
+        mark that the slice is digested commit together (so a crash digests it again, never
+        twice). An exception inside the block undoes the slice."""
         ...
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:

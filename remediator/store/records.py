@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from remediator.alertmanager import Alert, NotificationData
+from remediator.alertmanager import Alert, AlertData, NotificationData
 
 
 class WorkKind(StrEnum):
@@ -50,6 +50,69 @@ class Digested:
     new_episodes: int
     resent_alerts: int
     resolved_episodes: int
+
+
+# -- digesting: the engine decides (engine/digest_plan.py), the store applies ----------------
+@dataclass(frozen=True)
+class EpisodeState:
+    """What digesting needs to know of an episode that already exists."""
+
+    status: str  # firing | resolved
+    no_work: bool  # nothing was (or will be) dispatched for it: no playbook, or held
+
+
+@dataclass(frozen=True)
+class NewEpisode:
+    alert: AlertData
+    id: str
+    fingerprint: str
+    starts_at: str  # UTC ISO form with microseconds, as in the episode id
+    notification_id: str
+    truncated: bool
+    # A firing alert that needs dispatch; anything else is handled on arrival.
+    wanted: bool
+    resolved_at: datetime | None  # arrived resolved
+
+
+@dataclass(frozen=True)
+class ResolvedEpisode:
+    id: str
+    resolved_at: datetime
+    truncated: bool
+    handled: bool  # nothing ran for it: closed on arrival, no work
+
+
+@dataclass(frozen=True)
+class ResentAlert:
+    """A re-send (or a late firing after the resolve): counted, no new work."""
+
+    id: str
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class DigestedNotification:
+    entry: JournalEntry
+    group_key: str
+    receiver: str
+    status: str
+    alerts: int
+    truncated_alerts: int
+    new_episodes: int
+
+
+@dataclass
+class DigestPlan:
+    """Everything one slice of the journal changes, applied by the store in one transaction
+    that also marks the slice digested."""
+
+    new: list[NewEpisode] = field(default_factory=list)
+    resolved: list[ResolvedEpisode] = field(default_factory=list)
+    resent: list[ResentAlert] = field(default_factory=list)
+    # Decided on arrival, without dispatch: (episode id, kind, reason).
+    decisions: list[tuple[str, str, str]] = field(default_factory=list)
+    notifications: list[DigestedNotification] = field(default_factory=list)
+    results: list[Digested] = field(default_factory=list)
 
 
 class RunState(StrEnum):

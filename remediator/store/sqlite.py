@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sqlite3
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -24,24 +24,21 @@ import aiosqlite
 
 from remediator.alertmanager import (
     Alert,
-    AlertData,
-    NotificationData,
-    aware,
-    episode_id_at,
-    label_fingerprint,
 )
-from remediator.store.base import StoreUnavailable
+from remediator.store.base import DigestWork, StoreUnavailable
 from remediator.store.codec import dumps, now, parse_ts, ts
 from remediator.store.journal import Journal, journal_path
 from remediator.store.records import (
     ActionRecord,
     ActionState,
     DecisionRecord,
-    Digested,
+    DigestPlan,
     EpisodeRecord,
+    EpisodeState,
     EscalationRecord,
     IncomingNotification,
     JournalEntry,
+    NewEpisode,
     OutboxItem,
     RunRecord,
     TimerRecord,
@@ -58,8 +55,6 @@ from remediator.store.writelock import PriorityLock
 from remediator.tasks import stop_tasks
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
-NO_WORK_REASON = "no enabled playbook matches"
-RESOLVED_REASON = "the alert resolved; nothing is done"
 RESEND_TOUCH = timedelta(seconds=60)
 
 
@@ -282,123 +277,14 @@ class SQLiteStore(GovernanceSQL, AdminSQL, OutboxSQL, SlackSQL, IncidentSQL, Sto
                     found[row[0]] = (row[1], row[2], row[3])
         return found
 
-    async def digest(
-        self,
-        batch: Sequence[tuple[JournalEntry, NotificationData]],
-        needs_work: Callable[[Mapping[str, str]], bool] | None = None,
-    ) -> list[Digested]:
-        at = ts(now())
-        inserts: list[tuple[Any, ...]] = []
-        resends: list[tuple[Any, ...]] = []
-        resolves: list[tuple[Any, ...]] = []
-        digested: list[tuple[Any, ...]] = []
-        decided: list[tuple[Any, ...]] = []
-        results: list[Digested] = []
-        keyed = [[_episode_key(a) for a in data["alerts"]] for _, data in batch]
-        unsaved = self._unsaved_notifications
+    @asynccontextmanager
+    async def digesting(self, episode_ids: Sequence[str]) -> AsyncIterator[DigestWork]:
         async with self._write() as db:
-            ids = list({key[1] for alerts in keyed for key in alerts})
-            known = await self._statuses(ids)
-            stale = ts(now() - RESEND_TOUCH)
-            for (entry, data), alerts in zip(batch, keyed, strict=True):
-                nid = entry.id
-                truncated = 1 if data.get("truncatedAlerts", 0) > 0 else 0
-                work: list[WorkItem] = []
-                new = resent = resolved = 0
-                for alert, eid, fingerprint, starts in alerts:
-                    state, last_seen, no_work = known.get(eid, (None, "", 0))
-                    if state is None:
-                        firing = alert["status"] == "firing"
-                        wanted = firing and (needs_work is None or needs_work(alert["labels"]))
-                        inserts.append(
-                            _episode_row(
-                                alert, eid, fingerprint, starts, at, nid, truncated, wanted
-                            )
-                        )
-                        known[eid] = (alert["status"], at, int(firing and not wanted))
-                        if wanted:
-                            work.append(WorkItem(WorkKind.FIRING, eid, Alert.from_data(alert)))
-                        elif firing:
-                            decided.append((eid, "no_playbook", NO_WORK_REASON, at))
-                        new += firing
-                    elif alert["status"] == "resolved" and state == "firing":
-                        # Nothing ran for a no-work episode: nothing to close, report or undo.
-                        handled = at if no_work else None
-                        count = 1 + unsaved.pop(eid, 0)
-                        resolves.append((_resolved_at(alert), at, count, truncated, handled, eid))
-                        known[eid] = ("resolved", at, no_work)
-                        if no_work:
-                            decided.append((eid, "resolved", RESOLVED_REASON, at))
-                        else:
-                            alert_model = Alert.from_data(alert)
-                            work.append(WorkItem(WorkKind.RESOLVED, eid, alert_model))
-                        resolved += 1
-                    else:
-                        # A re-send (or a late firing after the resolve): no new work. The
-                        # episode row is touched at most once per RESEND_TOUCH: re-sends come
-                        # in floods (every group, every peer) and each touch is a random page.
-                        if last_seen < stale or truncated:
-                            resends.append((at, 1 + unsaved.pop(eid, 0), truncated, eid))
-                            known[eid] = (state, at, no_work)
-                        else:
-                            unsaved[eid] = unsaved.get(eid, 0) + 1
-                        resent += 1
-                digested.append(
-                    (
-                        nid,
-                        ts(entry.received_at),
-                        data.get("groupKey", ""),
-                        data.get("receiver", ""),
-                        data["status"],
-                        len(data["alerts"]),
-                        data.get("truncatedAlerts", 0),
-                        new,
-                        at,
-                        entry.body,
-                    )
-                )
-                results.append(Digested(nid, work, new, resent, resolved))
-            if inserts:
-                await db.executemany(
-                    "INSERT INTO episodes (id, fingerprint, starts_at, alertname, namespace, "
-                    "status, labels, annotations, generator_url, first_seen, last_seen, "
-                    "resolved_at, truncated, first_notification, firing_handled_at, "
-                    "resolved_handled_at, no_work) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    inserts,
-                )
-            if decided:
-                await db.executemany(
-                    "INSERT INTO decisions (episode_id, playbook, kind, reason, at) "
-                    "VALUES (?, NULL, ?, ?, ?)",
-                    decided,
-                )
-            if resends:
-                await db.executemany(
-                    "UPDATE episodes SET last_seen = ?, notifications = notifications + ?, "
-                    "truncated = max(truncated, ?) WHERE id = ?",
-                    resends,
-                )
-            if resolves:
-                await db.executemany(
-                    "UPDATE episodes SET status = 'resolved', resolved_at = ?, last_seen = ?, "
-                    "notifications = notifications + ?, truncated = max(truncated, ?), "
-                    "resolved_handled_at = ? WHERE id = ?",
-                    resolves,
-                )
-            # The body is kept for audit, compressed in SQLite's thread (zlib lets go of the
-            # GIL there), not on the event loop.
-            await db.executemany(
-                "INSERT INTO notifications (id, received_at, group_key, receiver, status, "
-                "alerts, truncated_alerts, new_episodes, digested_at, body) "
-                "VALUES (?,?,?,?,?,?,?,?,?,zlib_compress(?))",
-                digested,
-            )
-            last = max(entry.seq for entry, _ in batch)
-            await db.execute("UPDATE digest_state SET seq = ? WHERE name = 'journal'", (last,))
-        self._digested = max(self._digested, last)
-        await self.journal_file.forget(self._digested)
-        return results
+            work = _SQLiteDigest(self, db, await self._statuses(episode_ids))
+            yield work
+        if work.through:
+            self._digested = max(self._digested, work.through)
+            await self.journal_file.forget(self._digested)
 
     async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
         column = "firing_handled_at" if kind is WorkKind.FIRING else "resolved_handled_at"
@@ -835,34 +721,109 @@ def _compress(body: bytes) -> bytes:
     return zlib.compress(body, 1)
 
 
-def _fingerprint(alert: AlertData) -> str:
-    return alert.get("fingerprint") or label_fingerprint(alert["labels"])
+class _SQLiteDigest:
+    """One slice's transaction: the engine reads `known`, plans, and applies here."""
+
+    def __init__(
+        self, store: SQLiteStore, db: aiosqlite.Connection, found: dict[str, tuple[str, str, int]]
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._last_seen = {eid: last_seen for eid, (_, last_seen, _) in found.items()}
+        self.known: Mapping[str, EpisodeState] = {
+            eid: EpisodeState(status, bool(no_work)) for eid, (status, _, no_work) in found.items()
+        }
+        self.through = 0  # the journal's sequence number this slice digests through
+
+    async def apply(self, plan: DigestPlan) -> None:
+        db, at = self._db, ts(now())
+        unsaved = self._store._unsaved_notifications
+        last_seen = self._last_seen
+        for eid in [e.id for e in plan.new] + [e.id for e in plan.resolved]:
+            last_seen[eid] = at
+        # A re-send touches the episode row at most once per RESEND_TOUCH: re-sends come in
+        # floods (every group, every peer) and each touch is a random page. The rest is
+        # counted in memory (reads add it; the next touch, the resolve or close write it).
+        stale = ts(now() - RESEND_TOUCH)
+        resends: list[tuple[Any, ...]] = []
+        for resent in plan.resent:
+            eid = resent.id
+            if last_seen.get(eid, at) < stale or resent.truncated:
+                resends.append((at, 1 + unsaved.pop(eid, 0), int(resent.truncated), eid))
+                last_seen[eid] = at
+            else:
+                unsaved[eid] = unsaved.get(eid, 0) + 1
+        if plan.new:
+            await db.executemany(
+                "INSERT INTO episodes (id, fingerprint, starts_at, alertname, namespace, "
+                "status, labels, annotations, generator_url, first_seen, last_seen, "
+                "resolved_at, truncated, first_notification, firing_handled_at, "
+                "resolved_handled_at, no_work) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (id) DO NOTHING",
+                [_episode_row(e, at) for e in plan.new],
+            )
+        if plan.decisions:
+            await db.executemany(
+                "INSERT INTO decisions (episode_id, playbook, kind, reason, at) "
+                "VALUES (?, NULL, ?, ?, ?)",
+                [(eid, kind, reason, at) for eid, kind, reason in plan.decisions],
+            )
+        if resends:
+            await db.executemany(
+                "UPDATE episodes SET last_seen = ?, notifications = notifications + ?, "
+                "truncated = max(truncated, ?) WHERE id = ?",
+                resends,
+            )
+        if plan.resolved:
+            await db.executemany(
+                "UPDATE episodes SET status = 'resolved', resolved_at = ?, last_seen = ?, "
+                "notifications = notifications + ?, truncated = max(truncated, ?), "
+                "resolved_handled_at = ? WHERE id = ?",
+                [
+                    (
+                        ts(e.resolved_at),
+                        at,
+                        1 + unsaved.pop(e.id, 0),
+                        int(e.truncated),
+                        at if e.handled else None,
+                        e.id,
+                    )
+                    for e in plan.resolved
+                ],
+            )
+        # The body is kept for audit, compressed in SQLite's thread (zlib lets go of the
+        # GIL there), not on the event loop.
+        await db.executemany(
+            "INSERT INTO notifications (id, received_at, group_key, receiver, status, "
+            "alerts, truncated_alerts, new_episodes, digested_at, body) "
+            "VALUES (?,?,?,?,?,?,?,?,?,zlib_compress(?))",
+            [
+                (
+                    n.entry.id,
+                    ts(n.entry.received_at),
+                    n.group_key,
+                    n.receiver,
+                    n.status,
+                    n.alerts,
+                    n.truncated_alerts,
+                    n.new_episodes,
+                    at,
+                    n.entry.body,
+                )
+                for n in plan.notifications
+            ],
+        )
+        self.through = max(n.entry.seq for n in plan.notifications)
+        await db.execute("UPDATE digest_state SET seq = ? WHERE name = 'journal'", (self.through,))
 
 
-def _episode_key(alert: AlertData) -> tuple[AlertData, str, str, str]:
-    """(alert, episode id, fingerprint, startsAt as stored): each worked out once per alert."""
-    fingerprint = _fingerprint(alert)
-    starts = ts(aware(alert["startsAt"]))
-    return alert, episode_id_at(fingerprint, starts), fingerprint, starts
-
-
-def _episode_row(
-    alert: AlertData,
-    eid: str,
-    fingerprint: str,
-    starts: str,
-    at: str,
-    nid: str,
-    truncated: int,
-    wanted: bool,
-) -> tuple[Any, ...]:
-    """`wanted`: a firing alert that needs dispatch; anything else is handled on arrival."""
-    firing = alert["status"] == "firing"
+def _episode_row(episode: NewEpisode, at: str) -> tuple[Any, ...]:
+    alert, firing = episode.alert, episode.resolved_at is None
     labels = alert["labels"]
     return (
-        eid,
-        fingerprint,
-        starts,
+        episode.id,
+        episode.fingerprint,
+        episode.starts_at,
         labels.get("alertname", ""),
         labels.get("namespace"),
         alert["status"],
@@ -871,20 +832,13 @@ def _episode_row(
         alert.get("generatorURL", ""),
         at,
         at,
-        None if firing else _resolved_at(alert),
-        truncated,
-        nid,
-        None if wanted else at,  # nothing to dispatch: no playbook, or resolved on arrival
+        None if episode.resolved_at is None else ts(episode.resolved_at),
+        int(episode.truncated),
+        episode.notification_id,
+        None if episode.wanted else at,  # nothing to dispatch: no playbook, or resolved on arrival
         None if firing else at,
-        int(firing and not wanted),
+        int(firing and not episode.wanted),
     )
-
-
-def _resolved_at(alert: AlertData) -> str:
-    ends = alert.get("endsAt")
-    if ends is not None and aware(ends) > aware(alert["startsAt"]):
-        return ts(aware(ends))
-    return ts(now())
 
 
 def _episode(row: sqlite3.Row) -> EpisodeRecord:
