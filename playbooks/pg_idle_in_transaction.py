@@ -43,6 +43,10 @@ Parameters (`playbooks.pg-idle-in-transaction.params`):
   idle_threshold_seconds  How long a session must have been idle in transaction (since its
                           last state change). Default 300, the runbook's 5 minutes.
   max_sessions            At most this many sessions per run, the oldest first. Default 10.
+                          `guards.blast_radius.max_sessions_per_run` is the ceiling (`check`
+                          warns when this is above it): a run with more eligible sessions
+                          terminates the oldest it may, says how many it left, and goes on to
+                          step 3 as usual.
   application_name        Only sessions with exactly this application_name (default: any).
   user                    Only sessions of this database role (default: any).
   allow_superuser         Also terminate superusers' sessions. Default false; the daemon's
@@ -58,12 +62,13 @@ Parameters (`playbooks.pg-idle-in-transaction.params`):
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.playbook import (
     Alert,
+    Ceiling,
     ResolveScope,
     Run,
     Target,
@@ -81,7 +86,10 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     idle_threshold_seconds: float = Field(300.0, gt=0)
-    max_sessions: int = Field(10, ge=1, le=100)
+    # The guard is the ceiling: above it, the oldest `max_sessions_per_run` are terminated.
+    max_sessions: Annotated[
+        int, Field(ge=1, le=100), Ceiling("guards.blast_radius.max_sessions_per_run")
+    ] = 10
     application_name: str | None = Field(None, min_length=1)
     user: str | None = Field(None, min_length=1)
     allow_superuser: bool = False

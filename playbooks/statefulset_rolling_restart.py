@@ -20,11 +20,13 @@ not exist):
   3. a replacement that is not Ready in time stops the restart there and escalates: the
      next pod is never touched while the previous one is down.
 
-Each eviction counts one pod against `guards.blast_radius.max_pods_per_episode`: a full
-rolling restart needs it at least at the StatefulSet's replicas. With less, the playbook
-restarts as many pods as allowed (the broken ones first) and escalates the rest with the
-guard's reason. The waits happen inside the run: `dispatch.playbook_timeout_seconds` must
-cover replicas times `pod_ready_deadline_seconds`.
+The playbook declares the budget its procedure needs: one pod per replica of the StatefulSet
+per episode (`budget=Budget(pods=PER_REPLICA)`; each eviction says the replicas it read), under
+the ceiling `guards.blast_radius.max_pods_per_episode` (default 10), so a full rolling restart
+works out of the box. Past the ceiling, the playbook restarts as many pods as allowed (the
+broken ones first) and escalates the rest with the guard's reason. The waits happen inside
+the run: `dispatch.playbook_timeout_seconds` must cover replicas times
+`pod_ready_deadline_seconds`.
 
 Recorded: the order, each eviction with its exact body, each replacement's readiness. Shadow
 mode records every eviction it would make and waits for nothing. Verification: after 3 minutes
@@ -38,7 +40,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from remediator.playbook import ActionRefused, Run, Target, Verify, playbook, targets
+from remediator.playbook import (
+    PER_REPLICA,
+    ActionRefused,
+    Budget,
+    Run,
+    Target,
+    Verify,
+    playbook,
+    targets,
+)
 from remediator.playbook import workloads as w
 from remediator.playbook.access import uses
 from remediator.playbook.kube import Kube
@@ -75,13 +86,16 @@ def restart_order(pods: list[w.JsonObj], only_unready: bool) -> list[w.JsonObj]:
     priority=10,
     verify=Verify(bake=timedelta(minutes=3)),
     access=uses(Kube.workload, Kube.pods, Kube.evict, Kube.wait_pod_ready, on="StatefulSet"),
+    budget=Budget(pods=PER_REPLICA),
 )
 async def statefulset_rolling_restart(
     *, target: Target, params: Params, kube: Kube, run: Run, **_: Any
 ) -> None:
     """Restart a StatefulSet's pods one at a time, each only after the previous is Ready."""
     namespace = str(target.namespace)
-    order = restart_order(await kube.pods(await kube.workload(target)), params.only_unready)
+    workload = await kube.workload(target)
+    replicas = int(w.spec(workload).get("replicas", 1))
+    order = restart_order(await kube.pods(workload), params.only_unready)
     names = [str(w.meta(p)["name"]) for p in order]
     run.evidence("order", names)
     if not order:
@@ -93,7 +107,7 @@ async def statefulset_rolling_restart(
         # not restarted (engine/recovery.py).
         run.evidence("remaining", names[index + 1 :])
         try:
-            await kube.evict(target, pod)
+            await kube.evict(target, pod, replicas=replicas)
         except ActionRefused as refused:
             if not restarted:
                 raise

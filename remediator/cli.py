@@ -17,6 +17,7 @@ from remediator import cli_admin, cli_plugins, cli_rbac
 from remediator.alertmanager import PayloadError, parse_notification
 from remediator.config import ConfigError, Settings, load_settings
 from remediator.engine.assembly import load_registry, playbook_params
+from remediator.engine.budgets import budget_warnings
 from remediator.engine.engine import Engine
 from remediator.engine.explain import explain, render
 from remediator.engine.preflight import check_online
@@ -81,6 +82,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems += exc.problems
     if problems:
         return _fail(problems, f"{len(problems)} problem(s)")
+    for warning in budget_warnings(registry, params, settings):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"configuration OK; {len(registry)} playbook(s) loaded:")
     for spec in registry:
         matchers = ", ".join(str(m) for m in spec.matchers)
@@ -136,6 +139,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     params, param_problems = playbook_params(registry, settings)
     if problems + param_problems:
         return _fail(problems + param_problems, "refusing to start")
+    for warning in budget_warnings(registry, params, settings):
+        log.warning("above its ceiling", warning=warning)
     try:
         credentials = webhook_credentials(settings, log)
         AdminTokens.from_settings(settings.admin)  # an unreadable token file stops the start

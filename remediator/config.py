@@ -330,10 +330,17 @@ class BlastRadiusSettings(Section):
     min_replicas: int = Field(1, ge=0, description="No scale below this many replicas.")
     max_scale_step: int = Field(5, ge=1, description="Largest change of replicas in one action.")
     max_pods_per_episode: int = Field(
-        1, ge=1, description="Pods deleted or evicted per workload within one episode."
+        10,
+        ge=1,
+        description="Ceiling of the pods deleted or evicted per workload within one episode; "
+        "within it each playbook takes the budget it declares (one pod unless it says more; a "
+        "rolling restart one per replica).",
     )
     max_sessions_per_run: int = Field(
-        10, ge=1, description="Database sessions terminated by one playbook run."
+        10,
+        ge=1,
+        description="Ceiling of the database sessions one playbook run terminates: the oldest "
+        "that many, the rest reported (a playbook parameter above it is warned about).",
     )
 
 

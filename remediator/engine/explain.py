@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from remediator.alertmanager import Notification
 from remediator.config import Settings
+from remediator.engine.budgets import budget_view
 from remediator.engine.pipeline import choose
 from remediator.playbook import Registry, ResolveScope
 
@@ -49,6 +50,7 @@ def explain(
             entry["params"] = (
                 params[spec.name].model_dump(mode="json") if spec.name in params else {}
             )
+            entry["budget"] = budget_view(spec, params.get(spec.name), settings)
             if choice.target is not None:
                 entry["target"] = choice.target.key
             if choice.refusal is not None:
@@ -75,6 +77,8 @@ def render(entries: list[dict[str, Any]], truncated: int) -> str:
             lines.append(f"  playbook: {e['playbook']} (mode {e['mode']}): {e['does']}")
         if "target" in e:
             lines.append(f"  target:   {e['target']}")
+        for part in e.get("budget", {}).values():
+            lines.append(f"  budget:   {part['says']}")
         for p in e.get("passed_over", []):
             lines.append(f"  not used: {p['playbook']} ({p['why']})")
         lines.append(f"  decision: {e['decision']}")

@@ -31,6 +31,11 @@ class Guards(Protocol):
         what a cap on actions in flight counts."""
         ...
 
+    async def allowance(self, run: RunInfo, key: str) -> int | None:
+        """How many more of a counted change (`changes.PODS`, `changes.SESSIONS`) the run may
+        take now, the smallest any guard allows; None when none bounds it."""
+        ...
+
 
 class Escalator(Protocol):
     async def escalate(

@@ -327,8 +327,10 @@ class Pipeline:
             await self.incidents.acted(spec.name, target.key, episode.id, run_id)
             if escalation:
                 await self.incidents.hold(run_id, escalation)
+        # A run that did its job within a cap says what the cap left (`run.note`).
+        said = error or "; ".join([state.value, *run.notes])
         await self.store.record_decision(
-            episode.id, spec.name, DecisionKind(state.value), error or state.value, run_id
+            episode.id, spec.name, DecisionKind(state.value), said, run_id
         )
         self.metrics.runs.labels(playbook=spec.name, outcome=state.value).inc()
         log.info("run finished", state=state.value, error=error)
@@ -376,6 +378,7 @@ class Pipeline:
             log=log,
             has_revert=spec.revert is not None,
             has_follow_up=spec.follow_up is not None,
+            budget=spec.budget,
             # A dry run waits for nothing: only real changes are followed as they happen.
             progress=RunProgress(
                 self.reporter,
@@ -607,9 +610,8 @@ class Pipeline:
             finally:
                 await run.progress.finish()
         escalation = "; ".join(filter(None, [error, *run.escalations]))
-        await self.store.record_decision(
-            episode.id, spec.name, kind, escalation or f"follow-up: {kind.value}", timer.run_id
-        )
+        said = escalation or "; ".join([f"follow-up: {kind.value}", *run.notes])
+        await self.store.record_decision(episode.id, spec.name, kind, said, timer.run_id)
         details = {
             "kind": "follow_up",
             "playbook": spec.name,

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import Guards
 from remediator.engine.progress import RunProgress
-from remediator.playbook import JSON, Action, ActionRefused, Target
+from remediator.playbook import JSON, Action, ActionRefused, Budget, Target
 from remediator.playbook.handler_data import handler_data
 from remediator.store import Store
 from remediator.store.records import ActionState
@@ -59,6 +59,7 @@ class EngineRun:
         has_revert: bool = False,
         has_follow_up: bool = False,
         progress: RunProgress | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -74,6 +75,8 @@ class EngineRun:
         self.evidence_data: dict[str, JSON] = {}
         self.escalations: list[str] = []
         self.done: list[str] = []  # summaries of the real actions that succeeded
+        self.notes: list[str] = []  # what the decision must say (e.g. what a cap left undone)
+        self._budget = budget or Budget()
         self._has_revert = has_revert
         self._has_follow_up = has_follow_up
         self.progress = progress or RunProgress.off()
@@ -97,6 +100,17 @@ class EngineRun:
     @property
     def dry_run(self) -> bool:
         return self._dry_run
+
+    @property
+    def budget(self) -> Budget:
+        return self._budget
+
+    async def allowance(self, key: str) -> int | None:
+        return await self._guards.allowance(self, key)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.evidence_data["notes"] = list(self.notes)
 
     async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
         while True:

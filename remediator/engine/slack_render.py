@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from remediator.playbook.changes import PODS, SESSIONS, WORKLOAD_REPLICAS
+
 Blocks = list[dict[str, Any]]
 Message = tuple[str, Blocks]
 
@@ -64,13 +66,18 @@ def _value(value: Any) -> str:
 
 
 def change_text(change: dict[str, Any]) -> str:
-    """`replicas 3 → 5`, `1 pod`, `4 sessions`; anything else as `key: value`."""
+    """`replicas 3 → 5`, `1 pod` (`1 pod of 3 replicas`), `4 sessions`; anything else as
+    `key: value`."""
     parts = []
+    of = change.get(WORKLOAD_REPLICAS)
     for key, value in change.items():
+        if key == WORKLOAD_REPLICAS and PODS in change:
+            continue  # said with the pods
         if isinstance(value, list) and len(value) == 2:
             parts.append(f"{key} {value[0]} → {value[1]}")
-        elif key in ("pods", "sessions") and isinstance(value, int):
-            parts.append(f"{value} {key[:-1] if value == 1 else key}")
+        elif key in (PODS, SESSIONS) and isinstance(value, int):
+            part = f"{value} {key[:-1] if value == 1 else key}"
+            parts.append(part + (f" of {of} replicas" if key == PODS and of is not None else ""))
         else:
             parts.append(f"{key}: {_value(value)}")
     return ", ".join(parts)

@@ -8,6 +8,7 @@ async def scale_on_lag(*, alert, params, run, kube, log, **_): ...
 
 from remediator.alertmanager import Alert  # what a playbook receives as `alert`
 from remediator.playbook import targets
+from remediator.playbook.budget import PER_REPLICA, Budget, Ceiling
 from remediator.playbook.context import (
     JSON,
     Action,
@@ -31,9 +32,12 @@ from remediator.playbook.targets import ResolveScope, Target, TargetError
 
 __all__ = [
     "JSON",
+    "PER_REPLICA",
     "Action",
     "ActionRefused",
     "Alert",
+    "Budget",
+    "Ceiling",
     "ClientFactory",
     "LoadProblem",
     "Matcher",

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
+from remediator.playbook.budget import Budget
 from remediator.playbook.targets import Target
 
 T = TypeVar("T")
@@ -61,6 +62,11 @@ class RunInfo(Protocol):
         """True in shadow mode: `act` records the call and returns None without running it."""
         ...
 
+    @property
+    def budget(self) -> Budget:
+        """What the playbook declared its procedure needs (`@playbook(budget=...)`)."""
+        ...
+
 
 class Run(RunInfo, Protocol):
     """One playbook run for one episode and one target."""
@@ -68,6 +74,18 @@ class Run(RunInfo, Protocol):
     async def act(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
         """Guard, record intent, run `call` (unless dry run), record outcome; raises
         ActionRefused when a guard says no."""
+        ...
+
+    async def allowance(self, key: str) -> int | None:
+        """How many more of a counted change (`changes.PODS`, `changes.SESSIONS`) the guards
+        would let this run take now: the ceiling (and the playbook's budget) minus what was
+        already taken; None when nothing bounds it. A count cap limits the action: take at
+        most this many (the oldest first) and `note` what was left."""
+        ...
+
+    def note(self, text: str) -> None:
+        """Something the run's decision and report must say although the run did not fail,
+        e.g. what a cap left undone ("2 of 4 sessions left: ...")."""
         ...
 
     async def record_call(self, verb: str, resource: str, obj: str, body: JSON = None) -> None:

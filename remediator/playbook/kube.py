@@ -36,7 +36,7 @@ from remediator.clients.kube.resources import (
 from remediator.playbook import workloads as w
 from remediator.playbook.access import Rule, needs, on_workload
 from remediator.playbook.changes import PODS as PODS_CHANGED
-from remediator.playbook.changes import REPLICAS
+from remediator.playbook.changes import REPLICAS, WORKLOAD_REPLICAS
 from remediator.playbook.context import Action, ActionRefused, Run
 from remediator.playbook.targets import Target
 
@@ -390,10 +390,14 @@ class Kube:
         return found
 
     @needs(Rule("", "pods/eviction", "create"))
-    async def evict(self, workload: Target, pod: JsonObj) -> JsonObj | None:
+    async def evict(
+        self, workload: Target, pod: JsonObj, *, replicas: int | None = None
+    ) -> JsonObj | None:
         """Evict one pod of the workload through the Eviction API, so PodDisruptionBudgets
         apply; pinned to the pod's uid, so a replacement with the same name (StatefulSet) is
-        never evicted by a retried request. A budget's refusal raises `EvictionBlocked`."""
+        never evicted by a retried request. A budget's refusal raises `EvictionBlocked`.
+        `replicas`: the workload's replica count as read, for a playbook whose pod budget is
+        one per replica (`budget.PER_REPLICA`)."""
         namespace, name = str(w.meta(pod)["namespace"]), str(w.meta(pod)["name"])
         body = {
             "apiVersion": "policy/v1",
@@ -407,7 +411,9 @@ class Kube:
             Target("Pod", name, namespace),
             f"evict pod {namespace}/{name} of {workload.key}",
             body=body,
-            change={PODS_CHANGED: 1},
+            change={PODS_CHANGED: 1}
+            if replicas is None
+            else {PODS_CHANGED: 1, WORKLOAD_REPLICAS: replicas},
         )
 
         async def call() -> JsonObj:

@@ -49,6 +49,10 @@ class Postgres:
     ) -> list[Session]:
         """Terminate the oldest sessions idle in transaction for longer than the threshold.
 
+        At most `max_sessions`, and never more than the guards allow this run
+        (`guards.blast_radius.max_sessions_per_run` is the ceiling): a cap takes the oldest
+        that many and says, in the run's notes and evidence, how many it left.
+
         Returns the sessions terminated (in shadow mode: those that would be). Evidence: the
         sessions, how many were eligible before the cap, and the sessions by state before and
         after. Raises a `DatabaseError` (unreachable, authentication, privilege, timeout) or
@@ -56,6 +60,10 @@ class Postgres:
         """
         client = self._client(database)
         run = self._run
+        left = await run.allowance(SESSIONS)
+        # Nothing left: ask for what the playbook wants, so the guard says why not.
+        ceiling = left is not None and 0 < left < max_sessions
+        limit = left if ceiling and left is not None else max_sessions
         async with client.connect() as conn:
             privileges = await conn.require_terminate_privileges(allow_superuser=allow_superuser)
             datname = client.datname or privileges.datname
@@ -64,7 +72,7 @@ class Postgres:
             which = SessionFilter(
                 datname=datname,
                 idle_threshold_seconds=idle_threshold_seconds,
-                limit=max_sessions,
+                limit=limit,
                 application_name=application_name,
                 user=user,
                 allow_superuser=allow_superuser,
@@ -80,6 +88,9 @@ class Postgres:
             run.evidence("eligible_sessions", found.eligible)
             if not found.sessions:
                 return []
+            count = len(found.sessions)
+            capped = found.eligible > count
+            oldest = f" (the oldest {count} of {found.eligible})" if capped else ""
             # The statement may terminate no more sessions than the guards were shown.
             bounded = replace(which, limit=len(found.sessions))
             action = Action(
@@ -87,16 +98,28 @@ class Postgres:
                 resource="pg_stat_activity",
                 target=database,
                 summary=(
-                    f"terminate {len(found.sessions)} session(s) idle in transaction for more "
+                    f"terminate {count} session(s){oldest} idle in transaction for more "
                     f"than {idle_threshold_seconds:g} s in database {datname}"
                 ),
                 body={
                     "sql": TERMINATE_SQL,
                     "params": {**bounded.params(), "terminate_wait_ms": conn.terminate_wait_ms},
                 },
-                change={SESSIONS: len(found.sessions)},
+                change={SESSIONS: count},
             )
             result = await run.act(action, lambda: conn.terminate(bounded))
+            if capped:  # a cap limits the action; the run goes on and says what it left
+                why = (
+                    f"guards.blast_radius.max_sessions_per_run leaves {limit} for this run"
+                    if ceiling
+                    else f"the playbook's max_sessions is {limit}"
+                )
+                done = "would terminate" if result is None else "terminated"
+                run.evidence("sessions_left", found.eligible - count)
+                run.note(
+                    f"{done} the oldest {count} of {found.eligible} sessions idle in "
+                    f"transaction; {found.eligible - count} left ({why})"
+                )
             if result is None:  # shadow mode: nothing was signalled
                 run.evidence("would_terminate", [s.to_json() for s in found.sessions])
                 return found.sessions

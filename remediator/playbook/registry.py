@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from remediator.playbook.access import Rule
+from remediator.playbook.budget import Budget
 from remediator.playbook.matchers import Matcher, all_match, parse_matchers
 from remediator.playbook.targets import Resolver
 
@@ -69,6 +70,9 @@ class PlaybookSpec:
     # The Kubernetes RBAC rules the playbook and its handlers need (`access.uses`); None: not
     # declared, which `remediator rbac` reports for a playbook that takes `kube`.
     access: frozenset[Rule] | None = None
+    # What one episode of its procedure needs to touch (pods of its target), under the guards'
+    # ceilings: see `playbook/budget.py`.
+    budget: Budget = field(default_factory=Budget)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all_match(self.matchers, labels)
@@ -152,6 +156,7 @@ def playbook(
     revert: PlaybookFn | None = None,
     follow_up: PlaybookFn | None = None,
     access: Iterable[Rule] | None = None,
+    budget: Budget | None = None,
     registry: Registry | None = None,
 ) -> Callable[[F], F]:
     """Register an async function as a playbook for the alerts `match` selects."""
@@ -182,6 +187,7 @@ def playbook(
             revert=revert,
             follow_up=follow_up,
             access=frozenset(access) if access is not None else None,
+            budget=budget or Budget(),
         )
         (registry if registry is not None else _CURRENT.get()).add(spec)
         return fn

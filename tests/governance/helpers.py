@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from remediator.playbook import JSON, Action, Registry, Target, Verify, playbook, targets
+from remediator.playbook import (
+    JSON,
+    Action,
+    Budget,
+    Registry,
+    Target,
+    Verify,
+    playbook,
+    targets,
+)
 from remediator.store.records import ActionRecord, RunRecord
 from remediator_testing.alerts import alert, notification
 from tests.conftest import Daemon
@@ -71,6 +80,7 @@ def add_playbook(
     resource: str = "deployments/scale",
     verify: Verify | None = None,
     priority: int = 0,
+    budget: Budget | None = None,
 ) -> None:
     """A playbook making one action per touched object (default: the target itself)."""
 
@@ -81,6 +91,7 @@ def add_playbook(
         registry=registry,
         verify=verify,
         priority=priority,
+        budget=budget,
     )
     async def act(*, run: Any, target: Target, **_: Any) -> None:
         for obj in touch(target) if touch else [target]:

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from remediator.playbook import Target
-from remediator.playbook.changes import PODS, REPLICAS, SESSIONS
+from remediator.playbook import (
+    PER_REPLICA,
+    Action,
+    Budget,
+    Registry,
+    Target,
+    playbook,
+    targets,
+)
+from remediator.playbook.changes import PODS, REPLICAS, SESSIONS, WORKLOAD_REPLICAS
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -144,8 +152,78 @@ async def test_one_pod_per_workload_per_episode(make_daemon: MakeDaemon) -> None
     assert world.targets() == ["Pod/shop/orders-1"]
     assert await refusals(daemon) == [
         "blast_radius: 1 pod(s) of Deployment/shop/orders already restarted in this episode; "
-        "1 more exceeds 1 per episode"
+        "1 more exceeds 1 per episode (the playbook's budget: 1 per episode; ceiling "
+        "guards.blast_radius.max_pods_per_episode = 10)"
     ]
+
+
+def evicting(world: World, pods: int, budget: Budget, replicas: int | None = None) -> Registry:
+    """A playbook evicting `pods` pods of its Deployment, one action each."""
+    change: dict[str, Any] = (
+        {PODS: 1} if replicas is None else {PODS: 1, WORKLOAD_REPLICAS: replicas}
+    )
+    return registry_with(
+        world,
+        verb="create",
+        resource="pods/eviction",
+        touch=lambda t: [Target("Pod", f"{t.name}-{i}", t.namespace) for i in range(pods)],
+        change=lambda t: change,
+        budget=budget,
+    )
+
+
+@pytest.mark.parametrize(
+    ("budget", "replicas", "ceiling", "evicted"),
+    [
+        (Budget(pods=3), None, 10, 3),  # the declared budget holds
+        (Budget(pods=3), None, 2, 2),  # the ceiling holds whatever is declared
+        (Budget(pods=PER_REPLICA), 4, 10, 4),  # one per replica the action says
+        (Budget(pods=PER_REPLICA), 4, 3, 3),  # under the ceiling
+        (Budget(pods=PER_REPLICA), None, 10, 1),  # replicas unsaid: no wider than one
+    ],
+)
+async def test_a_playbook_takes_its_declared_pod_budget_under_the_ceiling(
+    make_daemon: MakeDaemon, budget: Budget, replicas: int | None, ceiling: int, evicted: int
+) -> None:
+    world = World()
+    daemon = await make_daemon(
+        evicting(world, 5, budget, replicas), config=blast(max_pods_per_episode=ceiling)
+    )
+    await post_and_settle(daemon, firing(labels("orders")))
+    assert world.targets() == [f"Pod/shop/orders-{i}" for i in range(evicted)]
+    [refusal] = await refusals(daemon)  # the first action past it; the playbook stops there
+    assert f"{evicted} pod(s) of Deployment/shop/orders already restarted" in refusal
+
+
+async def test_allowance_is_what_is_left_of_the_ceiling(make_daemon: MakeDaemon) -> None:
+    """What a playbook is told before acting: the rest of its budget under the ceiling."""
+    seen: list[int | None] = []
+    registry = Registry()
+
+    @playbook(
+        match='alertname="KafkaLagHigh"',
+        target=targets.deployment(),
+        registry=registry,
+        budget=Budget(pods=4),
+        name="plan",
+    )
+    async def plan(*, run: Any, target: Target, **_: Any) -> None:
+        seen.append(await run.allowance(SESSIONS))
+        seen.append(await run.allowance(PODS))
+        pod = Target("Pod", f"{target.name}-0", target.namespace)
+        await run.act(Action("create", "pods/eviction", pod, "evict", change={PODS: 1}), noop)
+        seen.append(await run.allowance(PODS))
+        seen.append(await run.allowance("replicas"))
+
+    daemon = await make_daemon(
+        registry, config=blast(max_pods_per_episode=3, max_sessions_per_run=7)
+    )
+    await post_and_settle(daemon, firing(labels("orders")))
+    assert seen == [7, 3, 2, None]
+
+
+async def noop() -> None:
+    return None
 
 
 async def test_several_pods_in_one_action_are_refused(make_daemon: MakeDaemon) -> None:

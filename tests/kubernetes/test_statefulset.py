@@ -64,7 +64,10 @@ async def test_restarts_one_pod_at_a_time_highest_ordinal_first(cluster: Cluster
         "Pod/shop/redis-1",
         "Pod/shop/redis-0",
     ]
-    assert all(a.state == "succeeded" and a.change == {"pods": 1} for a in outcome.actions)
+    assert all(
+        a.state == "succeeded" and a.change == {"pods": 1, "workload_replicas": 3}
+        for a in outcome.actions
+    )
     after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in cluster.emu.pods("shop")}
     assert set(after) == set(before) and not set(after.values()) & set(before.values())
     assert outcome.run.evidence["restarted"] == ["redis-2", "redis-1", "redis-0"]
@@ -91,20 +94,47 @@ async def test_a_replacement_that_is_not_ready_stops_the_restart(cluster: Cluste
     )
 
 
-async def test_the_pods_per_episode_guard_bounds_the_restart(cluster: Cluster) -> None:
+async def test_the_defaults_restart_every_pod(cluster: Cluster) -> None:
+    """Issue 14, item 9: under the default guards the runbook's procedure was impossible (one
+    pod restarted, the rest escalated). The playbook declares one pod per replica; the
+    default ceiling (10) allows it."""
     await three_ready(cluster)
-    await cluster.start("statefulset_rolling_restart")  # default: one pod per episode
+    deletions = record_deletions(cluster)
+    await cluster.start("statefulset_rolling_restart")  # the default guards
+
+    outcome = await cluster.fire(redis_down())
+
+    assert outcome.run.state == "acted", outcome.run.error
+    assert [(a.object, a.state) for a in outcome.actions] == [
+        ("Pod/shop/redis-2", "succeeded"),
+        ("Pod/shop/redis-1", "succeeded"),
+        ("Pod/shop/redis-0", "succeeded"),
+    ]
+    assert [d[0] for d in deletions] == ["redis-2", "redis-1", "redis-0"]
+    assert outcome.run.evidence["restarted"] == ["redis-2", "redis-1", "redis-0"]
+    assert outcome.escalations == []
+
+
+async def test_the_ceiling_caps_the_restart_and_escalates_the_rest(cluster: Cluster) -> None:
+    await three_ready(cluster)
+    await cluster.start(
+        "statefulset_rolling_restart", guards={"blast_radius": {"max_pods_per_episode": 2}}
+    )
 
     outcome = await cluster.fire(redis_down())
 
     assert outcome.run.state == "acted"
     assert [(a.object, a.state) for a in outcome.actions] == [
         ("Pod/shop/redis-2", "succeeded"),
-        ("Pod/shop/redis-1", "refused"),
+        ("Pod/shop/redis-1", "succeeded"),
+        ("Pod/shop/redis-0", "refused"),
     ]
     [escalation] = outcome.escalations
-    assert escalation.reason.startswith(
-        "restarted redis-2; redis-1 and after were not: blast_radius"
+    assert escalation.reason == (
+        "restarted redis-2, redis-1; redis-0 and after were not: blast_radius: 2 pod(s) of "
+        "StatefulSet/shop/redis already restarted in this episode; 1 more exceeds 2 per episode "
+        "(the playbook's budget: one per replica, 3; ceiling "
+        "guards.blast_radius.max_pods_per_episode = 2)"
     )
 
 

@@ -69,7 +69,7 @@ async def test_terminates_exactly_the_old_idle_transactions_of_the_database(
     # Step 3 waits: a durable timer, in case the pool stays exhausted.
     timers = await daemon.engine.store.timers_for(outcome.episode.id)
     [timer] = [t for t in timers if t.kind == "follow_up"]
-    assert (timer.state, timer.payload["data"]) == ("waiting", {"terminated": 4})
+    assert (timer.state, timer.payload["data"]["terminated"]) == ("waiting", 4)
 
 
 async def test_the_cap_terminates_only_the_oldest(
@@ -239,7 +239,16 @@ async def test_an_alias_names_the_same_database_and_target(
     assert await sessions.alive({stuck}) == set()
 
 
-async def test_the_blast_radius_guard_sees_the_exact_count_and_can_refuse(
+async def oldest_first(sessions: Sessions, roles: Roles, db: str, count: int) -> list[int]:
+    """`count` sessions idle in transaction, in the order they went idle (oldest first)."""
+    opened = []
+    for _ in range(count):
+        opened.append(await sessions.idle_in_transaction(roles.app, db))
+        await asyncio.sleep(0.05)  # distinct state_change times: "oldest" is well defined
+    return opened
+
+
+async def test_the_guards_cap_terminates_the_oldest_and_goes_on(
     make_daemon: MakeDaemon,
     registry: Registry,
     postgres_server: PostgresServer,
@@ -247,8 +256,11 @@ async def test_the_blast_radius_guard_sees_the_exact_count_and_can_refuse(
     databases: Databases,
     sessions: Sessions,
 ) -> None:
+    """Issue 14, item 9: with max_sessions_per_run 2 and 4 stuck sessions the run was refused
+    and nothing was terminated. A count cap limits the action: the oldest 2 go, the rest are
+    reported, and the runbook's next step is armed as after any termination."""
     db = databases.target
-    stuck = {await sessions.idle_in_transaction(roles.app, db) for _ in range(3)}
+    opened = await oldest_first(sessions, roles, db, 4)
     await past_threshold()
     daemon = await start(
         make_daemon,
@@ -259,9 +271,86 @@ async def test_the_blast_radius_guard_sees_the_exact_count_and_can_refuse(
 
     outcome = await fire(daemon, db)
 
-    assert outcome.run.state == "refused"
-    assert "3 database sessions in one run exceeds 2" in (outcome.run.error or "")
+    assert outcome.run.state == "acted", outcome.run.error
+    assert await sessions.alive(set(opened)) == set(opened[2:])
+    evidence = outcome.run.evidence
+    assert [s["pid"] for s in evidence["terminated"]] == opened[:2]
+    assert evidence["eligible_sessions"] == 4 and evidence["sessions_left"] == 2
+    said = (
+        "terminated the oldest 2 of 4 sessions idle in transaction; 2 left "
+        "(guards.blast_radius.max_sessions_per_run leaves 2 for this run)"
+    )
+    assert evidence["notes"] == [said]
+    [decision] = [d for d in outcome.decisions if d.kind == "acted"]
+    assert decision.reason == f"acted; {said}"
     [action] = outcome.actions
-    assert action.state == "refused" and action.change == {"sessions": 3}
-    assert await sessions.alive(stuck) == stuck
-    assert outcome.escalations
+    assert action.state == "succeeded" and action.change == {"sessions": 2}
+    assert action.summary.startswith("terminate 2 session(s) (the oldest 2 of 4) idle in")
+    assert action.body["params"]["limit"] == 2
+    assert outcome.escalations == []
+    # The next step goes on as after any termination: a durable follow-up.
+    timers = await daemon.engine.store.timers_for(outcome.episode.id)
+    [timer] = [t for t in timers if t.kind == "follow_up"]
+    assert (timer.state, timer.payload["data"]["terminated"]) == ("waiting", 2)
+
+
+async def test_a_parameter_above_the_guard_is_capped_by_the_guard(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    """max_sessions: 20 against the default ceiling of 10, with 12 stuck sessions: the run
+    used to be refused outright; the guard is the ceiling, so the oldest 10 go."""
+    db = databases.target
+    opened = await oldest_first(sessions, roles, db, 12)
+    await past_threshold()
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        params={"max_sessions": 20},
+    )
+
+    outcome = await fire(daemon, db)
+
+    assert outcome.run.state == "acted", outcome.run.error
+    assert await sessions.alive(set(opened)) == set(opened[10:])
+    assert [s["pid"] for s in outcome.run.evidence["terminated"]] == opened[:10]
+    [decision] = [d for d in outcome.decisions if d.kind == "acted"]
+    assert decision.reason == (
+        "acted; terminated the oldest 10 of 12 sessions idle in transaction; 2 left "
+        "(guards.blast_radius.max_sessions_per_run leaves 10 for this run)"
+    )
+    assert outcome.actions[0].change == {"sessions": 10}
+
+
+async def test_the_playbooks_own_cap_is_reported_too(
+    make_daemon: MakeDaemon,
+    registry: Registry,
+    postgres_server: PostgresServer,
+    roles: Roles,
+    databases: Databases,
+    sessions: Sessions,
+) -> None:
+    db = databases.target
+    opened = await oldest_first(sessions, roles, db, 3)
+    await past_threshold()
+    daemon = await start(
+        make_daemon,
+        registry,
+        {db: database(postgres_server, roles.remediator, db)},
+        mode="shadow",
+        params={"max_sessions": 2},
+    )
+
+    outcome = await fire(daemon, db)
+
+    assert outcome.run.state == "shadow", outcome.run.error
+    assert await sessions.alive(set(opened)) == set(opened)
+    assert outcome.run.evidence["notes"] == [
+        "would terminate the oldest 2 of 3 sessions idle in transaction; 1 left "
+        "(the playbook's max_sessions is 2)"
+    ]

@@ -69,7 +69,9 @@ async def test_a_rolling_restart_posts_each_eviction_before_it_ends(
         text_of(head)
     )
     assert intent["thread_ts"] == done["thread_ts"] == head_ts
-    assert "evict pod shop/redis-2" in text_of(intent) and "(1 pod)…" in text_of(intent)
+    assert "evict pod shop/redis-2" in text_of(intent) and "(1 pod of 3 replicas)…" in text_of(
+        intent
+    )
     assert "evict pod shop/redis-2" in text_of(done) and "_succeeded_" in text_of(done)
 
     await daemon.settle()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from remediator.config import GuardSettings
 from remediator.engine.guards.approval import ApprovedCalls
@@ -34,6 +34,13 @@ class Guard(Protocol):
     async def check(self, run: RunInfo, action: Action) -> None:
         """Raise ActionRefused(self.name, why) to stop the action."""
         ...
+
+
+@runtime_checkable
+class Bounds(Protocol):
+    """A guard that caps a count (pods, sessions) and can say how much is left."""
+
+    async def allowance(self, run: RunInfo, key: str) -> int | None: ...
 
 
 class GuardChain:
@@ -67,6 +74,14 @@ class GuardChain:
 
     def acting(self, run: RunInfo, action: Action) -> AbstractAsyncContextManager[None]:
         return self.concurrency.slot()
+
+    async def allowance(self, run: RunInfo, key: str) -> int | None:
+        found = [
+            left
+            for guard in self.guards
+            if isinstance(guard, Bounds) and (left := await guard.allowance(run, key)) is not None
+        ]
+        return min(found, default=None)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,14 @@ and again here, for the target and the touched object, immediately before every 
 object found through the target, or a step such as pg-idle-in-transaction's restart, may lie
 elsewhere); an action must name exactly one object, and the facts in `Action.change` (see
 `remediator.playbook.changes`) are bounded: replicas within [min, max] and a bounded step, pods
-per workload per episode, database sessions per run. A count of zero or less is refused too:
-"zero does not mean all". PodDisruptionBudgets are the Kubernetes playbooks' part: they evict
-through the Eviction API, which answers 429 when a budget forbids it.
+per workload per episode (the playbook's declared budget, under the ceiling), database sessions
+per run. A count of zero or less is refused too: "zero does not mean all".
+PodDisruptionBudgets are the Kubernetes playbooks' part: they evict through the Eviction API,
+which answers 429 when a budget forbids it.
+
+The counts are ceilings, not reasons to refuse a whole run: `allowance` tells a playbook how
+much is left before it acts, so it takes that many (the oldest sessions, the first pods) and
+reports the rest; only an action past what is left is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 
 from remediator.config import BlastRadiusSettings
 from remediator.playbook import Action, ActionRefused, RunInfo, Target
-from remediator.playbook.changes import COUNTED, PODS, REPLICAS, SESSIONS
+from remediator.playbook.budget import PER_REPLICA
+from remediator.playbook.changes import COUNTED, PODS, REPLICAS, SESSIONS, WORKLOAD_REPLICAS
 from remediator.store import Store
 from remediator.store.records import ActionRecord, ActionState
 
@@ -97,12 +103,12 @@ class BlastRadiusGuard:
         history = await self._store.actions_for(run.episode_id)
         s = self._settings
         if PODS in counts:
-            workload = [a for a in history if a.target_key == run.target.key]
-            before = _counted(workload, PODS, run, same_run=False)
-            if before + counts[PODS] > s.max_pods_per_episode:
+            limit, why = self._pod_limit(run, change.get(WORKLOAD_REPLICAS))
+            before = self._pods_before(history, run)
+            if before + counts[PODS] > limit:
                 raise _refuse(
                     f"{before} pod(s) of {run.target.key} already restarted in this episode; "
-                    f"{counts[PODS]} more exceeds {s.max_pods_per_episode} per episode"
+                    f"{counts[PODS]} more exceeds {limit} per episode ({why})"
                 )
         if SESSIONS in counts:
             before = _counted(history, SESSIONS, run, same_run=True)
@@ -111,6 +117,47 @@ class BlastRadiusGuard:
                     f"{before + counts[SESSIONS]} database sessions in one run exceeds "
                     f"{s.max_sessions_per_run}"
                 )
+
+    async def allowance(self, run: RunInfo, key: str) -> int | None:
+        """How many more of `key` this run may take now (never below zero); None: unbounded
+        here. For a per-replica pod budget the replicas are only known with the action, so
+        this is the ceiling's share."""
+        if key not in (PODS, SESSIONS):
+            return None
+        history = await self._store.actions_for(run.episode_id)
+        if key == PODS:
+            limit, _ = self._pod_limit(run, None, planning=True)
+            return max(limit - self._pods_before(history, run), 0)
+        before = _counted(history, SESSIONS, run, same_run=True)
+        return max(self._settings.max_sessions_per_run - before, 0)
+
+    @staticmethod
+    def _pods_before(history: list[ActionRecord], run: RunInfo) -> int:
+        workload = [a for a in history if a.target_key == run.target.key]
+        return _counted(workload, PODS, run, same_run=False)
+
+    def _pod_limit(self, run: RunInfo, replicas: Any, *, planning: bool = False) -> tuple[int, str]:
+        """Pods of the run's workload one episode may touch, and why: the playbook's budget,
+        never above the ceiling. `planning` (`allowance`, before any action): a per-replica
+        budget is bounded by the ceiling alone until an action says the replicas."""
+        ceiling = self._settings.max_pods_per_episode
+        capped = f"ceiling guards.blast_radius.max_pods_per_episode = {ceiling}"
+        declared = run.budget.pods
+        if declared == PER_REPLICA:
+            if replicas is None and planning:
+                return ceiling, f"the playbook's budget: one per replica; {capped}"
+            if replicas is None:  # what the action does not say cannot widen the budget
+                return 1, (
+                    f"the playbook's budget is one per replica, but the action does not say "
+                    f"how many replicas ({WORKLOAD_REPLICAS}); {capped}"
+                )
+            if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+                raise _refuse(f"change {WORKLOAD_REPLICAS!r} must be a count >= 1: {replicas!r}")
+            budget, what = replicas, f"one per replica, {replicas}"
+        else:
+            assert isinstance(declared, int)
+            budget, what = declared, f"{declared} per episode"
+        return min(budget, ceiling), f"the playbook's budget: {what}; {capped}"
 
     def _check_namespace(self, namespace: str) -> None:
         refusal = namespace_refusal(namespace, self._settings)

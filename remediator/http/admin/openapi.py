@@ -189,6 +189,13 @@ SCHEMAS: dict[str, Schema] = {
             "match": {"type": "array", "items": STRING},
             "needs": {"type": "array", "items": STRING},
             "params": OBJECT,
+            # What its procedure needs beside the guards' ceilings (engine/budgets.py).
+            "budget": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {"declared": {}, "ceiling": INTEGER, "setting": STRING, "says": STRING}
+                ),
+            },
         }
     ),
     "Status": _object(

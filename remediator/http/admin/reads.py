@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from remediator.engine.budgets import budget_view
 from remediator.http.admin.common import Problem, engine, record, reply
 
 EPISODE_STATES = ("firing", "resolved")
@@ -76,6 +77,7 @@ async def playbooks(request: web.Request) -> web.Response:
                 "match": [str(m) for m in spec.matchers],
                 "needs": sorted(spec.needs),
                 "params": params.model_dump(mode="json") if params is not None else {},
+                "budget": budget_view(spec, params, eng.settings),
             }
         )
     return reply({"playbooks": out})
