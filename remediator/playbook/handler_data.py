@@ -23,7 +23,8 @@ from remediator.playbook.context import JSON
 def handler_data(data: JSON | BaseModel) -> JSON:
     """The JSON a timer stores for `data`."""
     if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
+        # Fields left at their defaults are not stored: they come back as the defaults.
+        return data.model_dump(mode="json", exclude_defaults=True)
     return data
 
 

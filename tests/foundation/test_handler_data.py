@@ -41,6 +41,15 @@ def test_a_model_is_stored_as_json_and_comes_back_as_the_model() -> None:
     assert load(optional, None) is None
 
 
+def test_fields_left_at_their_defaults_are_not_stored() -> None:
+    assert handler_data(AfterStep(terminated=4)) == {"terminated": 4}
+    assert load(still_exhausted, {"terminated": 4}) == AfterStep(terminated=4)
+    # A required field is stored even when it is None (KEDA: no annotation before).
+    scaled = ScaledUp(how="keda", object="c", found=None, set=5, replicas_found=3)
+    assert handler_data(scaled)["found"] is None
+    assert load(scale_back, handler_data(scaled)) == scaled
+
+
 def test_records_written_before_the_models_still_load() -> None:
     # What scale-on-lag and the PostgreSQL playbook stored as plain dicts.
     old = {"replicas_found": 3, "set": 5, "how": "keda", "object": "consumer", "found": None}
