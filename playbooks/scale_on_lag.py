@@ -25,7 +25,8 @@ labels (refused when a label is missing or invalid, or the Deployment does not e
   4. after the alert resolves and `cooldown_seconds` passed (`run.on_resolved`, a durable
      timer), return to what it found before the incident: the replicas, the HPA's floor, the
      ScaledObject's annotation; unless someone changed it since, which is then left alone and
-     escalated. While the alert fires again for the same Deployment (a new episode), the
+     escalated (when it is back at what was found already, e.g. a GitOps controller put
+     Git's value back, there is nothing to do). While the alert fires again for the same Deployment (a new episode), the
      engine holds the scale-back and asks again after another cool-down; when that episode
      scaled up too, the two are one incident with one scale-back, to the count found before
      the first (never to the count in between).
@@ -257,6 +258,9 @@ async def scale_back(
     deployment = await kube.workload(target)
     replicas = int(w.spec(deployment).get("replicas", 1))
     if how == "deployment":
+        if found is not None and replicas == int(found) != wanted:
+            _back_already(run, f"replicas are {replicas}")
+            return
         if replicas != wanted:
             _left_alone(run, target, f"replicas are {replicas}, not the {wanted} it set")
             return
@@ -282,6 +286,9 @@ async def _hpa_back(
     replicas: int,
 ) -> None:
     low, _ = owner.hpa_bounds
+    if found is not None and low == int(found) != wanted:
+        _back_already(run, f"minReplicas is {low}")
+        return
     if low != wanted:
         _left_alone(run, target, f"minReplicas is {low}, not the {wanted} it set")
         return
@@ -304,6 +311,9 @@ async def _keda_back(
     found: int | str | None,
     replicas: int,
 ) -> None:
+    if owner.paused_replicas == (None if found is None else str(found)) != str(wanted):
+        _back_already(run, f"paused-replicas is {owner.paused_replicas!r}")
+        return
     if owner.paused_replicas != str(wanted):
         _left_alone(run, target, f"paused-replicas is {owner.paused_replicas!r}, not {wanted}")
         return
@@ -319,6 +329,12 @@ async def _keda_back(
 
 def _through(data: ScaledUp) -> str:
     return "the Deployment" if data.how == "deployment" else f"{data.how} {data.object}"
+
+
+def _back_already(run: Run, now: str) -> None:
+    """Back at the count found before the incident already (a GitOps controller put Git's
+    value back, or a human did): nothing to undo, and nobody to call for it."""
+    run.evidence("scale_back", f"nothing to do: {now}, as found before the incident")
 
 
 def _left_alone(run: Run, target: Target, why: str) -> None:

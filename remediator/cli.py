@@ -15,13 +15,14 @@ from typing import Any
 
 from remediator import cli_admin, cli_plugins, cli_rbac
 from remediator.alertmanager import PayloadError, parse_notification
+from remediator.clients.kube import open_kube
 from remediator.config import ConfigError, Settings, load_settings
 from remediator.engine.assembly import load_registry, playbook_params
 from remediator.engine.budgets import budget_warnings
 from remediator.engine.engine import Engine
-from remediator.engine.explain import explain, render
+from remediator.engine.explain import add_gitops, explain, render
 from remediator.engine.preflight import check_online
-from remediator.engine.wiring import build_clients
+from remediator.engine.wiring import build_clients, gitops_rules
 from remediator.http.admin.auth import AdminTokens
 from remediator.http.app import Server, build_app
 from remediator.http.auth import Credentials
@@ -121,11 +122,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return _fail([exc.message, *details], "invalid payload")
     clients = asyncio.run(build_clients(settings))
     entries = explain(notification, registry, settings, params, clients.scope)
+    if args.online:
+        if settings.kubernetes.mode == "none":
+            return _fail(["kubernetes.mode is none: there is no cluster to read"], "--online")
+        asyncio.run(_read_gitops(entries, settings))
     if args.json:
         print(json.dumps({"truncated_alerts": notification.truncatedAlerts, "alerts": entries}))
     else:
         print(render(entries, notification.truncatedAlerts))
     return 0
+
+
+async def _read_gitops(entries: list[dict[str, Any]], settings: Settings) -> None:
+    client = await open_kube(settings.kubernetes)
+    try:
+        await add_gitops(entries, client, gitops_rules(settings))
+    finally:
+        await client.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -193,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     expl = sub.add_parser("explain", help="show what the daemon would do with a payload")
     expl.add_argument("payload", help="Alertmanager webhook payload (JSON file, or - for stdin)")
     expl.add_argument("--json", action="store_true", help="machine-readable output")
+    expl.add_argument(
+        "--online",
+        action="store_true",
+        help="also read each Kubernetes target (GET only) to show the GitOps controller that "
+        "manages it and the policy each kind of change would meet",
+    )
     for p in (serve, check, expl):
         p.add_argument("--config", "-c", help="YAML config file (default: built-in defaults)")
     cli_admin.add_parser(sub)

@@ -24,6 +24,9 @@ from remediator.engine.digest import Digester
 from remediator.engine.dispatch import Dispatcher
 from remediator.engine.escalate import Escalation
 from remediator.engine.escalation_policy import SUMMARY, EscalationPolicy
+from remediator.engine.gitops import CHECK as GITOPS_CHECK
+from remediator.engine.gitops import RESUME as GITOPS_RESUME
+from remediator.engine.gitops import GitOpsFollowUps
 from remediator.engine.governance import Governance
 from remediator.engine.guards import build_guards
 from remediator.engine.guards.storm import StormBreaker
@@ -51,7 +54,7 @@ from remediator.engine.storm_watch import StormWatch
 from remediator.engine.timers import Timers
 from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.views import Views
-from remediator.engine.wiring import ClientSet, build_clients, prometheus_client
+from remediator.engine.wiring import ClientSet, build_clients, gitops_rules, prometheus_client
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import Registry
@@ -204,7 +207,8 @@ class Engine:
         self.timers.on(SUMMARY, escalation.on_summary)
         escalator = hooks.escalator or escalation
         self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery)
-        governed = build_guards(settings.guards, store, escalator, metrics)
+        rules = gitops_rules(settings)
+        governed = build_guards(settings.guards, store, escalator, metrics, rules)
         self.breaker = governed.breaker
         approvals = Approvals(
             store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
@@ -252,6 +256,10 @@ class Engine:
         if on_change is not None:
             self.breaker.on_close.append(on_change)
         self.pipeline.storm = self.storm
+        gitops = GitOpsFollowUps(store, rules, self.pipeline, escalator, reporter)
+        self.pipeline.action_hooks = gitops
+        self.timers.on(GITOPS_CHECK, gitops.on_check)
+        self.timers.on(GITOPS_RESUME, gitops.on_resume)
         self.timers.on(REVERT, self.pipeline.revert)
         self.timers.on(FOLLOW_UP, self.pipeline.follow_up)
         self.timers.on(APPROVAL_TIMEOUT, approvals.on_timeout)

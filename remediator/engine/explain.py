@@ -2,6 +2,9 @@
 
 It uses the same matching and target resolution as the pipeline (`choose`), so what it prints
 is what the daemon decides; it never contacts a cluster or a database and changes nothing.
+With `--online` it also reads each Kubernetes target (one GET, nothing else) to say which
+GitOps controller manages it and the policy each kind of change would meet
+(`playbook/gitops.py`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from remediator.alertmanager import Notification
+from remediator.clients.kube import KubeClient, KubeError
+from remediator.clients.kube.resources import DEPLOYMENTS, STATEFULSETS
 from remediator.config import Settings
 from remediator.engine.budgets import budget_view
 from remediator.engine.pipeline import choose
 from remediator.playbook import Registry, ResolveScope
+from remediator.playbook.gitops import GitOpsRules
+
+_READABLE = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
 
 
 def explain(
@@ -67,6 +75,46 @@ def explain(
     return out
 
 
+async def add_gitops(entries: list[dict[str, Any]], client: KubeClient, rules: GitOpsRules) -> None:
+    """Read each entry's workload target and say who manages it (`entry["gitops"]`)."""
+    for entry in entries:
+        target = str(entry.get("target") or "")
+        kind, _, rest = target.partition("/")
+        namespace, _, name = rest.partition("/")
+        resource = _READABLE.get(kind)
+        if resource is None or not name:
+            continue
+        try:
+            obj = await client.find(resource, namespace, name)
+        except KubeError as exc:
+            entry["gitops"] = {"error": f"cannot read {target}: {exc}"}
+            continue
+        if obj is None:
+            entry["gitops"] = {"error": f"{target} does not exist"}
+            continue
+        owner = rules.owner_of(obj)
+        entry["gitops"] = (
+            {"owner": None}
+            if owner is None
+            else {
+                "owner": str(owner),
+                "mark": owner.mark,
+                "suspended": owner.suspended,
+                "policies": rules.policies(str(entry.get("playbook")), owner),
+            }
+        )
+
+
+def _gitops_line(found: dict[str, Any]) -> str:
+    if "error" in found:
+        return str(found["error"])
+    if found.get("owner") is None:
+        return "no GitOps controller marks it"
+    policies = ", ".join(f"{kind} {p}" for kind, p in found["policies"].items())
+    off = "; its reconciliation is off" if found.get("suspended") else ""
+    return f"{found['owner']} ({found['mark']}){off}; policies: {policies}"
+
+
 def render(entries: list[dict[str, Any]], truncated: int) -> str:
     lines = []
     if truncated:
@@ -79,6 +127,8 @@ def render(entries: list[dict[str, Any]], truncated: int) -> str:
             lines.append(f"  target:   {e['target']}")
         for part in e.get("budget", {}).values():
             lines.append(f"  budget:   {part['says']}")
+        if "gitops" in e:
+            lines.append(f"  gitops:   {_gitops_line(e['gitops'])}")
         for p in e.get("passed_over", []):
             lines.append(f"  not used: {p['playbook']} ({p['why']})")
         lines.append(f"  decision: {e['decision']}")

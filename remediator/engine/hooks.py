@@ -37,6 +37,20 @@ class Guards(Protocol):
         ...
 
 
+class ActionHooks(Protocol):
+    """What follows from an action's own description (engine/gitops.py): called by the action
+    gate for real (not dry-run) actions only."""
+
+    async def before(self, run: RunInfo, action: Action) -> None:
+        """After the intent is recorded, before the call: declare what must follow it even
+        if the daemon dies during the call (the restore of a suspension)."""
+        ...
+
+    async def succeeded(self, run: RunInfo, action: Action, action_id: int) -> None:
+        """The call succeeded (the check that the change stuck)."""
+        ...
+
+
 class Escalator(Protocol):
     async def escalate(
         self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]

@@ -22,6 +22,7 @@ from remediator.config import Mode, Settings
 from remediator.engine import reasons
 from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
+    ActionHooks,
     Approvals,
     Escalator,
     Guards,
@@ -57,8 +58,9 @@ from remediator.store.records import (
     WorkKind,
 )
 
-# Refusals that say nothing new about a storm: the breaker's own.
-_NOT_A_REFUSAL_BURST = frozenset({"storm_breaker"})
+# Refusals that say nothing new about a storm: the breaker's own, and GitOps policies (a
+# configured choice to hand a change to humans, not a sign of trouble).
+_NOT_A_REFUSAL_BURST = frozenset({"storm_breaker", "gitops"})
 # The kind of refusal (and the start of its reason) for a target outside the namespace scope.
 OUT_OF_SCOPE = "out_of_scope"
 
@@ -145,6 +147,8 @@ class Pipeline:
         self.modes = modes
         # Set by the engine: asked before a firing alert runs anything, told of refusals.
         self.storm: StormGate | None = None
+        # Set by the engine: what follows an action (engine/gitops.py).
+        self.action_hooks: ActionHooks | None = None
         self.locks = KeyedLocks()
         self.incidents = Incidents(store, settings.incidents, reporter)
         # One admission at a time: guard check + intent (see EngineRun.act).
@@ -379,6 +383,7 @@ class Pipeline:
             has_revert=spec.revert is not None,
             has_follow_up=spec.follow_up is not None,
             budget=spec.budget,
+            hooks=self.action_hooks,
             # A dry run waits for nothing: only real changes are followed as they happen.
             progress=RunProgress(
                 self.reporter,
@@ -390,12 +395,17 @@ class Pipeline:
         )
 
     def view_of(
-        self, spec: PlaybookSpec, target: Target, episode_id: str, run_id: int
+        self,
+        spec: PlaybookSpec,
+        target: Target,
+        episode_id: str,
+        run_id: int,
+        step: str = "recovery",
     ) -> EngineRun:
-        """The run as seen after the fact (start-up reconciliation): its clients read and
-        record on it; nothing here acts."""
-        log = self.log.bind(episode=episode_id, playbook=spec.name, run=run_id, recovery=True)
-        return self._new_run(spec, target, episode_id, run_id, False, log, "recovery")
+        """The run as seen after the fact (start-up reconciliation, a later check of its
+        change): its clients read and record on it; only what the step itself does acts."""
+        log = self.log.bind(episode=episode_id, playbook=spec.name, run=run_id, step=step)
+        return self._new_run(spec, target, episode_id, run_id, False, log, step)
 
     def _kwargs(
         self,

@@ -70,6 +70,10 @@ def _actions_of(
     mine = [a for a in actions if a.run_id == run.id]
     if kind in ("reverted", "follow_up"):
         return [a for a in mine if run.finished_at is not None and a.intended_at > run.finished_at]
+    if kind == "resumed":  # the restore of a GitOps controller's reconciliation: its last
+        return mine[-1:]
+    if kind == "undone":  # the check found a change undone: the reason says which
+        return []
     real = [a for a in mine if a.state != ActionState.WOULD]
     would = [a for a in mine if a.state == ActionState.WOULD]
     if kind in ("run_shadow", "run_pending_approval"):
@@ -114,6 +118,8 @@ async def build_report(
         document["verification"] = {
             k: details.get(k) for k in ("result", "detail", "query") if details.get(k) is not None
         }
+    if kind in ("undone", "resumed"):
+        document["reason"] = details.get("reason")
     if kind == "resolved" and details.get("seconds_to_resolve") is not None:
         document["seconds_to_resolve"] = details["seconds_to_resolve"]
     if run is not None and kind == "run_acted":

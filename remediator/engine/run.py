@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from remediator.engine.guards.concurrency import Deferred
-from remediator.engine.hooks import Guards
+from remediator.engine.hooks import ActionHooks, Guards
 from remediator.engine.progress import RunProgress
 from remediator.playbook import JSON, Action, ActionRefused, Budget, Target
 from remediator.playbook.handler_data import handler_data
@@ -60,6 +60,7 @@ class EngineRun:
         has_follow_up: bool = False,
         progress: RunProgress | None = None,
         budget: Budget | None = None,
+        hooks: ActionHooks | None = None,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -80,6 +81,7 @@ class EngineRun:
         self._has_revert = has_revert
         self._has_follow_up = has_follow_up
         self.progress = progress or RunProgress.off()
+        self._hooks = hooks
 
     @property
     def run_id(self) -> int:
@@ -144,6 +146,8 @@ class EngineRun:
                         "would act", action=action.summary, verb=action.verb, body=action.body
                     )
                     return None
+                if self._hooks is not None:
+                    await self._hooks.before(self, action)
                 await in_flight.enter_async_context(self._guards.acting(self, action))
             self.progress.intent(action)
             result = await self._call(action, action_id, call)
@@ -164,6 +168,8 @@ class EngineRun:
         await asyncio.shield(
             self._store.record_outcome(action_id, ActionState.SUCCEEDED, result=summarize(result))
         )
+        if self._hooks is not None:
+            await asyncio.shield(self._hooks.succeeded(self, action, action_id))
         self.progress.outcome(action, ActionState.SUCCEEDED)
         self.acted += 1
         self.done.append(action.summary)

@@ -148,6 +148,10 @@ def report(document: dict[str, Any]) -> Message:
         title = "Reverted after the alert resolved" if kind == "reverted" else "Follow-up step"
         would = document.get("mode") != "auto"
         lines.append(f":leftwards_arrow_with_hook: *{title}*{' (dry run)' if would else ''}")
+    elif kind == "undone":
+        lines.append(f":warning: *The change did not stick*{where}")
+    elif kind == "resumed":
+        lines.append(f":arrow_forward: *GitOps reconciliation restored*{where}")
     elif state == "noop" and document.get("escalated"):
         lines.append(f":raised_hand: *Nothing changed: a human is needed*{where}")
     else:
@@ -156,6 +160,8 @@ def report(document: dict[str, Any]) -> Message:
         kind in ("reverted", "follow_up") and document.get("mode") != "auto"
     )
     lines += _actions_text(document.get("actions") or [], would=shadow)
+    if document.get("reason"):
+        lines.append(str(document["reason"]))
     if document.get("error"):
         lines.append(f"reason: {document['error']}")
     elif document.get("escalated"):

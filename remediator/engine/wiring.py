@@ -15,6 +15,7 @@ from remediator.clients.postgres import PostgresClient
 from remediator.clients.prometheus import PrometheusClient
 from remediator.config import DatabaseSettings, KubernetesSettings, PrometheusSettings, Settings
 from remediator.playbook import ClientFactory, ResolveScope
+from remediator.playbook.gitops import GitOpsRules
 from remediator.playbook.kube import Kube
 from remediator.playbook.postgres import Postgres
 from remediator.playbook.prometheus import Prometheus
@@ -45,7 +46,7 @@ async def build_clients(settings: Settings) -> ClientSet:
     if settings.databases:
         add_postgres(clients, settings.databases)
     if settings.kubernetes.mode != "none":
-        await add_kube(clients, settings.kubernetes)
+        await add_kube(clients, settings.kubernetes, gitops_rules(settings))
     add_prometheus(clients, settings.prometheus)
     return clients
 
@@ -74,10 +75,17 @@ def add_prometheus(clients: ClientSet, settings: PrometheusSettings) -> None:
     clients.add("prometheus", lambda run: Prometheus(run, client), close)
 
 
-async def add_kube(clients: ClientSet, settings: KubernetesSettings) -> None:
-    """`kube=`: one API client for the daemon; each run gets a view bound to it."""
+def gitops_rules(settings: Settings) -> GitOpsRules:
+    return GitOpsRules(settings.gitops, settings.playbooks)
+
+
+async def add_kube(
+    clients: ClientSet, settings: KubernetesSettings, gitops: GitOpsRules | None = None
+) -> None:
+    """`kube=`: one API client for the daemon; each run gets a view bound to it, whose changes
+    pass the GitOps gate with `gitops` (playbook/gitops_gate.py)."""
     client = await open_kube(settings)
-    clients.add("kube", lambda run: Kube(run, client), client.close)
+    clients.add("kube", lambda run: Kube(run, client, gitops), client.close)
 
 
 def postgres_clients(databases: Mapping[str, DatabaseSettings]) -> dict[str, PostgresClient]:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel
 
 from remediator.playbook.budget import Budget
+from remediator.playbook.gitops import FieldChange, Owner
 from remediator.playbook.targets import Target
 
 T = TypeVar("T")
@@ -27,6 +28,11 @@ class Action:
 
     `change` carries the facts guards check (e.g. {"replicas": [3, 5]} or {"sessions": 4}); `body`
     is the exact request (patch body, SQL) that is recorded and, in shadow mode, reported.
+
+    For a change to a Kubernetes object (`remediator.playbook.gitops`): `kind` is the kind of
+    change a GitOps policy covers (scale, rollback, restart; suspend and resume for the switch
+    itself), `owner` the GitOps controller managing the object touched, from its own marks,
+    and `fields` what the change sets, read again later to check that it stuck.
     """
 
     verb: str  # patch, create, delete, evict, terminate, ...
@@ -35,6 +41,9 @@ class Action:
     summary: str  # human sentence: "scale shop/api 3 -> 5"
     body: JSON = None
     change: Mapping[str, JSON] = field(default_factory=dict)
+    kind: str | None = None
+    owner: Owner | None = None
+    fields: tuple[FieldChange, ...] = ()
 
 
 class ActionRefused(Exception):

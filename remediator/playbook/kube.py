@@ -9,6 +9,11 @@ no earlier revision) is an `ActionRefused` with the reason, before anything is t
 Every object touched is named by the run's target or found through it (its pods, its
 ReplicaSets, the autoscaler whose `scaleTargetRef` names it), and every Action's target carries
 the namespace, so the blast-radius guard sees where each change lands.
+
+Each change of a workload, an HPA or a ScaledObject passes the GitOps gate
+(`playbook/gitops_gate.py`): the Action carries its kind (scale, rollback, restart), the GitOps
+controller the object's marks name, and the fields it sets, so the guard can apply the policy
+and the engine can check later that the change stuck.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -38,9 +44,29 @@ from remediator.playbook.access import Rule, needs, on_workload
 from remediator.playbook.changes import PODS as PODS_CHANGED
 from remediator.playbook.changes import REPLICAS, WORKLOAD_REPLICAS
 from remediator.playbook.context import Action, ActionRefused, Run
+from remediator.playbook.gitops import (
+    DISABLED,
+    RESTART,
+    RESUME,
+    ROLLBACK,
+    SUSPEND,
+    SUSPENDED_BY,
+    FieldChange,
+    GitOpsRules,
+    Owner,
+    value_at,
+)
+from remediator.playbook.gitops import SCALE as SCALING
+from remediator.playbook.gitops_gate import GitOpsGate, suspend_summary
 from remediator.playbook.targets import Target
 
 _WORKLOADS: dict[str, Resource] = {"Deployment": DEPLOYMENTS, "StatefulSet": STATEFULSETS}
+# What a gated change can touch, by kind: the objects a GitOps controller may hold in shape.
+_OBJECTS: dict[str, Resource] = {
+    **_WORKLOADS,
+    "HorizontalPodAutoscaler": HPAS,
+    "ScaledObject": SCALEDOBJECTS,
+}
 
 
 def refused(reason: str) -> ActionRefused:
@@ -77,17 +103,35 @@ class Rollout:
 
 
 class Kube:
-    def __init__(self, run: Run, client: KubeClient) -> None:
+    def __init__(self, run: Run, client: KubeClient, gitops: GitOpsRules | None = None) -> None:
         self._run = run
         self._client = client
+        self._gate = GitOpsGate(gitops, run)
+        # The objects a gated change may touch, as last read (their GitOps marks).
+        self._read: dict[str, JsonObj] = {}
 
     # -- reads ---------------------------------------------------------------------------
+
+    def _keep(self, resource: Resource, found: JsonObj | None) -> JsonObj | None:
+        if found is not None and resource in _OBJECTS.values():
+            meta = w.meta(found)
+            self._read[f"{resource.kind}/{meta.get('namespace')}/{meta.get('name')}"] = found
+        return found
 
     async def _get(self, resource: Resource, namespace: str, name: str) -> JsonObj | None:
         await self._run.record_call(
             "get", resource.display(namespace, name), f"{resource.kind}/{namespace}/{name}"
         )
-        return await self._client.find(resource, namespace, name)
+        return self._keep(resource, await self._client.find(resource, namespace, name))
+
+    async def _object(self, resource: Resource, namespace: str, name: str) -> JsonObj:
+        """The object a change is about to touch: as this run last read it, else read now."""
+        found = self._read.get(f"{resource.kind}/{namespace}/{name}")
+        if found is None:
+            found = await self._get(resource, namespace, name)
+        if found is None:
+            raise ActionRefused("target", f"{resource.kind}/{namespace}/{name} does not exist")
+        return found
 
     async def _list(
         self, resource: Resource, namespace: str, selector: str | None = None
@@ -98,7 +142,10 @@ class Kube:
             f"{resource.kind}/{namespace}",
             {"labelSelector": selector} if selector else None,
         )
-        return await self._client.list_objects(resource, namespace, label_selector=selector)
+        found = await self._client.list_objects(resource, namespace, label_selector=selector)
+        for obj in found:
+            self._keep(resource, obj)
+        return found
 
     @needs(on_workload("get"))
     async def workload(self, target: Target) -> JsonObj:
@@ -211,11 +258,19 @@ class Kube:
 
     # -- changes -------------------------------------------------------------------------
 
-    @needs(on_workload("patch", "scale"), on_workload("get", "scale"))
+    # get and patch on the workload itself: its GitOps marks, and Flux's switch (`suspend`).
+    @needs(
+        on_workload("patch", "scale"),
+        on_workload("get", "scale"),
+        on_workload("get"),
+        on_workload("patch"),
+    )
     async def scale(self, target: Target, replicas: int, *, before: int) -> JsonObj | None:
         """Set the workload's replicas through its scale subresource."""
         resource, namespace = _WORKLOADS[target.kind], str(target.namespace)
         body = {"spec": {"replicas": replicas}}
+        obj = await self._object(resource, namespace, target.name)
+        owner = await self._gate.admit(obj, target, SCALING, self._suspender(resource, target))
 
         def still(scale: JsonObj) -> str | None:
             now = int(w.spec(scale).get("replicas", 0))
@@ -228,6 +283,9 @@ class Kube:
             f"scale {target.key} from {before} to {replicas} replicas",
             body=body,
             change={REPLICAS: [before, replicas]},
+            kind=SCALING,
+            owner=owner,
+            fields=(FieldChange(("spec", "replicas"), before, replicas),),
         )
         return await self._run.act(
             action,
@@ -253,6 +311,9 @@ class Kube:
         the workload's count before and after, for the guards."""
         namespace = str(workload.namespace)
         body = {"spec": {"minReplicas": min_replicas}}
+        target = Target("HorizontalPodAutoscaler", hpa, namespace)
+        obj = await self._object(HPAS, namespace, hpa)
+        owner = await self._gate.admit(obj, target, SCALING, self._suspender(HPAS, target))
 
         def still(obj: JsonObj) -> str | None:
             now = int(w.spec(obj).get("minReplicas", 1))
@@ -261,11 +322,14 @@ class Kube:
         action = Action(
             "patch",
             HPAS.display(namespace, hpa),
-            Target("HorizontalPodAutoscaler", hpa, namespace),
+            target,
             f"set minReplicas of HPA {namespace}/{hpa} (scaling {workload.key}) from {before} "
             f"to {min_replicas}",
             body=body,
             change={REPLICAS: list(replicas)},
+            kind=SCALING,
+            owner=owner,
+            fields=(FieldChange(("spec", "minReplicas"), before, min_replicas),),
         )
         return await self._run.act(
             action, lambda: self._client.patch(HPAS, namespace, hpa, body, precondition=still)
@@ -286,6 +350,9 @@ class Kube:
         namespace = str(workload.namespace)
         wanted = None if value is None else str(value)
         body = {"metadata": {"annotations": {w.KEDA_PAUSED_REPLICAS: wanted}}}
+        target = Target("ScaledObject", scaled_object, namespace)
+        obj = await self._object(SCALEDOBJECTS, namespace, scaled_object)
+        owner = await self._gate.admit(obj, target, SCALING, self._suspender(SCALEDOBJECTS, target))
 
         def still(obj: JsonObj) -> str | None:
             now = w.annotations_of(obj).get(w.KEDA_PAUSED_REPLICAS)
@@ -295,11 +362,16 @@ class Kube:
         action = Action(
             "patch",
             SCALEDOBJECTS.display(namespace, scaled_object),
-            Target("ScaledObject", scaled_object, namespace),
+            target,
             f"paused-replicas of ScaledObject {namespace}/{scaled_object} (scaling "
             f"{workload.key}) {what}",
             body=body,
             change={REPLICAS: list(replicas)},
+            kind=SCALING,
+            owner=owner,
+            fields=(
+                FieldChange(("metadata", "annotations", w.KEDA_PAUSED_REPLICAS), before, wanted),
+            ),
         )
         return await self._run.act(
             action,
@@ -320,12 +392,19 @@ class Kube:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {w.RESTARTED_AT: stamp}}}}}
         resource = _WORKLOADS[target.kind]
+        owner = await self._gate.admit(
+            deployment, target, RESTART, self._suspender(resource, target)
+        )
+        path = ("spec", "template", "metadata", "annotations", w.RESTARTED_AT)
         action = Action(
             "patch",
             resource.display(namespace, target.name),
             target,
             f"rollout restart {target.key}",
             body=body,
+            kind=RESTART,
+            owner=owner,
+            fields=(FieldChange(path, value_at(deployment, path), stamp),),
         )
         result = await self._run.act(
             action,
@@ -351,14 +430,12 @@ class Kube:
         if found.previous is None or found.current is None:
             raise refused(f"{target.key} has no earlier revision running different code")
         namespace = str(target.namespace)
-        body = [
-            {
-                "op": "replace",
-                "path": "/spec/template",
-                "value": w.rollback_template(found.previous),
-            }
-        ]
+        template = w.rollback_template(found.previous)
+        body = [{"op": "replace", "path": "/spec/template", "value": template}]
         current = w.revision(found.current)
+        owner = await self._gate.admit(
+            deployment, target, ROLLBACK, self._suspender(DEPLOYMENTS, target)
+        )
 
         def still(fresh: JsonObj) -> str | None:
             if w.spec(fresh).get("paused"):
@@ -375,6 +452,9 @@ class Kube:
             f"{w.revision(found.previous)} "
             f"({', '.join(w.images(found.previous['spec']['template']))})",
             body=body,
+            kind=ROLLBACK,
+            owner=owner,
+            fields=_image_changes(deployment, template),
         )
         await self._run.act(
             action,
@@ -427,6 +507,78 @@ class Kube:
                 raise
 
         return await self._run.act(action, call)
+
+    def _suspender(
+        self, resource: Resource, target: Target
+    ) -> Callable[[Owner, str], Awaitable[JsonObj | None]]:
+        """Turn the owner's switch on the object (policy `suspend`): one Action of its own."""
+
+        async def suspend(owner: Owner, mark: str) -> JsonObj | None:
+            assert owner.switch is not None, "only Flux has a switch per object"
+            namespace = str(target.namespace)
+            body = {"metadata": {"annotations": {owner.switch: DISABLED, SUSPENDED_BY: mark}}}
+            action = Action(
+                "patch",
+                resource.display(namespace, target.name),
+                target,
+                suspend_summary(owner, target.key, mark),
+                body=body,
+                kind=SUSPEND,
+                owner=owner,
+            )
+            return await self._run.act(
+                action, lambda: self._client.patch(resource, namespace, target.name, body)
+            )
+
+        return suspend
+
+    # Only ever called by the engine for a change a gated method made: covered by its rules.
+    @needs(
+        on_workload("get"),
+        on_workload("patch"),
+        Rule("autoscaling", "horizontalpodautoscalers", "get"),
+        Rule("autoscaling", "horizontalpodautoscalers", "patch"),
+        Rule("keda.sh", "scaledobjects", "get"),
+        Rule("keda.sh", "scaledobjects", "patch"),
+    )
+    async def resume(self, target: Target, owner: Owner, mark: str) -> bool:
+        """Restore the owner's reconciliation of the object if it is still suspended with
+        `mark` (this daemon's run did it, and nobody changed it since); False otherwise."""
+        resource, namespace = _OBJECTS[target.kind], str(target.namespace)
+        found = await self._get(resource, namespace, target.name)
+        if found is None or w.annotations_of(found).get(SUSPENDED_BY) != mark:
+            return False
+        assert owner.switch is not None
+        body = {"metadata": {"annotations": {owner.switch: None, SUSPENDED_BY: None}}}
+
+        def still(obj: JsonObj) -> str | None:
+            now = w.annotations_of(obj).get(SUSPENDED_BY)
+            return None if now in (mark, None) else f"suspended by {now!r} now"
+
+        action = Action(
+            "patch",
+            resource.display(namespace, target.name),
+            target,
+            f"restore {owner}'s reconciliation of {target.key}",
+            body=body,
+            kind=RESUME,
+            owner=owner,
+        )
+        result = await self._run.act(
+            action,
+            lambda: self._client.patch(resource, namespace, target.name, body, precondition=still),
+        )
+        return result is not None
+
+    @needs(
+        on_workload("get"),
+        Rule("autoscaling", "horizontalpodautoscalers", "get"),
+        Rule("keda.sh", "scaledobjects", "get"),
+    )
+    async def current(self, target: Target) -> JsonObj | None:
+        """The object a change touched, as it is now (None: deleted)."""
+        resource = _OBJECTS[target.kind]
+        return await self._get(resource, str(target.namespace), target.name)
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -514,6 +666,15 @@ def _contains(obj: object, patch: object) -> bool:
         (key not in obj or obj[key] is None) if value is None else _contains(obj.get(key), value)
         for key, value in patch.items()
     )
+
+
+def _image_changes(deployment: JsonObj, template: JsonObj) -> tuple[FieldChange, ...]:
+    """The container images a rollback puts back, by container name."""
+    changes = []
+    for container in (template.get("spec") or {}).get("containers") or []:
+        path = ("spec", "template", "spec", "containers", f"[{container.get('name')}]", "image")
+        changes.append(FieldChange(path, value_at(deployment, path), container.get("image")))
+    return tuple(changes)
 
 
 def _not_paused(deployment: JsonObj) -> str | None:

@@ -150,6 +150,9 @@ class DecisionKind(StrEnum):
     INTERRUPTED = "interrupted"  # the daemon stopped during the run (engine/recovery.py)
     HELD = "held"  # an escalated incident of the target holds further runs
     STORM_HELD = "storm_held"  # held by the open storm breaker, never dispatched
+    CHECKED = "checked"  # a change read again later was still in effect (engine/gitops.py)
+    UNDONE = "undone"  # ... was undone or overwritten since: escalated
+    RESUMED = "resumed"  # a GitOps controller's reconciliation it suspended was restored
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Cluster:
     make_daemon: MakeDaemon
     tmp: Path
     daemon: Daemon | None = None
+    _started: tuple[str, dict[str, Any]] = ("", {})
 
     async def start(
         self,
@@ -103,11 +104,22 @@ class Cluster:
         if guards is not None:
             config["guards"] = guards
         config.update(extra or {})
+        self._started = (module, config)
+        return await self._make()
+
+    async def _make(self) -> Daemon:
+        module, config = self._started
         self.daemon = await self.make_daemon(registry(module), config=config)
         # The test drives the durable timers (`run_timers`): the daemon's own loop is stopped,
         # so a timer never runs behind the test's back (timers are claimed once).
         await self.daemon.engine.timers.stop()
         return self.daemon
+
+    async def restart(self) -> Daemon:
+        """Stop the daemon and start it again on the same state and configuration."""
+        assert self.daemon is not None, "start() first"
+        await self.daemon.client.close()  # stops the engine
+        return await self._make()
 
     async def fire(self, labels: Mapping[str, str], *, minutes: int = 0, **kw: Any) -> Outcome:
         """POST one firing alert through the webhook, wait until it was handled."""

@@ -1,10 +1,10 @@
 """Guards checked immediately before every action, in a fixed order; the first refusal wins.
 
-Order: kill switch, rate limits, blast radius, storm breaker, concurrency, then the approval
-match for approved runs. Cheap, operator-driven refusals come first so the recorded reason is
-the most useful one. Every refusal is counted and logged here with its guard and reason; the
-run records it on the action (see engine/run.py) and the pipeline escalates. A full
-concurrency cap is not a refusal: it defers the action until a slot frees.
+Order: kill switch, rate limits, blast radius, GitOps policy, storm breaker, concurrency, then
+the approval match for approved runs. Cheap, operator-driven refusals come first so the
+recorded reason is the most useful one. Every refusal is counted and logged here with its
+guard and reason; the run records it on the action (see engine/run.py) and the pipeline
+escalates. A full concurrency cap is not a refusal: it defers the action until a slot frees.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from remediator.config import GuardSettings
 from remediator.engine.guards.approval import ApprovedCalls
 from remediator.engine.guards.blast import BlastRadiusGuard
 from remediator.engine.guards.concurrency import ConcurrencyGuard
+from remediator.engine.guards.gitops import GitOpsGuard
 from remediator.engine.guards.killswitch import KillSwitchGuard
 from remediator.engine.guards.ratelimit import RateLimitGuard
 from remediator.engine.guards.storm import StormBreaker
@@ -25,6 +26,7 @@ from remediator.engine.hooks import Escalator
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import Action, ActionRefused, RunInfo
+from remediator.playbook.gitops import GitOpsRules
 from remediator.store import Store
 
 
@@ -94,7 +96,11 @@ class Governed:
 
 
 def build_guards(
-    settings: GuardSettings, store: Store, escalator: Escalator, metrics: Metrics
+    settings: GuardSettings,
+    store: Store,
+    escalator: Escalator,
+    metrics: Metrics,
+    gitops: GitOpsRules | None = None,
 ) -> Governed:
     breaker = StormBreaker(store, settings.storm, escalator, metrics)
     approved = ApprovedCalls()
@@ -104,6 +110,7 @@ def build_guards(
             KillSwitchGuard(store),
             RateLimitGuard(store, settings.rate_limits),
             BlastRadiusGuard(store, settings.blast_radius),
+            *([GitOpsGuard(gitops)] if gitops is not None else []),
             breaker,
             concurrency,
             approved,

@@ -1,7 +1,7 @@
 """The controller manager: runs every controller until the cluster settles.
 
-Controllers run in a fixed order within one pass (KEDA, HPA, Deployments,
-ReplicaSets, StatefulSets, the kubelet stand-in, garbage collection, PDBs),
+Controllers run in a fixed order within one pass (GitOps applications, KEDA, HPA,
+Deployments, ReplicaSets, StatefulSets, the kubelet stand-in, garbage collection, PDBs),
 and passes repeat until nothing changes, so one reconcile leaves the store
 consistent. The loop runs a reconcile every `tick` seconds, or immediately
 after a change made through the API.
@@ -15,6 +15,7 @@ import logging
 import time
 
 from remediator_testing.kube.deployments import DeploymentController
+from remediator_testing.kube.gitops import GitOpsControllers
 from remediator_testing.kube.pods import HealthRules, PodLifecycle
 from remediator_testing.kube.policy import HpaController, KedaController, PdbController
 from remediator_testing.kube.replicasets import ReplicaSetController
@@ -57,6 +58,7 @@ class ControllerManager:
         self._replicasets = ReplicaSetController()
         self._statefulsets = StatefulSetController()
         self._pdbs = PdbController()
+        self.gitops = GitOpsControllers(store)
         self._wake = asyncio.Event()
         self._reconciling = False
         self.errors: list[BaseException] = []
@@ -72,6 +74,7 @@ class ControllerManager:
         try:
             for _ in range(_MAX_PASSES):
                 before = self._store.resource_version
+                self.gitops.sync(self._store, now)
                 self._keda.sync(self._store)
                 self._hpas.sync(self._store)
                 self._deployments.sync(self._store, now)

@@ -24,6 +24,7 @@ from remediator_testing.kube import manifests
 from remediator_testing.kube.api import Selection, Target
 from remediator_testing.kube.controllers import ControllerManager
 from remediator_testing.kube.faults import Faults
+from remediator_testing.kube.gitops import GitOpsControllers
 from remediator_testing.kube.patching import MERGE_PATCH
 from remediator_testing.kube.rbac import Authorizer
 from remediator_testing.kube.resources import (
@@ -71,6 +72,12 @@ class KubeEmulator:
     @property
     def requests(self) -> list[RecordedRequest]:
         return self._server.requests
+
+    @property
+    def gitops(self) -> GitOpsControllers:
+        """Argo CD applications and Flux Kustomizations that put back drift from Git
+        (`gitops.argocd(...)`, `gitops.flux(...)`, then `.manage(...)` an object)."""
+        return self._controllers.gitops
 
     @property
     def rbac(self) -> Authorizer:
