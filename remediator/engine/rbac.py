@@ -5,6 +5,11 @@ the `Kube` methods it calls). With `guards.blast_radius.allow_namespaces` set th
 by a Role in each allowed namespace (minus the denied ones: deny wins, as in the guard);
 otherwise by one ClusterRole, since RBAC cannot grant "everywhere but kube-system" (the guard
 still refuses the denied namespaces).
+
+One rule depends on the configuration rather than the playbook: under a Flux `suspend` policy
+(`gitops.flux.policy`, `playbooks.<name>.gitops.flux`) the playbook annotates the objects it
+changes, so a playbook that scales a workload through its scale subresource also gets `patch`
+on the workload itself (its other changes patch the object already).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import yaml
 from remediator.config import Settings
 from remediator.playbook import Registry
 from remediator.playbook.access import Rule
+from remediator.playbook.gitops import GitOpsRules
 
 NAME = "remediator"
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -44,6 +50,7 @@ def needed_rules(registry: Registry, settings: Settings) -> tuple[frozenset[Rule
     declaring its rules is a problem (its rules are unknown)."""
     rules: set[Rule] = set()
     problems: list[str] = []
+    gitops = GitOpsRules(settings.gitops, settings.playbooks)
     for spec in registry:
         if not settings.playbook(spec.name).enabled:
             continue
@@ -56,6 +63,12 @@ def needed_rules(registry: Registry, settings: Settings) -> tuple[frozenset[Rule
             )
             continue
         rules |= spec.access
+        if gitops.suspends(spec.name):
+            rules |= {
+                Rule(r.group, r.resource.removesuffix("/scale"), "patch")
+                for r in spec.access
+                if r.verb == "patch" and r.resource.endswith("/scale")
+            }
     return frozenset(rules), problems
 
 

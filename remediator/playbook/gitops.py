@@ -277,6 +277,11 @@ class GitOpsRules:
             return self.settings.argocd.check_after_seconds
         return self.settings.flux.check_after_seconds
 
+    def suspends(self, playbook: str) -> bool:
+        """Whether the playbook may turn Flux's switch (some kind of change has `suspend`)."""
+        flux = Owner(FLUX, "Kustomization", "-", None, "-")
+        return SUSPEND in self.policies(playbook, flux).values()
+
     def policies(self, playbook: str, owner: Owner) -> dict[str, str]:
         return {kind: self.policy(playbook, kind, owner) for kind in GATED}
 

@@ -258,13 +258,9 @@ class Kube:
 
     # -- changes -------------------------------------------------------------------------
 
-    # get and patch on the workload itself: its GitOps marks, and Flux's switch (`suspend`).
-    @needs(
-        on_workload("patch", "scale"),
-        on_workload("get", "scale"),
-        on_workload("get"),
-        on_workload("patch"),
-    )
+    # get on the workload itself: its GitOps marks. Turning Flux's switch on it (`suspend`)
+    # patches it too: `remediator rbac` adds that where the configuration asks for it.
+    @needs(on_workload("patch", "scale"), on_workload("get", "scale"), on_workload("get"))
     async def scale(self, target: Target, replicas: int, *, before: int) -> JsonObj | None:
         """Set the workload's replicas through its scale subresource."""
         resource, namespace = _WORKLOADS[target.kind], str(target.namespace)

@@ -164,3 +164,18 @@ def test_a_playbook_taking_kube_without_declaring_its_rules_is_an_error(
 
     assert (code, objects) == (2, [])
     assert "playbook sneaky" in err and "declares no `access=`" in err
+
+
+def test_a_flux_suspend_policy_adds_patch_on_the_scaled_workload(
+    tmp_path: Path, capsys: Any
+) -> None:
+    others = ["pg-idle-in-transaction", "restart-crashloop", "restart-on-down"]
+    others += ["rollback-on-error-spike", "scale-on-latency", "statefulset-rolling-restart"]
+    config: dict[str, Any] = {"playbooks": {name: {"enabled": False} for name in others}}
+    code, objects, _ = rbac(tmp_path, config, capsys)
+    assert code == 0 and ("apps", "deployments", "patch") not in rules(objects)
+
+    config["playbooks"]["scale-on-lag"] = {"gitops": {"flux": {"scale": "suspend"}}}
+    code, objects, _ = rbac(tmp_path, config, capsys)
+
+    assert code == 0 and ("apps", "deployments", "patch") in rules(objects)
