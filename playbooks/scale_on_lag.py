@@ -26,8 +26,9 @@ labels (refused when a label is missing or invalid, or the Deployment does not e
      timer), return to what it found before the incident: the replicas, the HPA's floor, the
      ScaledObject's annotation; unless someone changed it since, which is then left alone and
      escalated (when it is back at what was found already, e.g. a GitOps controller put
-     Git's value back, there is nothing to do). While the alert fires again for the same Deployment (a new episode), the
-     engine holds the scale-back and asks again after another cool-down; when that episode
+     Git's value back, there is nothing to do). While the alert fires again for the same
+     Deployment (a new episode), the engine holds the scale-back and asks again after another
+     cool-down; when that episode
      scaled up too, the two are one incident with one scale-back, to the count found before
      the first (never to the count in between).
 

@@ -50,7 +50,7 @@ def needed_rules(registry: Registry, settings: Settings) -> tuple[frozenset[Rule
     declaring its rules is a problem (its rules are unknown)."""
     rules: set[Rule] = set()
     problems: list[str] = []
-    gitops = GitOpsRules(settings.gitops, settings.playbooks)
+    gitops = GitOpsRules(settings.gitops, settings.playbook)
     for spec in registry:
         if not settings.playbook(spec.name).enabled:
             continue

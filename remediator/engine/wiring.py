@@ -76,7 +76,7 @@ def add_prometheus(clients: ClientSet, settings: PrometheusSettings) -> None:
 
 
 def gitops_rules(settings: Settings) -> GitOpsRules:
-    return GitOpsRules(settings.gitops, settings.playbooks)
+    return GitOpsRules(settings.gitops, settings.playbook)
 
 
 async def add_kube(

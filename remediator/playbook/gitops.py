@@ -26,7 +26,7 @@ the check can tell a change undone from one still in effect. Pure functions, no 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -249,9 +249,11 @@ class GitOpsRules:
     """The configuration's GitOps section as answers: who owns an object, which policy a
     playbook has for a kind of change on it, when a change is checked again."""
 
-    def __init__(self, settings: GitOpsSettings, playbooks: Mapping[str, PlaybookSettings]) -> None:
+    def __init__(
+        self, settings: GitOpsSettings, playbook: Callable[[str], PlaybookSettings]
+    ) -> None:
         self.settings = settings
-        self._playbooks = playbooks
+        self._playbook = playbook  # a playbook's settings by name (`Settings.playbook`)
 
     def owner_of(self, obj: JsonObj) -> Owner | None:
         argocd = self.settings.argocd
@@ -264,7 +266,7 @@ class GitOpsRules:
         if owner is None or kind not in GATED:
             return ACT
         base = self.settings.argocd if owner.controller == ARGOCD else self.settings.flux
-        mine = self._playbooks.get(playbook, PlaybookSettings()).gitops
+        mine = self._playbook(playbook).gitops
         override = mine.argocd if owner.controller == ARGOCD else mine.flux
         found: str = getattr(override, str(kind)) or getattr(base.policy, str(kind))
         return found
