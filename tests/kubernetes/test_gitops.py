@@ -471,3 +471,41 @@ async def test_explain_online_names_the_owner_and_the_policies(
     ) in out.decode()
     read = [(r.method, r.path) for r in cluster.emu.requests[before:]]
     assert read == [("GET", "/apis/apps/v1/namespaces/shop/deployments/consumer")]
+
+
+async def test_a_restore_a_kill_switch_refuses_is_escalated_once_and_tried_again(
+    cluster: Cluster,
+) -> None:
+    app = await managed(cluster, SCALE, "flux")
+    daemon = await cluster.start("scale_on_lag", params=LAG, extra=suspend_config())
+    episode = await suspended_change(cluster, SCALE, app)
+    engine = daemon.engine
+    pause = await engine.governance.pause("global", who="oncall", reason="freeze")
+
+    await cluster.resolve(lag())
+    assert await cluster.run_timers() == 1
+
+    assert switches(cluster, SCALE)[RECONCILE] == "disabled"  # still suspended
+    outcome = await cluster.outcome(episode)
+    [escalation] = outcome.escalations
+    assert escalation.reason.startswith(
+        "could not restore Flux Kustomization flux-system/apps's reconciliation of "
+        "Deployment/shop/consumer (ActionRefused: kill_switch: "
+    )
+    assert escalation.reason.endswith(
+        "it is tried again every 300 s, or run: kubectl -n shop annotate deployment/consumer "
+        "kustomize.toolkit.fluxcd.io/reconcile- remediator/suspended-by-"
+    )
+    [retry] = [
+        t
+        for t in await cluster.timers(episode, "gitops_resume")
+        if t.state == "waiting" and t.payload.get("attempts") == 1
+    ]
+
+    # Once the pause is lifted, the retry restores it (run here rather than 300 s later).
+    await engine.governance.resume(pause.id, who="oncall", reason="thawed")
+    assert engine.pipeline.action_hooks is not None
+    await engine.pipeline.action_hooks.on_resume(retry)  # type: ignore[attr-defined]
+
+    await restored(cluster, episode, SCALE, app, "after the alert resolved")
+    assert len((await cluster.outcome(episode)).escalations) == 1
