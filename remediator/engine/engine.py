@@ -41,6 +41,7 @@ from remediator.engine.hooks import (
     Verifier,
 )
 from remediator.engine.intake import Intake
+from remediator.engine.later_steps import LaterSteps
 from remediator.engine.modes import PlaybookModes
 from remediator.engine.outbox import Deliver, Hold, Outbox
 from remediator.engine.pipeline import Pipeline
@@ -260,8 +261,9 @@ class Engine:
         self.pipeline.action_hooks = gitops
         self.timers.on(GITOPS_CHECK, gitops.on_check)
         self.timers.on(GITOPS_RESUME, gitops.on_resume)
-        self.timers.on(REVERT, self.pipeline.revert)
-        self.timers.on(FOLLOW_UP, self.pipeline.follow_up)
+        later = LaterSteps(self.pipeline)
+        self.timers.on(REVERT, later.revert)
+        self.timers.on(FOLLOW_UP, later.follow_up)
         self.timers.on(APPROVAL_TIMEOUT, approvals.on_timeout)
         self.governance = Governance(
             store=store,

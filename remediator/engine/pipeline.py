@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -20,6 +19,7 @@ from pydantic import BaseModel
 from remediator.alertmanager import Alert
 from remediator.config import Mode, Settings
 from remediator.engine import reasons
+from remediator.engine.executor import RunExecutor, Said
 from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
     ActionHooks,
@@ -38,22 +38,18 @@ from remediator.engine.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import (
-    ActionRefused,
     ClientFactory,
     PlaybookSpec,
     Registry,
     ResolveScope,
     Target,
     TargetError,
-    handler_data,
 )
 from remediator.store import Store
 from remediator.store.records import (
     DecisionKind,
     EpisodeRecord,
     RunState,
-    TimerRecord,
-    VerificationResult,
     WorkItem,
     WorkKind,
 )
@@ -150,6 +146,13 @@ class Pipeline:
         # Set by the engine: what follows an action (engine/gitops.py).
         self.action_hooks: ActionHooks | None = None
         self.locks = KeyedLocks()
+        self.executor = RunExecutor(
+            store=store,
+            reporter=reporter,
+            escalator=escalator,
+            locks=self.locks,
+            timeout_seconds=settings.dispatch.playbook_timeout_seconds,
+        )
         self.incidents = Incidents(store, settings.incidents, reporter)
         # One admission at a time: guard check + intent (see EngineRun.act).
         self.admission = asyncio.Lock()
@@ -290,38 +293,33 @@ class Pipeline:
                 return RunState.NOOP
         dry_run = mode is not Mode.AUTO
         log = log.bind(playbook=spec.name, target=target.key, run=run_id, mode=mode.value)
-        run = self._new_run(spec, target, episode.id, run_id, dry_run, log)
-        kwargs = self._kwargs(spec, target, episode, item.alert, run, log, mode)
-        error: str | None = None
-        guard: str | None = None
-        async with self.locks.hold(target.key):
+        run = self.new_run(spec, target, episode.id, run_id, dry_run, log)
+        kwargs = self.kwargs(spec, target, episode, item.alert, run, log, mode)
+
+        def started() -> None:
             log.info("run started")
             run.progress.started()
-            try:
-                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    await spec.fn(**kwargs)
-                state = (
-                    RunState.ACTED
-                    if run.acted
-                    else RunState.PENDING_APPROVAL
-                    if mode is Mode.APPROVE and run.would
-                    else RunState.SHADOW
-                    if run.would
-                    else RunState.NOOP
-                )
-            except ActionRefused as refused:
-                state, error, guard = RunState.REFUSED, str(refused), refused.guard
-            except TimeoutError:
-                state = RunState.FAILED
-                error = f"timed out after {self.settings.dispatch.playbook_timeout_seconds:g} s"
-            except Exception as exc:  # a playbook bug must not take the daemon down
-                state, error = RunState.FAILED, f"{type(exc).__name__}: {exc}"
-                log.exception("playbook failed")
-            finally:
-                await run.progress.finish()  # its notes go before its report
-        escalation = "; ".join(run.escalations) or None
-        if state in (RunState.REFUSED, RunState.FAILED):
-            escalation = "; ".join(filter(None, [error, escalation]))
+
+        async def call() -> None:
+            await spec.fn(**kwargs)
+
+        ending = await self.executor.execute(run, call, log, on_start=started)
+        error = ending.error
+        guard = ending.refused.guard if ending.refused is not None else None
+        state = (
+            RunState.REFUSED
+            if ending.refused is not None
+            else RunState.FAILED
+            if ending.failure is not None
+            else RunState.ACTED
+            if run.acted
+            else RunState.PENDING_APPROVAL
+            if mode is Mode.APPROVE and run.would
+            else RunState.SHADOW
+            if run.would
+            else RunState.NOOP
+        )
+        escalation = "; ".join(ending.escalations) or None
         await self.store.finish_run(
             run_id, state, error=error, evidence=run.evidence_data, escalation=escalation
         )
@@ -332,10 +330,7 @@ class Pipeline:
             if escalation:
                 await self.incidents.hold(run_id, escalation)
         # A run that did its job within a cap says what the cap left (`run.note`).
-        said = error or "; ".join([state.value, *run.notes])
-        await self.store.record_decision(
-            episode.id, spec.name, DecisionKind(state.value), said, run_id
-        )
+        reason = error or "; ".join([state.value, *run.notes])
         self.metrics.runs.labels(playbook=spec.name, outcome=state.value).inc()
         log.info("run finished", state=state.value, error=error)
         details = {
@@ -352,14 +347,19 @@ class Pipeline:
         if state is RunState.PENDING_APPROVAL:
             # Before the report: it shows the approval's deadline (and in Slack, its buttons).
             await self.approvals.requested(run)
-        await self.reporter.report(episode.id, f"run_{state.value}", {**details, "run_id": run_id})
-        if escalation:
-            await self.escalator.escalate(episode.id, run_id, escalation, details)
+        said = Said(
+            DecisionKind(state.value),
+            reason,
+            report=f"run_{state.value}",
+            escalation=escalation,
+            details=details,
+        )
+        await self.executor.say(episode.id, spec.name, run_id, said)
         if state is RunState.ACTED and spec.verify is not None:
             await self.verifier.schedule(spec, run, item.alert)
         return state
 
-    def _new_run(
+    def new_run(
         self,
         spec: PlaybookSpec,
         target: Target,
@@ -405,9 +405,9 @@ class Pipeline:
         """The run as seen after the fact (start-up reconciliation, a later check of its
         change): its clients read and record on it; only what the step itself does acts."""
         log = self.log.bind(episode=episode_id, playbook=spec.name, run=run_id, step=step)
-        return self._new_run(spec, target, episode_id, run_id, False, log, step)
+        return self.new_run(spec, target, episode_id, run_id, False, log, step)
 
-    def _kwargs(
+    def kwargs(
         self,
         spec: PlaybookSpec,
         target: Target,
@@ -430,220 +430,6 @@ class Pipeline:
         for name, factory in self.clients.items():
             kwargs[name] = factory(run)
         return kwargs
-
-    async def revert(self, timer: TimerRecord) -> None:
-        """A `run.on_resolved` timer came due: call the playbook's revert handler once."""
-        spec = self.registry.get(timer.playbook or "")
-        episode = await self.store.get_episode(timer.episode_id)
-        if spec is None or spec.revert is None or episode is None or timer.run_id is None:
-            raise LookupError(f"cannot revert: playbook {timer.playbook!r} or episode is gone")
-        target = spec.target(episode.labels, self.scope)
-        data, baseline = timer.payload.get("data"), None
-        incident = await self.store.incident_of_run(timer.run_id)
-        if incident is not None:
-            # One revert per incident: the last one due restores the incident's baseline.
-            reverts = await self.store.incident_timers(incident.id, REVERT)
-            later = [t for t in reverts if t.id != timer.id and t.state in ("waiting", "held")]
-            if later:
-                await self.store.record_decision(
-                    episode.id,
-                    spec.name,
-                    DecisionKind.SKIPPED,
-                    f"revert left to episode {later[-1].episode_id} of the same incident "
-                    f"({incident.id}), whose revert is still to come",
-                    timer.run_id,
-                )
-                return
-            live = sorted(
-                (t for t in reverts if t.state != "cancelled"), key=lambda t: t.run_id or 0
-            )
-            data, baseline = live[-1].payload.get("data"), live[0].payload.get("data")
-        again = await self._firing_again(spec, target, episode.id)
-        if again is not None:
-            await self._defer_revert(timer, spec, target, episode.id, again)
-            return
-        dry_run = bool(timer.payload.get("dry_run", True))
-        mode = Mode.AUTO if not dry_run else Mode.SHADOW
-        log = self.log.bind(
-            episode=episode.id, playbook=spec.name, target=target.key, run=timer.run_id, revert=True
-        )
-        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "revert")
-        alert = episode_alert(episode, "resolved")
-        kwargs = self._kwargs(spec, target, episode, alert, run, log, mode)
-        async with self.locks.hold(target.key):
-            try:
-                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    await spec.revert(
-                        **kwargs,
-                        data=handler_data.load(spec.revert, data),
-                        baseline=handler_data.load(spec.revert, baseline, "baseline"),
-                    )
-            except Exception as exc:
-                reason = f"revert failed: {type(exc).__name__}: {exc}"
-                await self.store.record_decision(
-                    episode.id, spec.name, DecisionKind.FAILED, reason, timer.run_id
-                )
-                await self.escalator.escalate(
-                    episode.id,
-                    timer.run_id,
-                    reason,
-                    {"kind": "revert_failed", "playbook": spec.name},
-                )
-                raise
-            finally:
-                await run.progress.finish()
-        await self._reverted(spec, target, episode.id, timer.run_id, run)
-
-    async def _reverted(
-        self, spec: PlaybookSpec, target: Target, episode_id: str, run_id: int, run: EngineRun
-    ) -> None:
-        """Say what the revert really did: undone (how), left for humans (why), or nothing."""
-        if run.escalations:
-            reason = "not reverted: " + "; ".join(run.escalations)
-            await self.store.record_decision(
-                episode_id, spec.name, DecisionKind.FAILED, reason, run_id
-            )
-            await self.escalator.escalate(
-                episode_id,
-                run_id,
-                reason,
-                {"kind": "revert_failed", "playbook": spec.name, "target": target.key},
-            )
-        elif run.acted or run.would:
-            done = "; ".join(run.done) or "dry run"
-            await self.store.record_decision(
-                episode_id,
-                spec.name,
-                DecisionKind.REVERTED,
-                f"reverted after the alert resolved: {done}",
-                run_id,
-            )
-            await self.reporter.report(
-                episode_id,
-                "reverted",
-                {"playbook": spec.name, "target": target.key, "evidence": run.evidence_data},
-            )
-            reason = f"reverted: {done}"
-        else:
-            reason = "nothing to revert"
-            await self.store.record_decision(
-                episode_id, spec.name, DecisionKind.NOOP, f"revert: {reason}", run_id
-            )
-        await self.incidents.close_after_revert(run_id, reason)
-
-    async def _firing_again(
-        self, spec: PlaybookSpec, target: Target, episode_id: str
-    ) -> str | None:
-        """Another firing episode of an alert this playbook handles for the same target: undoing
-        the change now (e.g. scaling down) would act against a firing alert."""
-        for other in await self.store.list_episodes(status="firing", namespace=target.namespace):
-            if other.id == episode_id or not spec.matches(other.labels):
-                continue
-            try:
-                if spec.target(other.labels, self.scope).key == target.key:
-                    return other.id
-            except TargetError:
-                continue
-        return None
-
-    async def _defer_revert(
-        self, timer: TimerRecord, spec: PlaybookSpec, target: Target, episode_id: str, again: str
-    ) -> None:
-        """Ask again after the same cool-down (at least a second, so it never spins): once the
-        other episode resolved, the handler decides from the state it then finds."""
-        wait = max(float(timer.payload.get("delay_seconds", 0.0)), 1.0)
-        await self.store.add_timer(
-            REVERT,
-            episode_id,
-            due_at=datetime.now(UTC) + timedelta(seconds=wait),
-            run_id=timer.run_id,
-            playbook=spec.name,
-            payload=dict(timer.payload),
-        )
-        await self.store.record_decision(
-            episode_id,
-            spec.name,
-            DecisionKind.SKIPPED,
-            f"revert deferred: the alert fires again for {target.key} (episode {again}); "
-            f"asking again in {wait:g} s",
-            timer.run_id,
-        )
-
-    async def follow_up(self, timer: TimerRecord) -> None:
-        """A `run.follow_up` timer came due: the playbook's next step, if the alert still fires.
-
-        Whatever the step does not settle (a refusal, a failure, its own `run.escalate`) goes to
-        humans: a follow-up is never retried.
-        """
-        spec = self.registry.get(timer.playbook or "")
-        episode = await self.store.get_episode(timer.episode_id)
-        if spec is None or spec.follow_up is None or episode is None or timer.run_id is None:
-            raise LookupError(f"cannot follow up: playbook {timer.playbook!r} or episode is gone")
-        settled = await self._settled(episode, timer.run_id)
-        if settled:
-            await self.store.record_decision(
-                episode.id,
-                spec.name,
-                DecisionKind.SKIPPED,
-                f"no follow-up: {settled}",
-                timer.run_id,
-            )
-            return
-        target = spec.target(episode.labels, self.scope)
-        dry_run = bool(timer.payload.get("dry_run", True))
-        mode = Mode.AUTO if not dry_run else Mode.SHADOW
-        log = self.log.bind(
-            episode=episode.id,
-            playbook=spec.name,
-            target=target.key,
-            run=timer.run_id,
-            follow_up=True,
-        )
-        run = self._new_run(spec, target, episode.id, timer.run_id, dry_run, log, "follow_up")
-        kwargs = self._kwargs(
-            spec, target, episode, episode_alert(episode, "firing"), run, log, mode
-        )
-        kind, error = DecisionKind.NOOP, None
-        async with self.locks.hold(target.key):
-            try:
-                async with asyncio.timeout(self.settings.dispatch.playbook_timeout_seconds):
-                    data = handler_data.load(spec.follow_up, timer.payload.get("data"))
-                    await spec.follow_up(**kwargs, data=data)
-            except ActionRefused as refused:
-                kind, error = DecisionKind.REFUSED, f"follow-up refused: {refused}"
-            except Exception as exc:  # TimeoutError included: humans take over
-                kind, error = DecisionKind.FAILED, f"follow-up failed: {type(exc).__name__}: {exc}"
-                log.exception("follow-up failed")
-            else:
-                if run.acted or run.would:
-                    kind = DecisionKind.ACTED if run.acted else DecisionKind.SHADOW
-            finally:
-                await run.progress.finish()
-        escalation = "; ".join(filter(None, [error, *run.escalations]))
-        said = escalation or "; ".join([f"follow-up: {kind.value}", *run.notes])
-        await self.store.record_decision(episode.id, spec.name, kind, said, timer.run_id)
-        details = {
-            "kind": "follow_up",
-            "playbook": spec.name,
-            "target": target.key,
-            "mode": mode.value,
-            "evidence": run.evidence_data,
-        }
-        await self.reporter.report(episode.id, "follow_up", {**details, "run_id": timer.run_id})
-        if escalation:
-            await self.escalator.escalate(episode.id, timer.run_id, escalation, details)
-            await self.incidents.hold(timer.run_id, escalation)
-
-    async def _settled(self, episode: EpisodeRecord, run_id: int) -> str | None:
-        """Why no follow-up is needed, if it is not. The verification counts too: Prometheus
-        may have seen the fix work before Alertmanager sent the resolved notification."""
-        if episode.status != "firing":
-            return "the alert resolved"
-        found = await self.store.verifications_for(episode.id)
-        mine = [v.result for v in found if v.run_id == run_id]
-        if mine and mine[-1] == VerificationResult.VERIFIED:
-            return "the verification proved the fix"
-        return None
 
 
 def episode_alert(episode: EpisodeRecord, status: Literal["firing", "resolved"]) -> Alert:
