@@ -19,7 +19,7 @@ from remediator.engine.locks import KeyedLocks
 from remediator.engine.run import EngineRun
 from remediator.playbook import ActionRefused
 from remediator.store import Store
-from remediator.store.records import DecisionKind
+from remediator.store.records import DecisionKind, RunState
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,20 @@ class Ending:
     @property
     def error(self) -> str | None:
         return str(self.refused) if self.refused is not None else self.failure
+
+    def state(self, *, approve: bool = False) -> RunState:
+        """What the step came to; `approve`: a run in approve mode waits for a human when it
+        would have acted."""
+        run = self.run
+        if self.refused is not None:
+            return RunState.REFUSED
+        if self.failure is not None:
+            return RunState.FAILED
+        if run.acted:
+            return RunState.ACTED
+        if run.would:
+            return RunState.PENDING_APPROVAL if approve else RunState.SHADOW
+        return RunState.NOOP
 
     @property
     def escalations(self) -> list[str]:

@@ -183,17 +183,7 @@ class LaterSteps:
             await follow_up(**kwargs, data=handler_data.load(follow_up, timer.payload.get("data")))
 
         ending = await p.executor.execute(run, call, log, what="follow-up")
-        kind = (
-            DecisionKind.REFUSED
-            if ending.refused is not None
-            else DecisionKind.FAILED
-            if ending.failure is not None
-            else DecisionKind.ACTED
-            if run.acted
-            else DecisionKind.SHADOW
-            if run.would
-            else DecisionKind.NOOP
-        )
+        kind = DecisionKind(ending.state().value)
         error = (
             f"follow-up refused: {ending.refused}"
             if ending.refused is not None

@@ -306,19 +306,7 @@ class Pipeline:
         ending = await self.executor.execute(run, call, log, on_start=started)
         error = ending.error
         guard = ending.refused.guard if ending.refused is not None else None
-        state = (
-            RunState.REFUSED
-            if ending.refused is not None
-            else RunState.FAILED
-            if ending.failure is not None
-            else RunState.ACTED
-            if run.acted
-            else RunState.PENDING_APPROVAL
-            if mode is Mode.APPROVE and run.would
-            else RunState.SHADOW
-            if run.would
-            else RunState.NOOP
-        )
+        state = ending.state(approve=mode is Mode.APPROVE)
         escalation = "; ".join(ending.escalations) or None
         await self.store.finish_run(
             run_id, state, error=error, evidence=run.evidence_data, escalation=escalation
