@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
-from remediator.store.records import TimerRecord
+from remediator.store.records import TimerRecord, TimerState
 from remediator.tasks import stop_tasks
 
 TimerHandler = Callable[[TimerRecord], Awaitable[None]]
@@ -60,9 +60,11 @@ class Timers:
                 raise
             except Exception as exc:  # a broken handler must not stop the other timers
                 self._log.exception("timer failed", kind=timer.kind, episode=timer.episode_id)
-                await self._store.finish_timer(timer.id, "failed", f"{type(exc).__name__}: {exc}")
+                await self._store.finish_timer(
+                    timer.id, TimerState.FAILED, f"{type(exc).__name__}: {exc}"
+                )
             else:
-                await self._store.finish_timer(timer.id, "done")
+                await self._store.finish_timer(timer.id, TimerState.DONE)
         return ran
 
     async def _loop(self) -> None:

@@ -156,7 +156,7 @@ class Views:
     async def approval(self, run_id: int) -> ApprovalRecord | None:
         return await self._store.get_approval(run_id)
 
-    async def incidents(self, state: str | None = None) -> list[IncidentRecord]:
+    async def incidents(self, state: IncidentState | None = None) -> list[IncidentRecord]:
         return await self._store.list_incidents(state=state)
 
     async def incident(self, incident_id: int) -> IncidentRecord | None:

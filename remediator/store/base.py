@@ -3,438 +3,70 @@
 Every method is one durable step of the decision record. The claim of a run
 (`claim_run`) is the idempotency point: a unique (episode, playbook) row, so re-sent
 notifications and several replicas sharing a PostgreSQL store act at most once per episode.
+
+`Store` is the union of the aggregates' protocols (store/protocols.py), one per repository; it
+also carries each repository as an attribute (`store.runs`, `store.outbox`, ...) for code that
+needs one aggregate only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from remediator.alertmanager import Alert
-from remediator.store.records import (
-    ActionRecord,
-    ApprovalRecord,
-    AuditRecord,
-    BreakerRecord,
-    DecisionRecord,
-    DigestPlan,
-    EpisodeRecord,
-    EpisodeState,
-    EscalationRecord,
-    IncidentRecord,
-    IncomingNotification,
-    JournalEntry,
-    KillSwitchRecord,
-    OutboxItem,
-    RunRecord,
-    TimerRecord,
-    VerificationRecord,
-    WorkItem,
-    WorkKind,
+from remediator.store.protocols import (
+    DigestWork,
+    EpisodeStore,
+    GovernanceStore,
+    IncidentStore,
+    IntakeStore,
+    OutboxStore,
+    RunStore,
+    SlackStore,
+    StormStore,
+    TimerStore,
 )
-from remediator.store.storm_records import HeldAlert, Sighting, StormPicture
 
 
 class StoreUnavailable(Exception):
     """The store cannot take a write now (locked, disk full, down): answer 503, retry later."""
 
 
-class DigestWork(Protocol):
-    known: Mapping[str, EpisodeState]
+class Store(
+    IntakeStore,
+    EpisodeStore,
+    RunStore,
+    OutboxStore,
+    TimerStore,
+    GovernanceStore,
+    StormStore,
+    IncidentStore,
+    SlackStore,
+    Protocol,
+):
+    @property
+    def intake(self) -> IntakeStore: ...
+    @property
+    def episodes(self) -> EpisodeStore: ...
+    @property
+    def runs(self) -> RunStore: ...
+    @property
+    def outbox(self) -> OutboxStore: ...
+    @property
+    def timers(self) -> TimerStore: ...
+    @property
+    def governance(self) -> GovernanceStore: ...
+    @property
+    def storm(self) -> StormStore: ...
+    @property
+    def incidents(self) -> IncidentStore: ...
+    @property
+    def slack(self) -> SlackStore: ...
 
-    async def apply(self, plan: DigestPlan) -> None: ...
-
-
-class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None:
         """Raise StoreUnavailable if the store cannot be read and written now."""
         ...
 
-    # intake: a journal first (what the webhook waits for), episodes after (the digester)
-    async def journal(self, batch: Sequence[IncomingNotification]) -> list[str]:
-        """Record a batch of notifications as received, in one transaction; returns their
-        ids, which sort in the order they were journaled, once durable."""
-        ...
 
-    async def undigested(self, limit: int) -> list[JournalEntry]:
-        """Journaled notifications not yet digested, oldest first."""
-        ...
-
-    async def count_undigested(self) -> int: ...
-
-    def digesting(self, episode_ids: Sequence[str]) -> AbstractAsyncContextManager[DigestWork]:
-        """A transaction for one slice of the journal: what is known of `episode_ids`, and
-        `apply` for the plan the engine makes of it (engine/digest_plan.py); the plan and the
-        mark that the slice is digested commit together (so a crash digests it again, never
-        twice). An exception inside the block undoes the slice."""
-        ...
-
-    async def pending_work(self, kind: WorkKind, limit: int, after: str = "") -> list[WorkItem]:
-        """Work recorded but not yet handled (after a restart, or after a queue overflow),
-        by episode id (oldest startsAt first), starting after the episode id `after`."""
-        ...
-
-    async def mark_handled(self, item: WorkItem) -> None: ...
-
-    # decisions and runs
-    async def record_decision(
-        self,
-        episode_id: str,
-        playbook: str | None,
-        kind: str,
-        reason: str,
-        run_id: int | None = None,
-    ) -> None: ...
-    async def claim_run(
-        self, episode_id: str, playbook: str, target_key: str, mode: str
-    ) -> int | None:
-        """Create the run, or None if this (episode, playbook) was already claimed."""
-        ...
-
-    async def finish_run(
-        self,
-        run_id: int,
-        state: str,
-        *,
-        error: str | None = None,
-        evidence: dict[str, Any] | None = None,
-        escalation: str | None = None,
-    ) -> None: ...
-    async def record_call(
-        self, run_id: int, episode_id: str, verb: str, resource: str, obj: str, body: Any
-    ) -> None: ...
-    async def record_intent(
-        self,
-        run_id: int,
-        episode_id: str,
-        *,
-        verb: str,
-        resource: str,
-        obj: str,
-        summary: str,
-        body: Any,
-        change: dict[str, Any],
-        dry_run: bool,
-    ) -> int: ...
-    async def record_outcome(
-        self, action_id: int, state: str, *, result: Any = None, error: str | None = None
-    ) -> None: ...
-    async def interrupt_unfinished(self) -> list[ActionRecord]:
-        """At start-up: every intent without an outcome becomes `interrupted` (never re-run);
-        a run that died before its first action is released so the episode runs again."""
-        ...
-
-    # escalation and reports
-    async def add_escalation(
-        self, episode_id: str, run_id: int | None, reason: str, details: dict[str, Any]
-    ) -> int: ...
-    async def enqueue_outbox(
-        self, channel: str, episode_id: str | None, kind: str, payload: dict[str, Any]
-    ) -> int: ...
-    async def due_outbox(self, channel: str, now: datetime, limit: int) -> list[OutboxItem]: ...
-    async def outbox_delivered(self, item_id: int, at: datetime) -> None: ...
-    async def outbox_failed(self, item_id: int, error: str, retry_at: datetime) -> None: ...
-    async def outbox_pending(self) -> dict[str, int]:
-        """Messages waiting for delivery per channel (dead letters not included)."""
-        ...
-
-    # dead letters (store/sqlite_outbox.py)
-    async def outbox_dead(self, item_id: int, error: str, at: datetime) -> None:
-        """Dead-letter a message: its channel skips it from now on, until a re-send."""
-        ...
-
-    async def dead_letters(self, channel: str | None = None, limit: int = 100) -> list[OutboxItem]:
-        """Dead letters not re-sent, newest first."""
-        ...
-
-    async def dead_letter_counts(self) -> dict[str, int]: ...
-    async def get_outbox_item(self, item_id: int) -> OutboxItem | None: ...
-    async def resend_dead_letter(self, item_id: int, *, who: str, reason: str) -> OutboxItem | None:
-        """Queue a dead letter again (first of its channel, attempts from zero); audited.
-        None when `item_id` is not a dead letter."""
-        ...
-
-    # durable timers
-    async def add_timer(
-        self,
-        kind: str,
-        episode_id: str,
-        *,
-        due_at: datetime | None,
-        run_id: int | None = None,
-        playbook: str | None = None,
-        delay_seconds: float = 0.0,
-        payload: dict[str, Any] | None = None,
-        held: bool = False,
-    ) -> int:
-        """due_at None: the timer waits for its episode to resolve, then fires after delay.
-        `held`: it waits for `release_timers` first (a revert declared before acting)."""
-        ...
-
-    async def arm_timers(self, episode_id: str, resolved_at: datetime) -> int:
-        """The episode resolved: timers waiting for it become due at resolved_at + delay."""
-        ...
-
-    async def due_timers(self, at: datetime, limit: int) -> list[TimerRecord]: ...
-    async def finish_timer(self, timer_id: int, state: str, error: str | None = None) -> None: ...
-    async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int: ...
-    async def timers_for(self, episode_id: str) -> list[TimerRecord]: ...
-
-    # reading the record
-    async def get_episode(self, episode_id: str) -> EpisodeRecord | None: ...
-    async def list_episodes(
-        self,
-        *,
-        status: str | None = None,
-        alertname: str | None = None,
-        namespace: str | None = None,
-        playbook: str | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-    ) -> list[EpisodeRecord]: ...
-    async def runs_for(self, episode_id: str) -> list[RunRecord]: ...
-    async def actions_for(self, episode_id: str) -> list[ActionRecord]: ...
-    async def decisions_for(self, episode_id: str) -> list[DecisionRecord]: ...
-    async def calls_for(self, episode_id: str) -> list[dict[str, Any]]: ...
-    async def escalations_for(self, episode_id: str) -> list[EscalationRecord]: ...
-    async def count_runs(
-        self,
-        *,
-        since: datetime,
-        states: Sequence[str],
-        target_key: str | None = None,
-        playbook: str | None = None,
-    ) -> int: ...
-    async def count_episodes(self) -> int: ...
-    async def prune(self, older_than: datetime) -> int: ...
-
-    # governance (engine/guards, engine/governance.py); operator mutations write the audit log
-    async def add_kill_switch(
-        self, scope: str, key: str, *, reason: str, who: str, expires_at: datetime | None
-    ) -> KillSwitchRecord: ...
-    async def lift_kill_switch(
-        self, switch_id: int, *, who: str, reason: str
-    ) -> KillSwitchRecord | None:
-        """None if the switch does not exist or is no longer active."""
-        ...
-
-    async def kill_switches(self, *, at: datetime | None = None) -> list[KillSwitchRecord]:
-        """Switches active at `at`; every switch ever set when `at` is None."""
-        ...
-
-    async def acting_runs(
-        self,
-        *,
-        since: datetime | None = None,
-        target_key: str | None = None,
-        playbook: str | None = None,
-        episode_id: str | None = None,
-        exclude_run: int | None = None,
-    ) -> list[datetime]:
-        """The rate-limit ledger: runs that made at least one real action (intent, succeeded,
-        failed or interrupted; never a dry run or a refusal), each as the time of its first
-        real action at or after `since`, oldest first."""
-        ...
-
-    # the storm picture (engine/storm_watch.py)
-    async def add_sightings(self, sightings: Sequence[Sighting]) -> None:
-        """Record firing alerts as they arrived (an episode is sighted once)."""
-        ...
-
-    async def hold_alerts(
-        self, breaker_id: int, sightings: Sequence[Sighting], reason: str
-    ) -> None:
-        """In one transaction: sight them as held by the breaker, mark their episodes handled
-        with nothing to do when they resolve, and record a `held` decision for each."""
-        ...
-
-    async def mark_refused(self, episode_id: str, kind: str) -> None:
-        """The sighted alert was refused before acting (it counts towards a refusal burst)."""
-        ...
-
-    async def storm_picture(self, since: datetime, known_since: datetime | None) -> StormPicture:
-        """Counts of sighted targets (alerts a playbook handles) since `since`, and of known
-        targets since `known_since` (None: not needed)."""
-        ...
-
-    async def held_alerts(self, breaker_id: int, limit: int = 10_000) -> list[HeldAlert]: ...
-    async def get_breaker(self, breaker_id: int) -> BreakerRecord | None: ...
-    async def escalations_since(self, since: datetime) -> list[EscalationRecord]:
-        """Escalations recorded since then, oldest first (aggregated escalations' summaries)."""
-        ...
-
-    async def latest_breaker(self) -> BreakerRecord | None:
-        """The breaker opened last, open or closed."""
-        ...
-
-    async def count_held(self, breaker_id: int) -> int: ...
-
-    async def open_breaker(
-        self, reason: str, details: dict[str, Any], expires_at: datetime | None
-    ) -> BreakerRecord | None:
-        """Open the breaker; None if it already was open (so exactly one opener pages)."""
-        ...
-
-    async def current_breaker(self) -> BreakerRecord | None:
-        """The breaker not closed yet (possibly past its expiry), if any."""
-        ...
-
-    async def close_breaker(
-        self, *, who: str, reason: str, at: datetime | None = None
-    ) -> BreakerRecord | None: ...
-    async def last_breaker_close(self) -> datetime | None: ...
-    async def add_approval(
-        self, run_id: int, episode_id: str, playbook: str, target_key: str, expires_at: datetime
-    ) -> ApprovalRecord: ...
-    async def decide_approval(
-        self, run_id: int, state: str, *, who: str, reason: str
-    ) -> ApprovalRecord | None:
-        """Decide a pending approval once; None if it is not pending. Approving sets the run
-        back to `running`."""
-        ...
-
-    async def get_approval(self, run_id: int) -> ApprovalRecord | None: ...
-    async def approvals(self, *, state: str | None = None) -> list[ApprovalRecord]: ...
-    async def record_verification(
-        self,
-        *,
-        episode_id: str,
-        run_id: int,
-        playbook: str,
-        target_key: str,
-        query: str,
-        result: str,
-        detail: str,
-    ) -> int: ...
-    async def verifications_for(self, episode_id: str) -> list[VerificationRecord]: ...
-    async def recent_verifications(self, since: datetime) -> list[str]:
-        """Results of verifications since then, newest first."""
-        ...
-
-    async def audit_log(self, limit: int = 100) -> list[AuditRecord]: ...
-
-    # reports and the admin API (store/sqlite_admin.py)
-    async def report_thread(self, episode_id: str) -> str | None:
-        """The Slack `ts` of the episode's first report message (its thread), if posted."""
-        ...
-
-    async def set_report_thread(self, episode_id: str, channel: str, ts_: str) -> None: ...
-    async def outbox_for(self, episode_id: str) -> list[dict[str, Any]]:
-        """Every queued message of the episode (reports, escalations), delivered or not."""
-        ...
-
-    async def playbook_modes(self) -> dict[str, str]:
-        """Operator overrides of playbook modes, by playbook name."""
-        ...
-
-    async def set_playbook_mode(
-        self, playbook: str, mode: str | None, *, who: str, reason: str
-    ) -> None:
-        """Override a playbook's mode (None: back to the configuration); audited."""
-        ...
-
-    async def record_manual_episode(
-        self, alert: Alert, *, who: str, reason: str, details: dict[str, Any]
-    ) -> str:
-        """Record a synthetic, already-dispatched episode for a run by hand; audited."""
-        ...
-
-    async def record_audit(
-        self,
-        who: str,
-        action: str,
-        subject: str,
-        reason: str,
-        details: dict[str, Any] | None = None,
-    ) -> None: ...
-
-    # Slack approvals (store/sqlite_slack.py)
-    async def record_slack_click(
-        self,
-        signature: str,
-        *,
-        user_id: str,
-        action: str,
-        run_id: int | None,
-        episode_id: str,
-        timer_kind: str,
-        payload: dict[str, Any],
-    ) -> int | None:
-        """Record a signed button click and a timer (due now) that processes it, in one
-        transaction; returns the timer's id, or None if this signature was seen before."""
-        ...
-
-    async def set_approval_message(self, run_id: int, channel: str, ts_: str) -> None:
-        """The Slack message that carries the run's Approve/Deny buttons."""
-        ...
-
-    async def approval_message(self, run_id: int) -> tuple[str, str] | None:
-        """(channel, ts) of the run's message with buttons, if it was posted."""
-        ...
-
-    async def claim_run_now(
-        self, run_id: int, episode_id: str, *, who: str, reason: str
-    ) -> tuple[bool, str, datetime]:
-        """Claim "run now" of a shadow run, once (audited): (True, who, at) for this claim,
-        or (False, who, at) of the claim that came first."""
-        ...
-
-    # start-up reconciliation and incidents (store/sqlite_incidents.py)
-    async def unfinished_runs(self) -> list[RunRecord]:
-        """Runs still `running` that made at least one real action (read before
-        `interrupt_unfinished`, which marks them interrupted)."""
-        ...
-
-    async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
-        """The run's evidence so far (written before each real action, so a crash keeps it)."""
-        ...
-
-    async def release_timers(self, run_id: int, kind: str, *, arm: bool) -> int:
-        """The run's `held` timers of `kind` start waiting (due already if their episode
-        resolved), or with arm False are cancelled; returns how many."""
-        ...
-
-    async def claim_timer(self, timer_id: int) -> bool:
-        """Take a waiting timer to run it (`running`); False if another runner has it."""
-        ...
-
-    async def requeue_running_timers(self) -> int:
-        """At start-up: timers a stopped daemon was running wait again (their handlers check
-        the state they find; an action they left in `intent` is reconciled, not re-run)."""
-        ...
-
-    async def current_incident(self, playbook: str, target_key: str) -> IncidentRecord | None:
-        """The incident of (playbook, target) not closed yet, if any."""
-        ...
-
-    async def open_incident(
-        self, playbook: str, target_key: str, episode_id: str, run_id: int | None
-    ) -> IncidentRecord:
-        """The incident of (playbook, target), opened if there is none; the run joins it."""
-        ...
-
-    async def join_incident(
-        self, incident_id: int, episode_id: str, run_id: int | None, how: str
-    ) -> None: ...
-    async def hold_incident(self, incident_id: int, reason: str) -> None: ...
-    async def close_incident(
-        self, incident_id: int, *, who: str, reason: str, audit: bool = False
-    ) -> IncidentRecord | None:
-        """Close it once; None if it is closed already. `audit`: an operator did it."""
-        ...
-
-    async def get_incident(self, incident_id: int) -> IncidentRecord | None:
-        """The incident with the episodes it spans."""
-        ...
-
-    async def list_incidents(
-        self, *, state: str | None = None, limit: int = 100
-    ) -> list[IncidentRecord]: ...
-    async def incident_of_run(self, run_id: int) -> IncidentRecord | None: ...
-    async def incident_timers(self, incident_id: int, kind: str) -> list[TimerRecord]:
-        """Timers of `kind` of the runs the incident spans, oldest first."""
-        ...
+__all__ = ["DigestWork", "Store", "StoreUnavailable"]

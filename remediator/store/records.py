@@ -243,6 +243,15 @@ class OutboxItem:
     delivered_at: datetime | None = None
 
 
+class TimerState(StrEnum):
+    WAITING = "waiting"  # for its due time (or, due time unset, for its episode to resolve)
+    HELD = "held"  # declared before its run acted: waits for `release_timers`
+    RUNNING = "running"  # claimed by a timer runner
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 @dataclass(frozen=True)
 class TimerRecord:
     id: int

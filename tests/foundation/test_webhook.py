@@ -262,7 +262,7 @@ async def test_decision_record_locked_still_acknowledges_and_catches_up(
 
     daemon = await make_daemon(lag_registry([]))
     store = daemon.engine.store
-    await store.db.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
+    await store.database.connection.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
     blocker = sqlite3.connect(daemon.settings.state.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")  # the decision record is locked, the journal is not
     try:

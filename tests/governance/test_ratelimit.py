@@ -10,7 +10,7 @@ from remediator.alertmanager import Alert
 from remediator.playbook import Registry
 from remediator.store.records import WorkItem, WorkKind
 from remediator.store.sqlite import SQLiteStore
-from remediator.store.sqlite_governance import acting_runs_query
+from remediator.store.sqlite.runs import acting_runs_query
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -160,7 +160,9 @@ async def test_the_ledger_is_read_through_an_index_not_a_scan_of_every_action(
             (None, "Deployment/shop/orders", None, "ep-1", 7),
         ):
             sql, params = acting_runs_query(*args)
-            async with store.db.execute("EXPLAIN QUERY PLAN " + sql, params) as cursor:
+            async with store.database.connection.execute(
+                "EXPLAIN QUERY PLAN " + sql, params
+            ) as cursor:
                 plan = [row[3] for row in await cursor.fetchall()]
             assert not [step for step in plan if step.startswith("SCAN")], (args, plan)
     finally:

@@ -1,6 +1,6 @@
 """When is it a storm: a pure function of the storm picture and the settings.
 
-The store counts (store/sqlite_storm.py), this decides, the breaker records the decision and
+The store counts (store/sqlite/storm.py), this decides, the breaker records the decision and
 pages (engine/guards/storm.py). Counting arrived alerts, not started runs, is what lets the
 breaker open before the first action of a storm that arrives in one notification, and count
 alerts that would have been refused before acting.

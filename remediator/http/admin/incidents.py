@@ -20,7 +20,7 @@ async def incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in STATES:
         raise Problem(422, f"state must be one of {', '.join(STATES)}")
-    found = await engine(request).views.incidents(state)
+    found = await engine(request).views.incidents(IncidentState(state) if state else None)
     return _reply({"incidents": [record(i) for i in found]})
 
 
