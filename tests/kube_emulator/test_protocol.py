@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes.aio import client, watch
 from kubernetes.aio.client.exceptions import ApiException
@@ -239,3 +240,18 @@ async def test_writes_accept_a_field_manager_and_refuse_a_bad_one(
     body = json.loads(too_long.value.body)
     assert (body["reason"], body["details"]["causes"][0]["field"]) == ("Invalid", "fieldManager")
     assert emu.get("apps/v1", "deployments", "shop", "api")["spec"]["replicas"] == 2
+
+
+async def test_a_path_no_route_matches_is_a_not_found_status(emu: KubeEmulator) -> None:
+    # A name with a newline (a hostile label that got past a daemon) or a typo in a path is
+    # the API server's 404 with a Status body, not an emulator error.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            emu.url + "/apis/apps/v1/namespaces/kube-system%0A/deployments/x/y/z"
+        ) as response,
+    ):
+        body = await response.json()
+    assert response.status == 404
+    assert (body["kind"], body["code"], body["reason"]) == ("Status", 404, "NotFound")
+    assert emu.errors == []

@@ -139,6 +139,11 @@ class ApiServer:
         except errors.ApiError as exc:
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             return web.json_response(exc.body(), status=exc.code, headers=headers)
+        except web.HTTPException as exc:
+            # aiohttp's own answers (no route for the path, a method not allowed), as the API
+            # server gives them: a Status body, not an emulator error.
+            body = errors.status_body(exc.status, exc.reason)
+            return web.json_response(body, status=exc.status)
         except Exception as exc:
             log.exception("emulator failed handling %s %s", request.method, request.path)
             self.errors.append(exc)
