@@ -20,6 +20,7 @@ from remediator.http.app import build_app
 from remediator.http.auth import Credentials
 from remediator.playbook import Registry
 from remediator_testing.alerts import body
+from remediator_testing.clock import ManualClock
 from remediator_testing.kube import KubeEmulator
 
 TOKEN = "test-token"
@@ -62,6 +63,7 @@ class Daemon:
     client: TestClient[Any, Any]
     engine: Engine
     settings: Settings
+    clock: ManualClock | None = None
 
     async def post(
         self,
@@ -85,6 +87,16 @@ class Daemon:
         await self.engine.digester.drained()
         await self.engine.dispatcher.drained()
 
+    async def advance(self, seconds: float) -> None:
+        """Move the daemon's manual clock (`make_daemon(..., clock=ManualClock())`) and wait
+        until what came due happened: the due timers ran, then the due outbox messages had
+        their attempt, then the work they caused was handled."""
+        assert self.clock is not None, "make_daemon(..., clock=ManualClock()) to advance time"
+        self.clock.advance(seconds)
+        await self.engine.timers.settled()
+        await self.engine.outbox.settled()
+        await self.settle()
+
 
 MakeDaemon = Callable[..., Awaitable[Daemon]]
 
@@ -103,6 +115,7 @@ async def make_daemon(aiohttp_client: Any, state_path: Path) -> AsyncIterator[Ma
         credentials: Credentials | None = None,
         hooks: Hooks | None = None,
         clients: ClientSet | None = None,
+        clock: ManualClock | None = None,
     ) -> Daemon:
         data: dict[str, Any] = {"builtin_playbooks": False, "state": {"path": str(state_path)}}
         for key, value in (config or {}).items():
@@ -113,9 +126,9 @@ async def make_daemon(aiohttp_client: Any, state_path: Path) -> AsyncIterator[Ma
         settings = Settings(**data) if data else load_settings()
         params, problems = playbook_params(registry, settings)
         assert not problems, problems
-        engine = Engine(settings, registry, params, hooks=hooks, clients=clients)
+        engine = Engine(settings, registry, params, hooks=hooks, clients=clients, clock=clock)
         app = build_app(settings, engine, credentials or Credentials(bearer=TOKEN))
         client = await aiohttp_client(app)
-        return Daemon(client, engine, settings)
+        return Daemon(client, engine, settings, clock)
 
     yield make

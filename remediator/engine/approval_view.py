@@ -7,7 +7,7 @@ as it is when the report is built, and every guard is checked again when the run
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from remediator.config import SlackApprovalSettings, playbook_entry
@@ -15,8 +15,7 @@ from remediator.store import Store
 from remediator.store.records import ApprovalRecord, RunRecord, Scope
 
 
-async def guards_view(store: Store, run: RunRecord) -> list[str]:
-    at = datetime.now(UTC)
+async def guards_view(store: Store, run: RunRecord, at: datetime) -> list[str]:
     mine = {(Scope.GLOBAL, ""), (Scope.PLAYBOOK, run.playbook), (Scope.TARGET, run.target_key)}
     switches = [s for s in await store.kill_switches(at=at) if (s.scope, s.key) in mine]
     breaker = await store.current_breaker()
@@ -40,8 +39,9 @@ async def guards_view(store: Store, run: RunRecord) -> list[str]:
     return lines
 
 
-async def approval_document(store: Store, run: RunRecord) -> dict[str, Any] | None:
-    """The pending approval of a run, for its report; None if the run never waited."""
+async def approval_document(store: Store, run: RunRecord, at: datetime) -> dict[str, Any] | None:
+    """The pending approval of a run, for its report (the guards as they are `at`); None if
+    the run never waited."""
     approval: ApprovalRecord | None = await store.get_approval(run.id)
     if approval is None:
         return None
@@ -49,7 +49,7 @@ async def approval_document(store: Store, run: RunRecord) -> dict[str, Any] | No
         "state": approval.state,
         "requested_at": approval.requested_at.isoformat(),
         "expires_at": approval.expires_at.isoformat(),
-        "guards": await guards_view(store, run),
+        "guards": await guards_view(store, run, at),
     }
 
 

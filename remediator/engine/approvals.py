@@ -10,9 +10,10 @@ so two operators, or an operator and the timeout, cannot both win.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from remediator.alertmanager import Alert
+from remediator.clock import Clock
 from remediator.config import ApprovalSettings, Mode
 from remediator.engine.guards.approval import ApprovedCalls, call_key
 from remediator.engine.hooks import Escalator
@@ -46,8 +47,10 @@ class Approvals:
         settings: ApprovalSettings,
         escalator: Escalator,
         approved: ApprovedCalls,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._settings = settings
         self._escalator = escalator
         self._approved = approved
@@ -56,7 +59,7 @@ class Approvals:
         self._log = get_logger(component="approvals")
 
     async def requested(self, run: RunInfo) -> None:
-        expires_at = datetime.now(UTC) + timedelta(seconds=self._settings.timeout_seconds)
+        expires_at = self._clock.now() + timedelta(seconds=self._settings.timeout_seconds)
         await self._store.add_approval(
             run.run_id, run.episode_id, run.playbook, run.target.key, expires_at
         )
@@ -164,7 +167,7 @@ class Approvals:
             raise ApprovalError(f"run {run_id} is not waiting for an approval")
         if approval.state != ApprovalState.PENDING:
             raise ApprovalError(f"run {run_id} was already {approval.state}")
-        if approval.expires_at <= datetime.now(UTC):
+        if approval.expires_at <= self._clock.now():
             raise ApprovalError(f"the approval of run {run_id} expired")
         return approval
 

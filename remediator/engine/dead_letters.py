@@ -10,10 +10,7 @@ escalated again: that would loop on a channel that refuses everything.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-
+from remediator.clock import Clock
 from remediator.config import DeliverySettings
 from remediator.engine.hooks import Escalator
 from remediator.logs import get_logger
@@ -29,7 +26,7 @@ class DeadLetterAlarm:
         self,
         escalator: Escalator,
         settings: DeliverySettings,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock,
     ) -> None:
         self._escalator = escalator
         self._window = settings.dead_letter_window_seconds
@@ -46,7 +43,7 @@ class DeadLetterAlarm:
                 item=item.id,
             )
             return
-        at = self._clock()
+        at = self._clock.monotonic()
         if self._quiet_until is not None and at < self._quiet_until:
             self._unreported += 1
             return
@@ -58,7 +55,7 @@ class DeadLetterAlarm:
         )
         if earlier:
             reason += f" ({earlier} more dead letters since the last escalation)"
-        key = f"dead-letters-{datetime.now(UTC):%Y%m%dT%H%M%S}Z"
+        key = f"dead-letters-{self._clock.now():%Y%m%dT%H%M%S}Z"
         await self._escalator.escalate(
             key,
             None,

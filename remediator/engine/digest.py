@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 
 from remediator.alertmanager import Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
+from remediator.clock import Clock
 from remediator.engine import digest_plan
 from remediator.engine.dispatch import Dispatcher
 from remediator.logs import get_logger
@@ -44,8 +44,10 @@ class Digester:
         admit: Admit | None = None,
         slice_size: int = 8,
         handoff_max: int = 128,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._dispatcher = dispatcher
         self._metrics = metrics
         self._needs_work = needs_work
@@ -126,7 +128,7 @@ class Digester:
         slice_ = digest_plan.keyed([(entry, self._data(entry)) for entry in entries])
         async with self._store.digesting(slice_.episode_ids) as transaction:
             plan = digest_plan.plan_digest(
-                slice_, transaction.known, self._needs_work, datetime.now(UTC)
+                slice_, transaction.known, self._needs_work, self._clock.now()
             )
             await transaction.apply(plan)
         results: list[Digested] = plan.results

@@ -3,7 +3,8 @@
 `Engine.start` opens the store, builds the governance (guards, escalation through the outbox,
 verification, approvals) from the settings, reconciles interrupted intents, and starts the
 background tasks; `Engine.stop` stops them in reverse. The HTTP surface holds one Engine. A
-test can replace any seam with its own `Hooks`.
+test can replace any seam with its own `Hooks`, and give it a clock (remediator/clock.py): the
+store and every component read time from that one clock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from remediator.clients.prometheus import PrometheusClient
+from remediator.clock import Clock, SystemClock
 from remediator.config import Settings
 from remediator.engine.approval_view import approvers
 from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
@@ -84,14 +86,17 @@ class Engine:
         store: Store | None = None,
         clients: ClientSet | None = None,
         hooks: Hooks | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        # The one source of time for the store and every component (a test's manual clock).
+        self.clock = clock or SystemClock()
         self.registry = registry
         self.params = params
         # Playbook modes (configuration + operator overrides), asked by runs, HTTP and CLI.
         self.modes = PlaybookModes(settings)
         self.metrics = metrics or Metrics()
-        self.store = store or make_store(settings.state)
+        self.store = store or make_store(settings.state, self.clock)
         # What the admin API and the web page read (HTTP never reads the store itself).
         self.views = Views(self.store, settings.state.backend, self._dispatch_depth)
         self._given_clients = clients
@@ -142,6 +147,7 @@ class Engine:
             self.metrics,
             needs_work=self.pipeline.needs_work,
             admit=self.storm.admit,
+            clock=self.clock,
         )
         self.intake = Intake(
             self.store,
@@ -149,6 +155,7 @@ class Engine:
             self.metrics,
             batch_max=self.settings.state.batch_max,
             max_backlog=self.settings.webhook.max_backlog,
+            clock=self.clock,
         )
         await self.breaker.status()  # the gauge shows a breaker left open before a restart
         await self.outbox.start()
@@ -166,7 +173,8 @@ class Engine:
 
     async def _build_governed_pipeline(self) -> None:
         settings, store, metrics, hooks = self.settings, self.store, self.metrics, self._hooks
-        self.timers = Timers(store)
+        clock = self.clock
+        self.timers = Timers(store, clock=clock)
         self._session = aiohttp.ClientSession()
         channels: dict[str, Deliver] = build_channels(settings.escalation, self._session)
         holds: dict[str, Hold] = {}
@@ -184,10 +192,13 @@ class Engine:
                 self._session,
                 Scrubber(secret_values(settings)),
                 mention=mention,
+                clock=clock,
             )
             channels[SLACK_REPORT] = delivery
             holds[SLACK_REPORT] = delivery.hold
-        self.outbox = Outbox(store, metrics, channels, settings.escalation.delivery, holds)
+        self.outbox = Outbox(
+            store, metrics, channels, settings.escalation.delivery, holds, clock=clock
+        )
         self.storm_messages: StormMessages | None = None
         if delivery is not None:
             self.storm_messages = StormMessages(
@@ -202,23 +213,28 @@ class Engine:
             metrics,
             self.outbox,
             page_in_shadow=settings.escalation.page_in_shadow,
-            policy=EscalationPolicy(settings.escalation),
+            policy=EscalationPolicy(settings.escalation, clock),
             timers=self.timers,
+            clock=clock,
         )
         self.timers.on(SUMMARY, escalation.on_summary)
         escalator = hooks.escalator or escalation
-        self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery)
+        self.outbox.on_dead_letter = DeadLetterAlarm(escalator, settings.escalation.delivery, clock)
         rules = gitops_rules(settings)
-        governed = build_guards(settings.guards, store, escalator, metrics, rules)
+        governed = build_guards(settings.guards, store, escalator, metrics, clock, rules)
         self.breaker = governed.breaker
         approvals = Approvals(
-            store=store, settings=settings.approval, escalator=escalator, approved=governed.approved
+            store=store,
+            settings=settings.approval,
+            escalator=escalator,
+            approved=governed.approved,
+            clock=clock,
         )
         slack_approvers = (
             partial(approvers, settings.approval.slack) if settings.approval.slack.enabled else None
         )
         reporter: Reporter = hooks.reporter or (
-            SlackReports(store, self.outbox, approvers=slack_approvers)
+            SlackReports(store, self.outbox, approvers=slack_approvers, clock=clock)
             if settings.reports.slack.enabled
             else NoReports()
         )
@@ -234,6 +250,7 @@ class Engine:
                 breaker=self.breaker,
                 timers=self.timers,
                 bake_of=settings.bake_of,
+                clock=clock,
             )
             self.timers.on(VERIFY, verification.on_timer)
             verifier = verification
@@ -251,13 +268,14 @@ class Engine:
             clients=self.clients.factories,
             scope=self.clients.scope,
             modes=self.modes,
+            clock=clock,
         )
         on_change = self.storm_messages.changed if self.storm_messages is not None else None
         self.storm = StormWatch(store, self.breaker, self.pipeline, metrics, on_hold=on_change)
         if on_change is not None:
             self.breaker.on_close.append(on_change)
         self.pipeline.storm = self.storm
-        gitops = GitOpsFollowUps(store, rules, self.pipeline, escalator, reporter)
+        gitops = GitOpsFollowUps(store, rules, self.pipeline, escalator, reporter, clock=clock)
         self.pipeline.action_hooks = gitops
         self.timers.on(GITOPS_CHECK, gitops.on_check)
         self.timers.on(GITOPS_RESUME, gitops.on_resume)
@@ -273,6 +291,7 @@ class Engine:
             settings=settings.guards.kill_switch,
             reporter=reporter,
             outbox=self.outbox,
+            clock=clock,
         )
         self.slack_approvals = wire_slack_approvals(
             settings,
@@ -282,6 +301,7 @@ class Engine:
             session=self._session,
             approvals=approvals,
             timers=self.timers,
+            clock=clock,
         )
         await self.governance.load_modes()
 

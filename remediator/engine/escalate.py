@@ -14,9 +14,10 @@ that were told get a resolve (PagerDuty closes the incident with the same dedup_
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from remediator.clock import Clock
 from remediator.engine.channels import PAGERDUTY, SLACK, WEBHOOK
 from remediator.engine.escalation_policy import GROUP, SUMMARY, EscalationPolicy, Verdict
 from remediator.engine.guards.storm import NAME as STORM_BREAKER
@@ -56,8 +57,10 @@ class Escalation:
         page_in_shadow: bool = False,
         policy: EscalationPolicy | None = None,
         timers: Timers | None = None,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._page_in_shadow = page_in_shadow
         self._policy = policy
         self._timers = timers
@@ -161,7 +164,7 @@ class Escalation:
             "alertname": None,
             "labels": {},
             "details": details,
-            "at": datetime.now(UTC).isoformat(),
+            "at": self._clock.now().isoformat(),
         }
         for channel in channels:
             await self._outbox.enqueue(channel, timer.episode_id, ESCALATION, document)
@@ -183,7 +186,7 @@ class Escalation:
         document = {
             "event": RESOLVED,
             "key": episode_id,
-            "at": datetime.now(UTC).isoformat(),
+            "at": self._clock.now().isoformat(),
         }
         for channel in RESOLVING_CHANNELS:
             if channel in told and channel in self._channels:
@@ -209,5 +212,5 @@ class Escalation:
             "playbook": details.get("playbook"),
             "target": details.get("target"),
             "details": details,
-            "at": datetime.now(UTC).isoformat(),
+            "at": self._clock.now().isoformat(),
         }

@@ -20,11 +20,12 @@ window, so at worst a kind pages once more).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from remediator.clock import Clock
 from remediator.config import EscalationSettings
 
 SUMMARY = "escalation_summary"  # the timer kind of a group's or a budget's summary
@@ -56,11 +57,7 @@ class _Group:
 
 
 class EscalationPolicy:
-    def __init__(
-        self,
-        settings: EscalationSettings,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, settings: EscalationSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
         self._groups: dict[str, _Group] = {}
@@ -68,7 +65,7 @@ class EscalationPolicy:
         self._over: dict[str, datetime] = {}  # channel -> end of the window it went over in
 
     def decide(self, episode_id: str, details: dict[str, Any], channels: Sequence[str]) -> Verdict:
-        now = self._clock()
+        now = self._clock.now()
         verdict = Verdict(list(channels))
         kind = refusal_kind(details)
         window = self._settings.aggregate_window_seconds

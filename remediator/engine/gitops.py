@@ -27,9 +27,10 @@ Action itself carries (playbook/gitops.py), so they hold for every playbook usin
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from remediator.clock import Clock
 from remediator.engine.hooks import Escalator, Reporter
 from remediator.engine.pipeline import Pipeline
 from remediator.logs import get_logger
@@ -68,8 +69,11 @@ class GitOpsFollowUps:
         pipeline: Pipeline,
         escalator: Escalator,
         reporter: Reporter,
+        *,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._rules = rules
         self._pipeline = pipeline
         self._escalator = escalator
@@ -90,9 +94,10 @@ class GitOpsFollowUps:
         }
         episode = await self._store.get_episode(run.episode_id)
         resolved = episode is not None and episode.status == "resolved"
-        deadline = datetime.now(UTC) + timedelta(seconds=self._rules.settings.flux.suspend_seconds)
+        now = self._clock.now()
+        deadline = now + timedelta(seconds=self._rules.settings.flux.suspend_seconds)
         for when, due in (
-            ("resolved", datetime.now(UTC) if resolved else None),
+            ("resolved", now if resolved else None),
             ("deadline", deadline),
         ):
             await self._store.add_timer(
@@ -113,7 +118,7 @@ class GitOpsFollowUps:
         await self._store.add_timer(
             CHECK,
             run.episode_id,
-            due_at=datetime.now(UTC) + timedelta(seconds=delay),
+            due_at=self._clock.now() + timedelta(seconds=delay),
             run_id=run.run_id,
             playbook=run.playbook,
             payload={
@@ -279,7 +284,7 @@ class GitOpsFollowUps:
         await self._store.add_timer(
             RESUME,
             episode.id,
-            due_at=datetime.now(UTC) + timedelta(seconds=RETRY_SECONDS),
+            due_at=self._clock.now() + timedelta(seconds=RETRY_SECONDS),
             run_id=timer.run_id,
             playbook=spec.name,
             payload={**payload, "attempts": attempts},

@@ -8,8 +8,9 @@ mutation names who and why; the store writes the audit row in the same transacti
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from remediator.clock import Clock
 from remediator.config import KillSwitchSettings, Mode
 from remediator.engine.approvals import ApprovalError, Approvals
 from remediator.engine.guards.storm import StormBreaker
@@ -53,8 +54,10 @@ class Governance:
         settings: KillSwitchSettings,
         reporter: Reporter | None = None,
         outbox: Outbox | None = None,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._reporter = reporter
         self._outbox = outbox
         self._pipeline = pipeline
@@ -95,7 +98,7 @@ class Governance:
             key,
             reason=_required(reason, "reason"),
             who=_required(who, "who"),
-            expires_at=datetime.now(UTC) + expires_in if expires_in else None,
+            expires_at=self._clock.now() + expires_in if expires_in else None,
         )
 
     async def resume(self, switch_id: int, *, who: str, reason: str) -> KillSwitchRecord:
@@ -110,7 +113,7 @@ class Governance:
         """Active switches; with `include_inactive`, every switch ever set (lifted, expired)."""
         if include_inactive:
             return await self._store.kill_switches()
-        return await self._store.kill_switches(at=datetime.now(UTC))
+        return await self._store.kill_switches(at=self._clock.now())
 
     # -- the storm breaker ---------------------------------------------------------------
     async def breaker(self) -> BreakerRecord | None:
@@ -136,7 +139,7 @@ class Governance:
 
     # -- approvals -----------------------------------------------------------------------
     async def pending_approvals(self) -> list[ApprovalRecord]:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         pending = await self._store.approvals(state=ApprovalState.PENDING)
         return [a for a in pending if a.expires_at > now]
 

@@ -17,8 +17,9 @@ workload. So the engine keeps an incident per (playbook, target):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from remediator.clock import Clock
 from remediator.config import IncidentSettings
 from remediator.engine.hooks import Reporter
 from remediator.logs import get_logger
@@ -29,8 +30,11 @@ SYSTEM = "remediator"
 
 
 class Incidents:
-    def __init__(self, store: Store, settings: IncidentSettings, reporter: Reporter) -> None:
+    def __init__(
+        self, store: Store, settings: IncidentSettings, reporter: Reporter, *, clock: Clock
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._quiet = timedelta(seconds=settings.quiet_seconds)
         self._reporter = reporter
         self._log = get_logger(component="incidents")
@@ -40,7 +44,7 @@ class Incidents:
         found = await self._store.current_incident(playbook, target_key)
         if found is None:
             return None
-        if datetime.now(UTC) - found.last_seen > self._quiet:
+        if self._clock.now() - found.last_seen > self._quiet:
             quiet = self._quiet.total_seconds()
             await self._store.close_incident(
                 found.id, who=SYSTEM, reason=f"no alert of it for {quiet:g} s"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 
 from remediator.alertmanager import NotificationData
+from remediator.clock import Clock
 from remediator.engine.digest import Digester
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -38,8 +38,10 @@ class Intake:
         max_pending: int = 2048,
         batch_max: int = 256,
         max_backlog: int = 10_000,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._digester = digester
         self._metrics = metrics
         self._pending: list[_Pending] = []
@@ -68,7 +70,7 @@ class Intake:
         if len(self._pending) >= self._max_pending:
             raise IntakeFull("intake queue is full")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append((IncomingNotification(data, body, datetime.now(UTC)), future))
+        self._pending.append((IncomingNotification(data, body, self._clock.now()), future))
         self._wake.set()
         # Not shielded: the queued entry is written whoever waits for it, so a client that
         # hangs up cancels only its own wait (and the writer skips its cancelled future).

@@ -7,7 +7,7 @@ escalation); what they decide is here.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from remediator.config import Mode
@@ -139,7 +139,7 @@ class LaterSteps:
         await self._p.store.add_timer(
             REVERT,
             episode_id,
-            due_at=datetime.now(UTC) + timedelta(seconds=wait),
+            due_at=self._p.clock.now() + timedelta(seconds=wait),
             run_id=timer.run_id,
             playbook=spec.name,
             payload=dict(timer.payload),

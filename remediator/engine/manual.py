@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode
@@ -66,7 +65,7 @@ async def run_by_hand(
         status="firing",
         labels=alert_labels,
         annotations={"summary": f"run by hand by {who}: {reason}"},
-        startsAt=datetime.now(UTC),
+        startsAt=pipeline.clock.now(),
         fingerprint=f"manual-{uuid.uuid4().hex[:16]}",
     )
     details = {"playbook": playbook, "target": target.key, "dry_run": dry_run}

@@ -21,7 +21,6 @@ is counted (`remediator_escalation_deliveries_total{result="dead_letter"}`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from tenacity import (
 )
 
 from remediator.clients.delivery import DeliveryError
+from remediator.clock import Clock
 from remediator.config import DeliverySettings
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
@@ -81,8 +81,11 @@ class Outbox:
         channels: Mapping[str, Deliver],
         settings: DeliverySettings,
         holds: Mapping[str, Hold] | None = None,
+        *,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._holds = dict(holds or {})
         self._metrics = metrics
         self._channels = dict(channels)
@@ -93,6 +96,10 @@ class Outbox:
             jitter=settings.jitter_seconds,
         )
         self._wake = {name: asyncio.Event() for name in self._channels}
+        # Passes of each channel's loop begun and finished; a condition told after each one.
+        self._begun = dict.fromkeys(self._channels, 0)
+        self._finished = dict.fromkeys(self._channels, 0)
+        self._passed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._log = get_logger(component="outbox")
         self.on_dead_letter: DeadLetterSink | None = None
@@ -116,6 +123,23 @@ class Outbox:
         await self._update_pending()
         await self._update_dead()
         self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
+
+    async def settled(self) -> None:
+        """Until every channel's loop has made a pass that began after this call: each message
+        that was due then has had its attempt (for a test that advanced a manual clock; a test
+        that proves nothing was sent waits for this, not a sleep)."""
+        if not self._tasks:
+            return
+        async with self._passed:
+            after = dict(self._begun)
+            for wake in self._wake.values():
+                wake.set()
+            await self._passed.wait_for(
+                lambda: (
+                    all(self._finished[name] > after[name] for name in self._channels)
+                    or any(task.done() for task in self._tasks)
+                )
+            )
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
@@ -142,7 +166,7 @@ class Outbox:
             hold = self._holds.get(channel)
             if hold is not None:
                 due = max(due, head[0].created_at + timedelta(seconds=hold(head[0])))
-            wait = (due - datetime.now(UTC)).total_seconds()
+            wait = (due - self._clock.now()).total_seconds()
             if wait > 0:
                 return min(wait, self._settings.poll_seconds)
             await self._attempt(channel, head[0])
@@ -151,13 +175,16 @@ class Outbox:
         wake = self._wake[channel]
         while True:
             wake.clear()
+            self._begun[channel] += 1
             try:
                 wait = await self.deliver_due(channel)
             except StoreUnavailable as exc:
                 self._log.error("cannot read the outbox", channel=channel, error=str(exc))
                 wait = self._settings.poll_seconds
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait)
+            async with self._passed:
+                self._finished[channel] = self._begun[channel]
+                self._passed.notify_all()
+            await self._clock.wait(wake, wait)
 
     async def _attempt(self, channel: str, item: OutboxItem) -> None:
         s = self._settings
@@ -183,13 +210,13 @@ class Outbox:
             error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
             retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
         else:
-            await self._store.outbox_delivered(item.id, datetime.now(UTC))
+            await self._store.outbox_delivered(item.id, self._clock.now())
             self._metrics.escalation_deliveries.labels(channel=channel, result="ok").inc()
             await self._update_pending()
             return
         delay = retry_after if retry_after is not None else self.backoff(item.attempts + 1)
         await self._store.outbox_failed(
-            item.id, error, datetime.now(UTC) + timedelta(seconds=delay)
+            item.id, error, self._clock.now() + timedelta(seconds=delay)
         )
         self._metrics.escalation_deliveries.labels(channel=channel, result="error").inc()
         await self._update_pending()
@@ -206,7 +233,7 @@ class Outbox:
     async def _dead(self, channel: str, item: OutboxItem, exc: Exception) -> None:
         rendering = not isinstance(exc, DeliveryError)
         error = f"cannot render: {type(exc).__name__}: {exc}" if rendering else f"refused: {exc}"
-        await self._store.outbox_dead(item.id, error, datetime.now(UTC))
+        await self._store.outbox_dead(item.id, error, self._clock.now())
         self._metrics.escalation_deliveries.labels(channel=channel, result="dead_letter").inc()
         await self._update_pending()
         await self._update_dead()

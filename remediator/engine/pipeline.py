@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from remediator.alertmanager import Alert
+from remediator.clock import Clock
 from remediator.config import Mode, Settings
 from remediator.engine import reasons
 from remediator.engine.executor import RunExecutor, Said
@@ -126,8 +127,10 @@ class Pipeline:
         clients: Mapping[str, ClientFactory],
         scope: ResolveScope,
         modes: PlaybookModes,
+        clock: Clock,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.registry = registry
         self.params = params
         self.store = store
@@ -153,7 +156,7 @@ class Pipeline:
             locks=self.locks,
             timeout_seconds=settings.dispatch.playbook_timeout_seconds,
         )
-        self.incidents = Incidents(store, settings.incidents, reporter)
+        self.incidents = Incidents(store, settings.incidents, reporter, clock=clock)
         # One admission at a time: guard check + intent (see EngineRun.act).
         self.admission = asyncio.Lock()
         self.log = get_logger(component="pipeline")
@@ -367,6 +370,7 @@ class Pipeline:
             store=self.store,
             guards=self.guards,
             admission=self.admission,
+            clock=self.clock,
             log=log,
             has_revert=spec.revert is not None,
             has_follow_up=spec.follow_up is not None,
@@ -379,6 +383,7 @@ class Pipeline:
                 about,
                 after=self.settings.reports.progress_after_seconds,
                 enabled=not dry_run and self.reporter.delivers,
+                clock=self.clock,
             ),
         )
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
+from remediator.clock import SYSTEM, Clock
 from remediator.engine.hooks import Reporter
 from remediator.logs import get_logger
 from remediator.playbook import Action
@@ -37,7 +37,9 @@ class RunProgress:
         *,
         after: float = 0.0,
         enabled: bool = True,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._reporter = reporter
         self._episode_id = episode_id
         self._about = about  # playbook, target, run_id, step
@@ -50,7 +52,7 @@ class RunProgress:
     @classmethod
     def off(cls) -> RunProgress:
         """Follows nothing (a run nobody reports on)."""
-        return cls(None, "", {}, enabled=False)
+        return cls(None, "", {}, enabled=False, clock=SYSTEM)
 
     def started(self) -> None:
         self._post(STARTED, None)
@@ -77,9 +79,9 @@ class RunProgress:
             "mode": "auto",
             **self._about,
             "action": action,
-            "at": datetime.now(UTC).isoformat(),
+            "at": self._clock.now().isoformat(),
         }
-        due = asyncio.get_running_loop().time() + self._after
+        due = self._clock.monotonic() + self._after
         self._last = asyncio.create_task(self._queue(self._last, document, due))
 
     async def _queue(
@@ -88,11 +90,10 @@ class RunProgress:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
-        loop = asyncio.get_running_loop()
-        if due > loop.time():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), due - loop.time())
-        if loop.time() < due or self._reporter is None:
+        clock = self._clock
+        if due > clock.monotonic():
+            await clock.wait(self._ended, due - clock.monotonic())
+        if clock.monotonic() < due or self._reporter is None:
             return  # the run ended first: its report says it all
         try:
             await self._reporter.report(self._episode_id, PROGRESS, document)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from remediator.engine.pipeline import Pipeline, episode_alert
@@ -162,7 +161,7 @@ async def _escalate(pipeline: Pipeline, findings: list[Finding]) -> None:
         )
         return
     # One page for the restart, not one per run; each episode's thread has its own report.
-    key = f"restart-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+    key = f"restart-{pipeline.clock.now().strftime('%Y%m%dT%H%M%S.%fZ')}"
     await pipeline.escalator.escalate(
         key,
         None,

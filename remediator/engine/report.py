@@ -14,9 +14,10 @@ come complete from the run and are queued as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from remediator.clock import Clock
 from remediator.engine.approval_view import approval_document
 from remediator.engine.outbox import Outbox
 from remediator.engine.progress import PROGRESS
@@ -82,10 +83,10 @@ def _actions_of(
 
 
 async def build_report(
-    store: Store, episode_id: str, kind: str, details: dict[str, Any]
+    store: Store, episode_id: str, kind: str, details: dict[str, Any], *, at: datetime
 ) -> dict[str, Any] | None:
-    """The report document, or None when there is nothing to tell (e.g. an alert no
-    playbook handled resolved)."""
+    """The report document as of `at`, or None when there is nothing to tell (e.g. an alert
+    no playbook handled resolved)."""
     episode = await store.get_episode(episode_id)
     if episode is None:
         return None
@@ -112,7 +113,7 @@ async def build_report(
         "escalated": run.escalation if run and kind.startswith("run_") else None,
         "actions": [action_document(a) for a in actions],
         "evidence": details.get("evidence") or {},
-        "at": datetime.now(UTC).isoformat(),
+        "at": at.isoformat(),
     }
     if kind == "verification":
         document["verification"] = {
@@ -127,7 +128,7 @@ async def build_report(
         if approval is not None and approval.decided_by:
             document["approved_by"] = {"who": approval.decided_by, "reason": approval.reason}
     if run is not None and kind == "run_pending_approval":
-        waiting = await approval_document(store, run)
+        waiting = await approval_document(store, run, at)
         if waiting is not None:
             document["approval"] = waiting
     return document
@@ -144,8 +145,10 @@ class SlackReports:
         outbox: Outbox,
         *,
         approvers: Callable[[str, str], list[str]] | None = None,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._outbox = outbox
         # Slack approvals: who may decide a run (playbook, target); None: no buttons at all.
         self._approvers = approvers
@@ -156,7 +159,9 @@ class SlackReports:
             if kind == PROGRESS:  # a step of a run in flight: the document is complete
                 await self._outbox.enqueue(SLACK_REPORT, episode_id, PROGRESS, details)
                 return
-            document = await build_report(self._store, episode_id, kind, details)
+            document = await build_report(
+                self._store, episode_id, kind, details, at=self._clock.now()
+            )
             if document is not None:
                 await self._outbox.enqueue(SLACK_REPORT, episode_id, self._kind(document), document)
         except StoreUnavailable as exc:
@@ -169,7 +174,9 @@ class SlackReports:
         sent = 0
         for run in runs:
             details = {"kind": run.state, "run_id": run.id, "evidence": run.evidence}
-            document = await build_report(self._store, episode_id, f"run_{run.state}", details)
+            document = await build_report(
+                self._store, episode_id, f"run_{run.state}", details, at=self._clock.now()
+            )
             if document is not None:
                 document["resent"] = True
                 await self._outbox.enqueue(SLACK_REPORT, episode_id, self._kind(document), document)

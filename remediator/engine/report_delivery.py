@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from remediator.clients.slack import SlackClient, SlackWebhookClient
+from remediator.clock import Clock
 from remediator.config import ConfigError, ReportSettings, Settings
 from remediator.engine import approval_render, slack_render
 from remediator.engine.escalate import ESCALATION
@@ -104,8 +105,10 @@ class SlackReportDelivery:
         scrub: Scrubber,
         *,
         mention: str = "",
+        clock: Clock,
     ) -> None:
         slack = settings.slack
+        self._clock = clock
         self._settings = settings
         self._store = store
         self._scrub = scrub
@@ -283,14 +286,14 @@ class SlackReportDelivery:
 
     async def _breaker_open(self) -> bool:
         breaker = await self._store.current_breaker()
-        return breaker is not None and breaker.open_at(datetime.now(UTC))
+        return breaker is not None and breaker.open_at(self._clock.now())
 
     async def _summary(
         self, head: OutboxItem, batch: list[OutboxItem], folded: list[OutboxItem]
     ) -> None:
         documents = [item.payload for item in batch]
         await self._post(slack_render.summary(documents, self._settings.admin_url))
-        at = datetime.now(UTC)
+        at = self._clock.now()
         for item in [*batch, *folded]:
             if item.id != head.id:  # the outbox marks the head itself
                 await self._store.outbox_delivered(item.id, at)

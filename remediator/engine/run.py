@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from remediator.clock import Clock
 from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import ActionHooks, Guards
 from remediator.engine.progress import RunProgress
@@ -55,6 +56,7 @@ class EngineRun:
         store: Store,
         guards: Guards,
         admission: asyncio.Lock,
+        clock: Clock,
         log: Any,
         has_revert: bool = False,
         has_follow_up: bool = False,
@@ -70,6 +72,7 @@ class EngineRun:
         self._store = store
         self._guards = guards
         self._admission = admission
+        self._clock = clock
         self.log = log
         self.acted = 0
         self.would = 0
@@ -203,7 +206,7 @@ class EngineRun:
         await self._store.add_timer(
             FOLLOW_UP,
             self._episode_id,
-            due_at=datetime.now(UTC) + timedelta(seconds=delay_seconds),
+            due_at=self._clock.now() + timedelta(seconds=delay_seconds),
             run_id=self._run_id,
             playbook=self._playbook,
             payload={

@@ -23,6 +23,7 @@ import aiohttp
 
 from remediator.clients.delivery import DeliveryError
 from remediator.clients.slack import SlackClient, respond
+from remediator.clock import Clock
 from remediator.config import Settings, SlackApprovalSettings
 from remediator.engine.approval_render import (
     APPROVE,
@@ -133,8 +134,10 @@ class SlackApprovals:
         slack: SlackClient,
         session: aiohttp.ClientSession,
         timeout: float = 10.0,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._settings = settings
         self._governance = governance
         self._outbox = outbox
@@ -174,7 +177,7 @@ class SlackApprovals:
             return
         if not await self._approver(click, approval.playbook, approval.target_key, log):
             return
-        closed = closed_because(approval, datetime.now(UTC))
+        closed = closed_because(approval, self._clock.now())
         if closed is not None:
             await self._answer(click, f"Nothing changed: {closed}.")
             return
@@ -256,7 +259,9 @@ class SlackApprovals:
             f"(episode {done.episode_id}).",
         )
         details = {"kind": "shadow", "run_id": run.id, "evidence": run.evidence}
-        document = await build_report(self._store, episode.id, "run_shadow", details)
+        document = await build_report(
+            self._store, episode.id, "run_shadow", details, at=self._clock.now()
+        )
         if document is not None:
             document["run_now"] = {
                 "who": click.who,
@@ -303,7 +308,11 @@ class SlackApprovals:
             details["evidence"] = run.evidence
         try:
             document = await build_report(
-                self._store, approval.episode_id, "run_pending_approval", details
+                self._store,
+                approval.episode_id,
+                "run_pending_approval",
+                details,
+                at=self._clock.now(),
             )
             if document is None:
                 return
@@ -311,7 +320,7 @@ class SlackApprovals:
                 "state": approval.state,
                 "who": approval.decided_by,
                 "reason": approval.reason,
-                "at": (approval.decided_at or datetime.now(UTC)).isoformat(),
+                "at": (approval.decided_at or self._clock.now()).isoformat(),
             }
             await self._outbox.enqueue(
                 SLACK_REPORT, approval.episode_id, APPROVAL_DECIDED, document
@@ -329,6 +338,7 @@ def wire_slack_approvals(
     session: aiohttp.ClientSession,
     approvals: Approvals,
     timers: Timers,
+    clock: Clock,
 ) -> SlackApprovals | None:
     """Built when `approval.slack` has a signing secret: clicks are processed by the timers,
     and every decision updates the message with the buttons."""
@@ -349,6 +359,7 @@ def wire_slack_approvals(
         slack=slack,
         session=session,
         timeout=reports.timeout_seconds,
+        clock=clock,
     )
     approvals.listeners.append(built.decided)
     timers.on(SLACK_CLICK, built.on_click)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +39,7 @@ from remediator.clients.prometheus import (
     Sample,
     escape_label_value,
 )
+from remediator.clock import Clock
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.hooks import Escalator, Reporter
 from remediator.engine.timers import Timers
@@ -135,7 +136,9 @@ class Verification:
         breaker: StormBreaker,
         timers: Timers,
         bake_of: Callable[[str], timedelta | None] = lambda _playbook: None,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._bake_of = bake_of
         self._store = store
         self._metrics = metrics
@@ -152,7 +155,7 @@ class Verification:
         await self._store.add_timer(
             VERIFY,
             run.episode_id,
-            due_at=datetime.now(UTC) + (spec.verify.bake if bake is None else bake),
+            due_at=self._clock.now() + (spec.verify.bake if bake is None else bake),
             run_id=run.run_id,
             playbook=run.playbook,
             payload={**plan(spec, alert), "target": run.target.key},

@@ -15,10 +15,6 @@ def parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 # One encoder for every write: json.dumps with options builds a new encoder per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
 

@@ -13,6 +13,7 @@ from typing import Any, Self
 import aiohttp
 from pydantic import BaseModel
 
+from remediator.clock import Clock
 from remediator.config import Settings
 from remediator.engine.engine import Engine
 from remediator.http.admin.auth import AdminTokens, Caller
@@ -33,8 +34,9 @@ class LocalDaemon:
         *,
         port: int = 0,
         admin_token: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self.engine = Engine(settings, registry, params)
+        self.engine = Engine(settings, registry, params, clock=clock)
         self.token = secrets.token_urlsafe(24)
         self.admin_token = admin_token or secrets.token_urlsafe(24)
         tokens = AdminTokens(((self.admin_token, Caller("operator", "operator")),))

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from remediator_testing.clock import ManualClock
 from remediator_testing.exporter import MetricsExporter
 from remediator_testing.servers import (
     AlertmanagerServer,
@@ -35,6 +36,7 @@ __all__ = [
     "PostgresDatabase",
     "alertmanager_factory",
     "alertmanager_server",
+    "manual_clock",
     "metrics_exporter",
     "postgres_database",
     "postgres_server",
@@ -134,3 +136,10 @@ async def metrics_exporter() -> AsyncIterator[MetricsExporter]:
     """A started MetricsExporter on the test's event loop."""
     async with MetricsExporter() as exporter:
         yield exporter
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    """A clock that moves only by `advance` (remediator_testing.clock): give it to the daemon
+    (`Engine(..., clock=manual_clock)`) and advance it instead of sleeping."""
+    return ManualClock()

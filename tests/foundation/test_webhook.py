@@ -284,7 +284,9 @@ async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
     engine = daemon.engine
     await engine.intake.stop()
     # A writer that is not running and a queue of one: the second request finds it full.
-    engine.intake = Intake(engine.store, engine.digester, engine.metrics, max_pending=1)
+    engine.intake = Intake(
+        engine.store, engine.digester, engine.metrics, max_pending=1, clock=engine.clock
+    )
     import asyncio
 
     first = asyncio.create_task(daemon.post(notification([alert(LAG)])))
@@ -328,7 +330,8 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
     daemon = await make_daemon(lag_registry([]))
     engine = daemon.engine
     await engine.intake.stop()
-    engine.intake = Intake(engine.store, engine.digester, engine.metrics)  # writers not started
+    # Writers not started.
+    engine.intake = Intake(engine.store, engine.digester, engine.metrics, clock=engine.clock)
     bodies = [
         json.dumps(notification([alert({**LAG, "deployment": name})])).encode()
         for name in ("gone", "stays")

@@ -10,6 +10,7 @@ from typing import Any
 from remediator.config import EscalationSettings
 from remediator.engine.escalation_policy import BUDGET, GROUP, EscalationPolicy
 from remediator_testing.alerts import alert, notification
+from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import FakePagerDuty
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
@@ -26,12 +27,8 @@ from tests.governance.helpers import (
 CHANNELS = ["pagerduty", "slack_report"]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def manual_clock() -> ManualClock:
+    return ManualClock(datetime(2026, 12, 1, 3, 0, tzinfo=UTC))
 
 
 def refused(playbook: str = "scale", refusal: str = "no_target") -> dict[str, Any]:
@@ -39,12 +36,12 @@ def refused(playbook: str = "scale", refusal: str = "no_target") -> dict[str, An
 
 
 def test_refusals_of_one_kind_are_one_escalation_per_window() -> None:
-    clock = Clock()
+    clock = manual_clock()
     policy = EscalationPolicy(EscalationSettings(page_budget=None), clock)
     first = policy.decide("ep-1", refused(), CHANNELS)
     assert first.channels == CHANNELS and not first.aggregated and first.group == "ep-1"
     [(key, due, payload)] = first.summaries
-    assert key == "ep-1" and due == clock.now + timedelta(seconds=600)
+    assert key == "ep-1" and due == clock.now() + timedelta(seconds=600)
     assert payload["type"] == GROUP and payload["kind"] == "no_target/scale"
     for _ in range(30):
         later = policy.decide("ep-2", refused(), CHANNELS)
@@ -55,13 +52,13 @@ def test_refusals_of_one_kind_are_one_escalation_per_window() -> None:
     assert not policy.decide("ep-4", refused(playbook="restart"), CHANNELS).aggregated
     # Not refusals: never aggregated.
     assert not policy.decide("ep-5", {"kind": "failed", "playbook": "scale"}, CHANNELS).aggregated
-    clock.now += timedelta(seconds=601)  # a new window: the kind escalates again
+    clock.advance(601)  # a new window: the kind escalates again
     again = policy.decide("ep-6", refused(), CHANNELS)
     assert again.channels == CHANNELS and again.group == "ep-6"
 
 
 def test_the_page_budget_turns_the_rest_into_one_summary_and_spares_the_storm() -> None:
-    clock = Clock()
+    clock = manual_clock()
     settings = EscalationSettings(
         aggregate_window_seconds=0, page_budget=3, page_budget_window_seconds=60
     )
@@ -71,11 +68,11 @@ def test_the_page_budget_turns_the_rest_into_one_summary_and_spares_the_storm() 
     over = policy.decide("ep", {"kind": "failed"}, CHANNELS)
     assert over.channels == ["slack_report"] and over.over_budget == ["pagerduty"]
     [(_, due, payload)] = over.summaries
-    assert payload == {"type": BUDGET, "channel": "pagerduty", "since": clock.now.isoformat()}
-    assert due == clock.now + timedelta(seconds=60)
+    assert payload == {"type": BUDGET, "channel": "pagerduty", "since": clock.now().isoformat()}
+    assert due == clock.now() + timedelta(seconds=60)
     assert policy.decide("ep", {"kind": "failed"}, CHANNELS).summaries == []  # one summary
     assert policy.decide("ep", {"kind": "storm"}, CHANNELS).channels == CHANNELS  # never held back
-    clock.now += timedelta(seconds=61)
+    clock.advance(61)
     assert policy.decide("ep", {"kind": "failed"}, CHANNELS).channels == CHANNELS
 
 

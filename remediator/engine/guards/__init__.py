@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from remediator.clock import Clock
 from remediator.config import GuardSettings
 from remediator.engine.guards.approval import ApprovedCalls
 from remediator.engine.guards.blast import BlastRadiusGuard
@@ -100,15 +101,16 @@ def build_guards(
     store: Store,
     escalator: Escalator,
     metrics: Metrics,
+    clock: Clock,
     gitops: GitOpsRules | None = None,
 ) -> Governed:
-    breaker = StormBreaker(store, settings.storm, escalator, metrics)
+    breaker = StormBreaker(store, settings.storm, escalator, metrics, clock=clock)
     approved = ApprovedCalls()
     concurrency = ConcurrencyGuard(settings.concurrency.max_in_flight)
     chain = GuardChain(
         [
-            KillSwitchGuard(store),
-            RateLimitGuard(store, settings.rate_limits),
+            KillSwitchGuard(store, clock=clock),
+            RateLimitGuard(store, settings.rate_limits, clock=clock),
             BlastRadiusGuard(store, settings.blast_radius),
             *([GitOpsGuard(gitops)] if gitops is not None else []),
             breaker,

@@ -6,8 +6,7 @@ action, in every replica, and survives restarts. An expired switch simply stops 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from remediator.clock import Clock
 from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
 from remediator.store.records import KillSwitchRecord, Scope
@@ -27,11 +26,12 @@ def matches(switch: KillSwitchRecord, run: RunInfo, action: Action) -> bool:
 class KillSwitchGuard:
     name = NAME
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
 
     async def check(self, run: RunInfo, action: Action) -> None:
-        for switch in await self._store.kill_switches(at=datetime.now(UTC)):
+        for switch in await self._store.kill_switches(at=self._clock.now()):
             if matches(switch, run, action):
                 scope = (
                     switch.scope if switch.scope == Scope.GLOBAL else f"{switch.scope} {switch.key}"

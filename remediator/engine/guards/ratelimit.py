@@ -15,8 +15,9 @@ Limits, all keyed on the run's target (the workload) or playbook:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from remediator.clock import Clock
 from remediator.config import RateLimitSettings, RateWindow, playbook_entry
 from remediator.playbook import Action, ActionRefused, RunInfo
 from remediator.store import Store
@@ -45,8 +46,9 @@ def _refuse_if_exceeded(
 class RateLimitGuard:
     name = NAME
 
-    def __init__(self, store: Store, settings: RateLimitSettings) -> None:
+    def __init__(self, store: Store, settings: RateLimitSettings, *, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
         self._settings = settings
 
     async def check(self, run: RunInfo, action: Action) -> None:
@@ -83,7 +85,7 @@ class RateLimitGuard:
         target_key: str | None = None,
         playbook: str | None = None,
     ) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         since = now - timedelta(seconds=max(window.window_seconds, cooldown))
         times = await self._store.acting_runs(
             since=since, target_key=target_key, playbook=playbook, exclude_run=run.run_id

@@ -19,9 +19,10 @@ it, or its expiry, if configured.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from remediator.clock import Clock
 from remediator.config import StormSettings
 from remediator.engine.guards.storm_rules import decide
 from remediator.engine.hooks import Escalator
@@ -39,9 +40,16 @@ class StormBreaker:
     name = NAME
 
     def __init__(
-        self, store: Store, settings: StormSettings, escalator: Escalator, metrics: Metrics
+        self,
+        store: Store,
+        settings: StormSettings,
+        escalator: Escalator,
+        metrics: Metrics,
+        *,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._settings = settings
         self._escalator = escalator
         self._metrics = metrics
@@ -61,7 +69,7 @@ class StormBreaker:
     async def status(self) -> BreakerRecord | None:
         """The open breaker, if any; closes it first if its expiry has passed."""
         breaker = await self._store.current_breaker()
-        if breaker is not None and not breaker.open_at(datetime.now(UTC)):
+        if breaker is not None and not breaker.open_at(self._clock.now()):
             await self.close(who=EXPIRY, reason="the configured expiry passed")
             breaker = None
         self._metrics.breaker_open.set(1 if breaker is not None else 0)
@@ -78,7 +86,7 @@ class StormBreaker:
         return closed
 
     async def _since(self, window_seconds: float) -> datetime:
-        start = datetime.now(UTC) - timedelta(seconds=window_seconds)
+        start = self._clock.now() - timedelta(seconds=window_seconds)
         closed = await self._store.last_breaker_close()
         return max(start, closed) if closed is not None else start
 
@@ -88,7 +96,7 @@ class StormBreaker:
         s = self._settings
         known_since = None
         if s.share_of_known_workloads is not None:
-            known_since = datetime.now(UTC) - timedelta(seconds=s.known_workloads_window_seconds)
+            known_since = self._clock.now() - timedelta(seconds=s.known_workloads_window_seconds)
         picture = await self._store.storm_picture(await self._since(s.window_seconds), known_since)
         opening = decide(picture, s)
         if opening is None:
@@ -115,7 +123,7 @@ class StormBreaker:
 
     async def _open(self, reason: str, details: dict[str, Any]) -> BreakerRecord | None:
         expiry = self._settings.expiry_seconds
-        expires_at = datetime.now(UTC) + timedelta(seconds=expiry) if expiry else None
+        expires_at = self._clock.now() + timedelta(seconds=expiry) if expiry else None
         opened = await self._store.open_breaker(reason, details, expires_at)
         if opened is None:
             return await self._store.current_breaker()  # someone else opened it (and paged)

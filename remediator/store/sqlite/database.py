@@ -24,8 +24,8 @@ from typing import Any
 
 import aiosqlite
 
+from remediator.clock import SYSTEM, Clock
 from remediator.store.base import StoreUnavailable
-from remediator.store.codec import now
 from remediator.store.sqlite.writelock import PriorityLock
 from remediator.tasks import stop_tasks
 
@@ -36,9 +36,17 @@ ADDED_COLUMNS = (("outbox", "dead_at", "TEXT"),)
 
 class Database:
     def __init__(
-        self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
+        self,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        busy_timeout_ms: int = 2000,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.path = path
+        # The engine's clock, so that a test advancing a manual clock sees the record's times
+        # (due times, windows) move with it.
+        self.clock = clock
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -51,8 +59,8 @@ class Database:
         self._committer: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
-        """The time written in the record."""
-        return now()
+        """The time written in the record: the engine's clock (remediator/clock.py)."""
+        return self.clock.now()
 
     # -- lifecycle -----------------------------------------------------------------------
     async def open(self) -> None:

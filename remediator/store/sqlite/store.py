@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+from remediator.clock import SYSTEM, Clock
 from remediator.store.journal import Journal, journal_path
 from remediator.store.sqlite.database import Database
 from remediator.store.sqlite.episodes import EpisodeRepository
@@ -50,11 +51,16 @@ class via(Generic[P, T]):  # lower case: it reads as a declaration, `x = via("ru
 
 class SQLiteStore:
     def __init__(
-        self, path: Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
+        self,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        busy_timeout_ms: int = 2000,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.path = path
         self.database = db = Database(
-            path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+            path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, clock=clock
         )
         self.journal_file = Journal(journal_path(path), synchronous=synchronous)
         resends = Resends()
