@@ -104,7 +104,7 @@ async def statefulset_rolling_restart(
     restarted: list[str] = []
     for index, (pod, name) in enumerate(zip(order, names, strict=True)):
         # Kept with each eviction's intent: a restart of the daemon mid-way reports these as
-        # not restarted (engine/recovery.py).
+        # not restarted (engine/runs/recovery.py).
         run.evidence("remaining", names[index + 1 :])
         try:
             await kube.evict(target, pod, replicas=replicas)

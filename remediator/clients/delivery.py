@@ -1,6 +1,6 @@
 """What every outgoing channel (PagerDuty, the generic webhook, Slack) reports when it fails.
 
-The outbox (engine/outbox.py) only needs to know that a delivery failed, why, whether the
+The outbox (engine/delivery/outbox.py) only needs to know that a delivery failed, why, whether the
 receiver said when to try again (429 / 503 with Retry-After), and whether trying again can ever
 help: a 4xx other than 408/425/429 says the receiver refuses this message as it is (bad request,
 bad credentials, unknown channel), so the outbox dead-letters it instead of letting it block

@@ -1,7 +1,7 @@
 """The generic escalation webhook: one JSON document POSTed per escalation or resolution.
 
 For receivers we do not know (an incident tool, a chat bridge, a ticket system): the document
-is the escalation as recorded (see engine/escalate.py for its fields). Any 2xx is success.
+is the escalation as recorded (see engine/delivery/escalate.py for its fields). Any 2xx is success.
 """
 
 from __future__ import annotations

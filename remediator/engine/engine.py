@@ -18,18 +18,19 @@ from pydantic import BaseModel
 from remediator.clients.prometheus import PrometheusClient
 from remediator.clock import Clock, SystemClock
 from remediator.config import Settings
-from remediator.engine.approval_view import approvers
-from remediator.engine.approvals import APPROVAL_TIMEOUT, Approvals
-from remediator.engine.channels import SLACK, build_channels, report_channel_escalates
-from remediator.engine.dead_letters import DeadLetterAlarm
-from remediator.engine.digest import Digester
-from remediator.engine.dispatch import Dispatcher
-from remediator.engine.escalate import Escalation
-from remediator.engine.escalation_policy import SUMMARY, EscalationPolicy
-from remediator.engine.gitops import CHECK as GITOPS_CHECK
-from remediator.engine.gitops import RESUME as GITOPS_RESUME
-from remediator.engine.gitops import GitOpsFollowUps
-from remediator.engine.governance import Governance
+from remediator.engine.delivery.approval_view import approvers
+from remediator.engine.delivery.channels import SLACK, build_channels, report_channel_escalates
+from remediator.engine.delivery.dead_letters import DeadLetterAlarm
+from remediator.engine.delivery.escalate import Escalation
+from remediator.engine.delivery.escalation_policy import SUMMARY, EscalationPolicy
+from remediator.engine.delivery.outbox import Deliver, Hold, Outbox
+from remediator.engine.delivery.report import SLACK_REPORT, SlackReports
+from remediator.engine.delivery.report_delivery import Scrubber, SlackReportDelivery, secret_values
+from remediator.engine.delivery.storm_report import StormMessages
+from remediator.engine.governance.api import Governance
+from remediator.engine.governance.approvals import APPROVAL_TIMEOUT, Approvals
+from remediator.engine.governance.slack_approvals import SlackApprovals, wire_slack_approvals
+from remediator.engine.governance.storm_watch import StormWatch
 from remediator.engine.guards import build_guards
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.hooks import (
@@ -42,20 +43,19 @@ from remediator.engine.hooks import (
     Reporter,
     Verifier,
 )
-from remediator.engine.intake import Intake
-from remediator.engine.later_steps import LaterSteps
-from remediator.engine.modes import PlaybookModes
-from remediator.engine.outbox import Deliver, Hold, Outbox
-from remediator.engine.pipeline import Pipeline
-from remediator.engine.recovery import reconcile_interrupted
-from remediator.engine.report import SLACK_REPORT, SlackReports
-from remediator.engine.report_delivery import Scrubber, SlackReportDelivery, secret_values
-from remediator.engine.run import FOLLOW_UP, REVERT
-from remediator.engine.slack_approvals import SlackApprovals, wire_slack_approvals
-from remediator.engine.storm_report import StormMessages
-from remediator.engine.storm_watch import StormWatch
+from remediator.engine.intake.digest import Digester
+from remediator.engine.intake.dispatch import Dispatcher
+from remediator.engine.intake.intake import Intake
+from remediator.engine.runs.gitops import CHECK as GITOPS_CHECK
+from remediator.engine.runs.gitops import RESUME as GITOPS_RESUME
+from remediator.engine.runs.gitops import GitOpsFollowUps
+from remediator.engine.runs.later_steps import LaterSteps
+from remediator.engine.runs.modes import PlaybookModes
+from remediator.engine.runs.pipeline import Pipeline
+from remediator.engine.runs.recovery import reconcile_interrupted
+from remediator.engine.runs.run import FOLLOW_UP, REVERT
+from remediator.engine.runs.verify import VERIFY, Verification
 from remediator.engine.timers import Timers
-from remediator.engine.verify import VERIFY, Verification
 from remediator.engine.views import Views
 from remediator.engine.wiring import ClientSet, build_clients, gitops_rules, prometheus_client
 from remediator.logs import get_logger

@@ -18,7 +18,7 @@ from remediator.clients.kube import KubeClient, KubeError
 from remediator.clients.kube.resources import DEPLOYMENTS, STATEFULSETS
 from remediator.config import Settings
 from remediator.engine.budgets import budget_view
-from remediator.engine.pipeline import choose
+from remediator.engine.runs.pipeline import choose
 from remediator.playbook import Registry, ResolveScope
 from remediator.playbook.gitops import GitOpsRules
 

@@ -38,7 +38,7 @@ class Guards(Protocol):
 
 
 class ActionHooks(Protocol):
-    """What follows from an action's own description (engine/gitops.py): called by the action
+    """What follows from an action's own description (engine/runs/gitops.py): called by the action
     gate for real (not dry-run) actions only."""
 
     async def before(self, run: RunInfo, action: Action) -> None:
@@ -99,7 +99,7 @@ class Approvals(Protocol):
 
 
 class RecordingEscalator:
-    """Records every escalation; engine/escalate.py delivers them to the channels on top."""
+    """Records every escalation; delivery/escalate.py delivers them to the channels on top."""
 
     def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store

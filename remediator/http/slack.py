@@ -5,7 +5,7 @@ Only a request Slack signed is looked at: the signature (`X-Slack-Signature`, HM
 which also refuses a timestamp more than five minutes away; anything else gets 401 and
 changes nothing. A click is recorded durably (with its signature, so the same request sent
 again is refused as a replay) and answered at once; the decision happens after the answer
-(engine/slack_approvals.py), because Slack gives up on an answer after three seconds.
+(engine/governance/slack_approvals.py), because Slack gives up on an answer after three seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from remediator.engine.slack_approvals import InteractionError, parse_click
+from remediator.engine.governance.slack_approvals import InteractionError, parse_click
 from remediator.engine.views import StoreUnavailable
 from remediator.http.keys import ENGINE, SLACK_VERIFIER
 from remediator.logs import get_logger

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from remediator.alertmanager import Limits, PayloadError, validate_notification
-from remediator.engine.intake import IntakeFull
+from remediator.engine.intake.intake import IntakeFull
 from remediator.engine.views import StoreUnavailable
 from remediator.http.auth import authorized
 from remediator.http.keys import ENGINE, SETTINGS, WEBHOOK_CREDENTIALS
@@ -92,7 +92,7 @@ async def _receive(request: web.Request) -> web.Response:
             truncated=truncated,
             notification=notification_id,
         )
-    # Episodes are the digester's work, after this answer: see engine/digest.py.
+    # Episodes are the digester's work, after this answer: see engine/intake/digest.py.
     # Formatted, not json.dumps'd: this is every request, and both values are plain
     # (an id of [a-z0-9-] and an int).
     return web.Response(

@@ -11,7 +11,7 @@ object alone.
 Under `suspend` the gate turns that switch first, as a change of its own through `run.act`
 (guarded, recorded, only "would" in shadow mode): Flux's annotation on the object, and
 `remediator/suspended-by` naming the episode, the run and the deadline. The engine declares
-the restore before that call (engine/gitops.py): when the alert resolves, or at the deadline,
+the restore before that call (engine/runs/gitops.py): when the alert resolves, or at the deadline,
 whichever comes first, durably. An object whose switch someone else turned is left as it is
 (it is not reconciled, and it is theirs to restore); one this run suspended already is not
 suspended twice.

@@ -66,7 +66,7 @@ class IntakeStore(Protocol):
 
     def digesting(self, episode_ids: Sequence[str]) -> AbstractAsyncContextManager[DigestWork]:
         """A transaction for one slice of the journal: what is known of `episode_ids`, and
-        `apply` for the plan the engine makes of it (engine/digest_plan.py); the plan and the
+        `apply` for the plan the engine makes of it (engine/intake/digest_plan.py); the plan and the
         mark that the slice is digested commit together (so a crash digests it again, never
         twice). An exception inside the block undoes the slice."""
         ...
@@ -377,7 +377,7 @@ class GovernanceStore(Protocol):
 
 
 class StormStore(Protocol):
-    """The storm picture (engine/storm_watch.py) and the breaker."""
+    """The storm picture (engine/governance/storm_watch.py) and the breaker."""
 
     async def add_sightings(self, sightings: Sequence[Sighting]) -> None:
         """Record firing alerts as they arrived (an episode is sighted once)."""
@@ -427,7 +427,7 @@ class StormStore(Protocol):
 
 
 class IncidentStore(Protocol):
-    """Incidents: a target's trouble across episodes (engine/incidents.py)."""
+    """Incidents: a target's trouble across episodes (engine/runs/incidents.py)."""
 
     async def current_incident(self, playbook: str, target_key: str) -> IncidentRecord | None:
         """The incident of (playbook, target) not closed yet, if any."""

@@ -52,7 +52,7 @@ class Digested:
     resolved_episodes: int
 
 
-# -- digesting: the engine decides (engine/digest_plan.py), the store applies ----------------
+# -- digesting: the engine decides (engine/intake/digest_plan.py), the store applies ------
 @dataclass(frozen=True)
 class EpisodeState:
     """What digesting needs to know of an episode that already exists."""
@@ -147,10 +147,10 @@ class DecisionKind(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     RESOLVED = "resolved"
     REVERTED = "reverted"
-    INTERRUPTED = "interrupted"  # the daemon stopped during the run (engine/recovery.py)
+    INTERRUPTED = "interrupted"  # the daemon stopped during the run (engine/runs/recovery.py)
     HELD = "held"  # an escalated incident of the target holds further runs
     STORM_HELD = "storm_held"  # held by the open storm breaker, never dispatched
-    CHECKED = "checked"  # a change read again later was still in effect (engine/gitops.py)
+    CHECKED = "checked"  # a change read again later was still in effect (engine/runs/gitops.py)
     UNDONE = "undone"  # ... was undone or overwritten since: escalated
     RESUMED = "resumed"  # a GitOps controller's reconciliation it suspended was restored
 

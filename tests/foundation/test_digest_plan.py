@@ -8,7 +8,7 @@ from typing import Any
 
 from remediator.alertmanager import NotificationData, validate_notification
 from remediator.engine import reasons
-from remediator.engine.digest_plan import keyed, plan_digest
+from remediator.engine.intake.digest_plan import keyed, plan_digest
 from remediator.store.records import EpisodeState, JournalEntry, WorkKind
 
 AT = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)

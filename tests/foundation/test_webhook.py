@@ -278,7 +278,7 @@ async def test_decision_record_locked_still_acknowledges_and_catches_up(
 
 
 async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
-    from remediator.engine.intake import Intake
+    from remediator.engine.intake.intake import Intake
 
     daemon = await make_daemon(lag_registry([]))
     engine = daemon.engine
@@ -325,7 +325,7 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
     others written in the same batch."""
     import asyncio
 
-    from remediator.engine.intake import Intake
+    from remediator.engine.intake.intake import Intake
 
     daemon = await make_daemon(lag_registry([]))
     engine = daemon.engine

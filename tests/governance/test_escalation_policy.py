@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.config import EscalationSettings
-from remediator.engine.escalation_policy import BUDGET, GROUP, EscalationPolicy
+from remediator.engine.delivery.escalation_policy import BUDGET, GROUP, EscalationPolicy
 from remediator_testing.alerts import alert, notification
 from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import FakePagerDuty

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from remediator.engine.governance import GovernanceError
+from remediator.engine.governance.api import GovernanceError
 from remediator.playbook import Target
 from remediator.store.records import Scope
 from tests.conftest import MakeDaemon

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from remediator.engine.verify import QueryError, alert_expression, escape_promql, render_query
+from remediator.engine.runs.verify import QueryError, alert_expression, escape_promql, render_query
 from remediator.playbook import Action, Registry, Target, Verify, playbook, targets
 from remediator_testing.alerts import alert, notification
 from remediator_testing.exporter import MetricsExporter

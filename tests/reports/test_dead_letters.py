@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from remediator.cli import main
-from remediator.engine.report import REPORT, SLACK_REPORT
+from remediator.engine.delivery.report import REPORT, SLACK_REPORT
 from remediator_testing.fakes import Failure, FakePagerDuty, FakeSlack
 from tests.admin.helpers import OPERATOR, admin_config, call
 from tests.conftest import Daemon, MakeDaemon

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.engine.approval_render import APPROVE, DENY
+from remediator.engine.delivery.approval_render import APPROVE, DENY
 from remediator_testing.fakes import FakeSlack
 from tests.conftest import Daemon
 from tests.governance.helpers import eventually, firing, labels, post_and_settle

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.engine.approval_render import RUN_NOW
+from remediator.engine.delivery.approval_render import RUN_NOW
 from remediator.store.records import Scope
 from remediator_testing.fakes import FakeSlack
 from tests.conftest import Daemon, MakeDaemon

@@ -3,7 +3,7 @@
 Order: kill switch, rate limits, blast radius, GitOps policy, storm breaker, concurrency, then
 the approval match for approved runs. Cheap, operator-driven refusals come first so the
 recorded reason is the most useful one. Every refusal is counted and logged here with its
-guard and reason; the run records it on the action (see engine/run.py) and the pipeline
+guard and reason; the run records it on the action (see engine/runs/run.py) and the pipeline
 escalates. A full concurrency cap is not a refusal: it defers the action until a slot frees.
 """
 

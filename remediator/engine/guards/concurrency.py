@@ -2,7 +2,7 @@
 
 "In flight" means a call is running: the slot is taken after the guards passed and the intent
 was recorded, and released when the call returns or fails. Dry runs never take one. Taking the
-slot happens under the same admission lock as the check (see engine/run.py), so the cap cannot
+slot happens under the same admission lock as the check (see engine/runs/run.py), so the cap cannot
 be overshot by runs checking at the same moment. A full cap defers the action (the run waits,
 outside the admission lock, until a slot frees, within its playbook timeout) instead of
 refusing and escalating it: a burst of simultaneous actions is what the storm breaker judges,

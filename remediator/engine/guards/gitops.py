@@ -8,7 +8,7 @@ before the change, like every guard:
   * `escalate` (default for scale and rollback): refused, so nothing changes; the reason names
     the change a human should make in Git instead;
   * `act` (default for the rollout restart, which the controllers leave alone): passes; the
-    check that the change stuck (engine/gitops.py) tells if the controller undid it;
+    check that the change stuck (engine/runs/gitops.py) tells if the controller undid it;
   * `suspend` (Flux only): passes once the controller leaves the object alone (the gate turned
     Flux's switch first, or it was off already); refused otherwise.
 

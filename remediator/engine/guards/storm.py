@@ -3,7 +3,7 @@
 A storm is systemic (a node, a network, a bad config push): restarting every workload that
 alerts makes it worse. The signals that open it (engine/guards/storm_rules.py) are decided on
 the storm picture, which counts every firing alert that arrived with a playbook for it, by
-target, as it is digested and before any of it is dispatched (engine/storm_watch.py):
+target, as it is digested and before any of it is dispatched (engine/governance/storm_watch.py):
 - more than `distinct_targets` distinct targets within `window_seconds`, or more than a share
   of the targets seen recently, overall or in one namespace;
 - more than `refusals` of those alerts refused before acting;

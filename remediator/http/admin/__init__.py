@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from remediator.engine.governance import GovernanceError
+from remediator.engine.governance.api import GovernanceError
 from remediator.engine.views import StoreUnavailable
 from remediator.http.admin import actions, incidents, reads
 from remediator.http.admin.auth import AdminTokens

@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from remediator.config import Mode
-from remediator.engine.governance import GovernanceError
-from remediator.engine.manual import ManualRunError
+from remediator.engine.governance.api import GovernanceError
+from remediator.engine.governance.manual import ManualRunError
 from remediator.http.admin.common import Body, Problem, caller, engine, int_param, parse, record
 from remediator.http.admin.common import reply as _reply
 

@@ -1,6 +1,6 @@
 """Incident endpoints: list and read incidents (any token), clear one (operator token).
 
-An incident is a target's trouble across alert episodes (engine/incidents.py); a held one makes
+An incident is a target's trouble across alert episodes (engine/runs/incidents.py); a held one makes
 later alerts for the target act on nothing until it is cleared here or goes quiet.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from remediator.engine.governance import GovernanceError
+from remediator.engine.governance.api import GovernanceError
 from remediator.engine.views import IncidentState
 from remediator.http.admin.common import Body, Problem, caller, engine, int_param, parse, record
 from remediator.http.admin.common import reply as _reply

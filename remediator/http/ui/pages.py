@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from remediator.engine.engine import Engine
-from remediator.engine.governance import GovernanceError
+from remediator.engine.governance.api import GovernanceError
 from remediator.engine.views import AuditRecord, EpisodeView
 from remediator.http.admin.auth import Caller
 from remediator.http.keys import ENGINE

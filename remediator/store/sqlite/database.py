@@ -4,7 +4,7 @@ group commit and savepoints.
 All writes go through one connection under one lock, so a multi-statement write is one
 transaction even though many coroutines share the connection. Writers share one open
 transaction; a committer task commits it (one fsync) for everyone queued so far, so intake
-batches and background writes pay one fsync per group, not one each (see engine/intake.py).
+batches and background writes pay one fsync per group, not one each (see engine/intake/intake.py).
 Reads use their own connection (and thread), so they never queue behind writes; every write
 returns only after its commit, so a later read always sees it.
 """

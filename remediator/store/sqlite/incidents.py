@@ -1,5 +1,5 @@
 """Incidents: the trouble of one target under one playbook, across its alert episodes (the
-rules are engine/incidents.py's)."""
+rules are engine/runs/incidents.py's)."""
 
 from __future__ import annotations
 

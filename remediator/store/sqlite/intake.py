@@ -1,7 +1,7 @@
 """Intake: the journal the webhook waits for, the digest of its slices into episodes, and the
 work the digest leaves for the dispatcher.
 
-The digester's rules are the engine's (engine/digest_plan.py); here a slice's plan is written
+The digester's rules are the engine's (engine/intake/digest_plan.py); here a slice's plan is written
 in one transaction with the mark that the slice is digested, so a crash digests it again,
 never twice.
 """

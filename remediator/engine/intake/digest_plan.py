@@ -1,6 +1,6 @@
 """Digesting as a decision: a slice of journaled notifications, and what is known of their
 episodes, in; the plan of what changes out. Pure: no I/O, so the rules are read and tested
-here, and any store applies the plan the same way (engine/digest.py drives both).
+here, and any store applies the plan the same way (engine/intake/digest.py drives both).
 
 Per alert (the episode is the alert's fingerprint and startsAt):
   unknown, firing       -> a new episode; dispatched if a playbook may want it (`needs_work`),

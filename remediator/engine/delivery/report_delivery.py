@@ -8,8 +8,8 @@ An alert storm must not become a hundred posts: a report waits `batch_window_sec
 outbox (see `Outbox` holds), and when more than `batch_threshold` reports of the channel are
 waiting by then, or several while the storm breaker is open, they go out as one summary.
 
-A run in flight posts its steps (engine/progress.py) in its thread as it goes: they are folded
-into a storm summary with the reports around them, and are not posted while more than
+A run in flight posts its steps (engine/delivery/progress.py) in its thread as it goes: they
+are folded into a storm summary with the reports around them, and are not posted while more than
 `batch_threshold` messages wait (a storm) or without a bot token (an incoming webhook has no
 threads; the run's report says it all).
 
@@ -28,10 +28,10 @@ import aiohttp
 from remediator.clients.slack import SlackClient, SlackWebhookClient
 from remediator.clock import Clock
 from remediator.config import ConfigError, ReportSettings, Settings
-from remediator.engine import approval_render, slack_render
-from remediator.engine.escalate import ESCALATION
-from remediator.engine.progress import PROGRESS, STARTED
-from remediator.engine.report import (
+from remediator.engine.delivery import approval_render, slack_render
+from remediator.engine.delivery.escalate import ESCALATION
+from remediator.engine.delivery.progress import PROGRESS, STARTED
+from remediator.engine.delivery.report import (
     APPROVAL_DECIDED,
     APPROVAL_REQUEST,
     REPORT,
@@ -39,7 +39,12 @@ from remediator.engine.report import (
     SLACK_REPORT,
     episode_document,
 )
-from remediator.engine.storm_report import STORM_UPDATE, StormMessages, breaker_id, is_storm
+from remediator.engine.delivery.storm_report import (
+    STORM_UPDATE,
+    StormMessages,
+    breaker_id,
+    is_storm,
+)
 from remediator.logs import get_logger
 from remediator.store import Store
 from remediator.store.records import OutboxItem
@@ -95,7 +100,7 @@ class Scrubber:
 
 
 class SlackReportDelivery:
-    """The `slack_report` channel's deliver callable (see engine/outbox.py)."""
+    """The `slack_report` channel's deliver callable (see engine/delivery/outbox.py)."""
 
     def __init__(
         self,
@@ -128,7 +133,7 @@ class SlackReportDelivery:
                 session, slack.webhook_value() or "", timeout=slack.timeout_seconds
             )
         self._log = get_logger(component="slack_reports")
-        # The storm breaker's one message, posted and then updated (engine/storm_report.py).
+        # The storm breaker's one message, posted and then updated (delivery/storm_report.py).
         self.storm: StormMessages | None = None
 
     def hold(self, item: OutboxItem) -> float:
@@ -225,7 +230,7 @@ class SlackReportDelivery:
 
     async def _approval(self, item: OutboxItem) -> None:
         """A run's report with buttons (approve mode, or "Run now" in shadow mode), or its
-        update once they were used (see engine/approval_render.py)."""
+        update once they were used (see engine/delivery/approval_render.py)."""
         document, run_id = item.payload, int(item.payload["run_id"])
         if self._bot is None:
             if item.kind == REPORT:

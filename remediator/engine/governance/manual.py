@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from remediator.alertmanager import Alert
 from remediator.config import Mode
+from remediator.engine.delivery.report import MANUAL_LABEL
 from remediator.engine.guards.blast import scope_refusal
-from remediator.engine.pipeline import Pipeline
-from remediator.engine.report import MANUAL_LABEL
+from remediator.engine.runs.pipeline import Pipeline
 from remediator.logs import get_logger
 from remediator.playbook import TargetError
 from remediator.store.records import RunState, WorkItem, WorkKind

@@ -1,7 +1,7 @@
 """Humans hear about dead letters once per burst, and never about a dead letter of that news.
 
 The outbox dead-letters a message a channel refused for good or could not render (see
-engine/outbox.py). The first dead letter escalates at once, to every channel; the ones that
+engine/delivery/outbox.py). The first dead letter escalates at once, to every channel; the ones that
 follow within `dead_letter_window_seconds` are only counted (in `/metrics`, in the admin API's
 list, and in the next escalation), so a broken channel or a rendering bug that hits a hundred
 reports pages once, not a hundred times. A dead-lettered escalation about dead letters is never

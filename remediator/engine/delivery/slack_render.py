@@ -51,7 +51,7 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text)}]}
 
 
-section, context = _section, _context  # for engine/approval_render.py
+section, context = _section, _context  # for engine/delivery/approval_render.py
 
 
 def who_text(who: Any) -> str:

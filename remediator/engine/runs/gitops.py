@@ -1,7 +1,7 @@
 """What follows a change to a Kubernetes object: the check that it stuck, and the restore of a
 GitOps controller's reconciliation the `suspend` policy turned off.
 
-Both are durable timers armed by the action gate (engine/run.py, `ActionHooks`) from what the
+Both are durable timers armed by the action gate (engine/runs/run.py, `ActionHooks`) from what the
 Action itself carries (playbook/gitops.py), so they hold for every playbook using `kube`:
 
 * `gitops_check`: a change that sets fields (`Action.fields`: replicas, an HPA floor, KEDA's
@@ -32,7 +32,7 @@ from typing import Any
 
 from remediator.clock import Clock
 from remediator.engine.hooks import Escalator, Reporter
-from remediator.engine.pipeline import Pipeline
+from remediator.engine.runs.pipeline import Pipeline
 from remediator.logs import get_logger
 from remediator.playbook import Action, PlaybookSpec, RunInfo, Target
 from remediator.playbook.gitops import (

@@ -20,7 +20,7 @@ from remediator.alertmanager import Alert
 from remediator.clock import Clock
 from remediator.config import Mode, Settings
 from remediator.engine import reasons
-from remediator.engine.executor import RunExecutor, Said
+from remediator.engine.delivery.progress import RunProgress
 from remediator.engine.guards.blast import scope_refusal
 from remediator.engine.hooks import (
     ActionHooks,
@@ -31,11 +31,11 @@ from remediator.engine.hooks import (
     StormGate,
     Verifier,
 )
-from remediator.engine.incidents import Incidents
-from remediator.engine.locks import KeyedLocks
-from remediator.engine.modes import PlaybookModes
-from remediator.engine.progress import RunProgress
-from remediator.engine.run import REVERT, EngineRun
+from remediator.engine.runs.executor import RunExecutor, Said
+from remediator.engine.runs.incidents import Incidents
+from remediator.engine.runs.locks import KeyedLocks
+from remediator.engine.runs.modes import PlaybookModes
+from remediator.engine.runs.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import (
@@ -146,7 +146,7 @@ class Pipeline:
         self.modes = modes
         # Set by the engine: asked before a firing alert runs anything, told of refusals.
         self.storm: StormGate | None = None
-        # Set by the engine: what follows an action (engine/gitops.py).
+        # Set by the engine: what follows an action (engine/runs/gitops.py).
         self.action_hooks: ActionHooks | None = None
         self.locks = KeyedLocks()
         self.executor = RunExecutor(
@@ -245,7 +245,7 @@ class Pipeline:
         target: str | None = None,
     ) -> None:
         """The playbook cannot run for this alert at all: recorded and escalated (refusals of
-        one kind aggregated, engine/escalation_policy.py), no run."""
+        one kind aggregated, engine/delivery/escalation_policy.py), no run."""
         await self.store.record_decision(item.episode_id, spec.name, DecisionKind.REFUSED, reason)
         self.metrics.runs.labels(playbook=spec.name, outcome="refused").inc()
         log.warning("refused", playbook=spec.name, reason=reason)

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from remediator.clock import Clock
+from remediator.engine.delivery.progress import RunProgress
 from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import ActionHooks, Guards
-from remediator.engine.progress import RunProgress
 from remediator.playbook import JSON, Action, ActionRefused, Budget, Target
 from remediator.playbook.handler_data import handler_data
 from remediator.store import Store
@@ -140,7 +140,7 @@ class EngineRun:
                     raise
                 if not self._dry_run:
                     # What the run found and planned so far survives a crash during the call
-                    # (engine/recovery.py reports it with what was and was not done).
+                    # (engine/runs/recovery.py reports it with what was and was not done).
                     await self._store.save_evidence(self._run_id, self.evidence_data)
                 action_id = await self._intent(action)
                 if self._dry_run:
@@ -227,7 +227,7 @@ class EngineRun:
             playbook=self._playbook,
             delay_seconds=delay_seconds,
             # Held until the run is known to have changed something: when it ends `acted`, or
-            # when recovery finds an interrupted change applied (engine/recovery.py).
+            # when recovery finds an interrupted change applied (engine/runs/recovery.py).
             held=True,
             payload={
                 "data": handler_data(data),

@@ -4,7 +4,7 @@ Each request puts its validated notification on a bounded list and waits until t
 has journaled it; only then does the webhook answer 2xx. The writer takes whatever is waiting
 (up to `batch_max`) into one append and one sync, which is what lets durable recording keep up
 with Alertmanager at high rates. Turning the journal into episodes is the digester's job
-(engine/digest.py), off the request path.
+(engine/intake/digest.py), off the request path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 from remediator.alertmanager import NotificationData
 from remediator.clock import Clock
-from remediator.engine.digest import Digester
+from remediator.engine.intake.digest import Digester
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable

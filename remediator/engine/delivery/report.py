@@ -7,8 +7,8 @@ evidence, the approval) and queued on the `slack_report` outbox channel, so Slac
 down never delays the pipeline, and delivery after a restart needs nothing else. Only fields
 the record holds for this purpose go in (labels, summaries, actions, evidence); the playbooks
 keep secrets such as DSNs out of the evidence, and delivery scrubs configured secrets again.
-A run in flight also reports its steps (kind `progress`, engine/progress.py): those documents
-come complete from the run and are queued as they are.
+A run in flight also reports its steps (kind `progress`, engine/delivery/progress.py): those
+documents come complete from the run and are queued as they are.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from remediator.clock import Clock
-from remediator.engine.approval_view import approval_document
-from remediator.engine.outbox import Outbox
-from remediator.engine.progress import PROGRESS
+from remediator.engine.delivery.approval_view import approval_document
+from remediator.engine.delivery.outbox import Outbox
+from remediator.engine.delivery.progress import PROGRESS
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable
 from remediator.store.records import ActionRecord, ActionState, EpisodeRecord, RunRecord

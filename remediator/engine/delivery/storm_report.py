@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from remediator.engine import slack_render
-from remediator.engine.outbox import Outbox
-from remediator.engine.report import SLACK_REPORT
+from remediator.engine.delivery import slack_render
+from remediator.engine.delivery.outbox import Outbox
+from remediator.engine.delivery.report import SLACK_REPORT
 from remediator.store import Store
 from remediator.store.records import BreakerRecord
 from remediator.store.storm_records import HeldAlert
@@ -127,7 +127,7 @@ class StormMessages:
         breaker = await self._store.get_breaker(breaker_id)
         if breaker is None:
             return None
-        # As the opening was escalated (engine/escalate.py): shadow mode does not page.
+        # As the opening was escalated (engine/delivery/escalate.py): shadow mode does not page.
         shadow = breaker.details.get("mode") == "shadow" and not self._page_in_shadow
         count = await self._store.count_held(breaker.id)
         held = await self._store.held_alerts(breaker.id, _LISTED)

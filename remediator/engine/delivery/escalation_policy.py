@@ -1,6 +1,6 @@
 """Humans hear once: which channels an escalation goes to, decided before it is queued.
 
-Two rules on top of the channels configured (engine/escalate.py applies them):
+Two rules on top of the channels configured (engine/delivery/escalate.py applies them):
 
 * Refusals of the same kind (the same reason class, e.g. `no_target` or a guard's name, and
   the same playbook) within `escalation.aggregate_window_seconds` are one escalation: the

@@ -25,26 +25,26 @@ from remediator.clients.delivery import DeliveryError
 from remediator.clients.slack import SlackClient, respond
 from remediator.clock import Clock
 from remediator.config import Settings, SlackApprovalSettings
-from remediator.engine.approval_render import (
+from remediator.engine.delivery.approval_render import (
     APPROVE,
     APPROVED_IN_SLACK,
     DENIED_IN_SLACK,
     DENY,
     RUN_NOW,
 )
-from remediator.engine.approval_view import approvers
-from remediator.engine.approvals import Approvals
-from remediator.engine.governance import Governance, GovernanceError
-from remediator.engine.manual import ManualRunError
-from remediator.engine.outbox import Outbox
-from remediator.engine.report import (
+from remediator.engine.delivery.approval_view import approvers
+from remediator.engine.delivery.outbox import Outbox
+from remediator.engine.delivery.report import (
     APPROVAL_DECIDED,
     MANUAL_LABEL,
     RUN_NOW_TAKEN,
     SLACK_REPORT,
     build_report,
 )
-from remediator.engine.slack_render import who_text
+from remediator.engine.delivery.slack_render import who_text
+from remediator.engine.governance.api import Governance, GovernanceError
+from remediator.engine.governance.approvals import Approvals
+from remediator.engine.governance.manual import ManualRunError
 from remediator.engine.timers import Timers
 from remediator.logs import get_logger
 from remediator.store import Store, StoreUnavailable

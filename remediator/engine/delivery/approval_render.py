@@ -2,7 +2,7 @@
 once decided (the buttons replaced by who decided and when); a shadow run's report with a
 "Run now" button, and the same once it was used.
 
-The message is the run's report (engine/slack_render.py: what would be done, with the exact
+The message is the run's report (engine/delivery/slack_render.py: what would be done, with the exact
 change) plus what the guards said, the deadline and the buttons. Each button carries the run
 id as its value; http/slack.py receives the click.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from remediator.engine import slack_render
-from remediator.engine.report import APPROVAL_DECIDED, APPROVAL_REQUEST, RUN_NOW_TAKEN
+from remediator.engine.delivery import slack_render
+from remediator.engine.delivery.report import APPROVAL_DECIDED, APPROVAL_REQUEST, RUN_NOW_TAKEN
 
 APPROVE = "remediator_approve"  # action_id of the Approve button
 DENY = "remediator_deny"

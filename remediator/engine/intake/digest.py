@@ -1,8 +1,8 @@
 """The digester: turns journaled notifications into episodes, decisions and dispatch work.
 
-The webhook answers once a notification is in the journal (engine/intake.py); everything that
+The webhook answers once a notification is in the journal (engine/intake/intake.py); everything that
 costs per alert happens here, in journal order, one transaction per slice that also marks the
-slice digested. What a slice changes is decided by engine/digest_plan.py (pure); the store
+slice digested. What a slice changes is decided by engine/intake/digest_plan.py (pure); the store
 only reads what is known of its episodes and applies the plan. A crash between the two leaves
 the notification undigested, so it is digested again on start: exactly once, never lost. The
 journal lives in the store, not in memory, so a backlog costs disk, not RAM; intake refuses
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from remediator.alertmanager import Limits, NotificationData, PayloadError
 from remediator.alertmanager import validate_notification as validate
 from remediator.clock import Clock
-from remediator.engine import digest_plan
-from remediator.engine.dispatch import Dispatcher
+from remediator.engine.intake import digest_plan
+from remediator.engine.intake.dispatch import Dispatcher
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from remediator.clock import Clock
 from remediator.config import KillSwitchSettings, Mode
-from remediator.engine.approvals import ApprovalError, Approvals
+from remediator.engine.delivery.outbox import Outbox
+from remediator.engine.governance.approvals import ApprovalError, Approvals
+from remediator.engine.governance.manual import ManualRun, run_by_hand
 from remediator.engine.guards.storm import StormBreaker
 from remediator.engine.hooks import Reporter
-from remediator.engine.manual import ManualRun, run_by_hand
-from remediator.engine.outbox import Outbox
-from remediator.engine.pipeline import Pipeline
+from remediator.engine.runs.pipeline import Pipeline
 from remediator.store import Store
 from remediator.store.records import (
     ApprovalRecord,

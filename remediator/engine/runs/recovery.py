@@ -23,8 +23,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from remediator.engine.pipeline import Pipeline, episode_alert
-from remediator.engine.run import REVERT, EngineRun
+from remediator.engine.runs.pipeline import Pipeline, episode_alert
+from remediator.engine.runs.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.playbook import PlaybookSpec, ReadsBack, Target, TargetError
 from remediator.store.records import (

@@ -1,15 +1,15 @@
 """Escalation: record it durably, then queue it for every configured channel.
 
 The pipeline never waits for Slack, PagerDuty or a webhook: an escalation is a row in the
-record plus one outbox row per channel, delivered by engine/outbox.py. Each queued message is a
-self-contained document (what fired, where, why, the evidence), so delivery after a restart
-needs nothing else. Two kinds of escalation are recorded but not delivered, because a human was
-already told or nothing would have been done anyway: refusals by the open storm breaker (it
-paged once for all of them) and refusals in shadow mode. Other escalations in shadow mode
-(a shadow run failed, the breaker opened while every playbook is in shadow mode) go to the
-Slack report only, as "would have escalated", unless `escalation.page_in_shadow` asks for
-pages: a new install watches, it does not wake anyone. When the alert resolves, the channels
-that were told get a resolve (PagerDuty closes the incident with the same dedup_key).
+record plus one outbox row per channel, delivered by engine/delivery/outbox.py. Each queued
+message is a self-contained document (what fired, where, why, the evidence), so delivery after
+a restart needs nothing else. Two kinds of escalation are recorded but not delivered, because a
+human was already told or nothing would have been done anyway: refusals by the open storm
+breaker (it paged once for all of them) and refusals in shadow mode. Other escalations in
+shadow mode (a shadow run failed, the breaker opened while every playbook is in shadow mode) go
+to the Slack report only, as "would have escalated", unless `escalation.page_in_shadow` asks
+for pages: a new install watches, it does not wake anyone. When the alert resolves, the
+channels that were told get a resolve (PagerDuty closes the incident with the same dedup_key).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from remediator.clock import Clock
-from remediator.engine.channels import PAGERDUTY, SLACK, WEBHOOK
-from remediator.engine.escalation_policy import GROUP, SUMMARY, EscalationPolicy, Verdict
+from remediator.engine.delivery.channels import PAGERDUTY, SLACK, WEBHOOK
+from remediator.engine.delivery.escalation_policy import GROUP, SUMMARY, EscalationPolicy, Verdict
+from remediator.engine.delivery.outbox import Outbox
+from remediator.engine.delivery.report import SLACK_REPORT
 from remediator.engine.guards.storm import NAME as STORM_BREAKER
 from remediator.engine.hooks import RecordingEscalator
-from remediator.engine.outbox import Outbox
-from remediator.engine.report import SLACK_REPORT
 from remediator.engine.timers import Timers
 from remediator.metrics import Metrics
 from remediator.store import Store

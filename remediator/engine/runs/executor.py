@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator.engine.hooks import Escalator, Reporter
-from remediator.engine.locks import KeyedLocks
-from remediator.engine.run import EngineRun
+from remediator.engine.runs.locks import KeyedLocks
+from remediator.engine.runs.run import EngineRun
 from remediator.playbook import ActionRefused
 from remediator.store import Store
 from remediator.store.records import DecisionKind, RunState

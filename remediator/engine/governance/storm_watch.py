@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from remediator.config import Mode
 from remediator.engine.guards.storm import StormBreaker
-from remediator.engine.pipeline import Pipeline, choose
+from remediator.engine.runs.pipeline import Pipeline, choose
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store
@@ -59,7 +59,7 @@ class StormWatch:
 
     def mode(self) -> str | None:
         """`shadow` when every enabled playbook is in shadow mode: nothing would have been done,
-        so the breaker's page is a report, not a page (see engine/escalate.py)."""
+        so the breaker's page is a report, not a page (see engine/delivery/escalate.py)."""
         p = self._pipeline
         modes = {
             p.mode_of(spec.name) for spec in p.registry if p.settings.playbook(spec.name).enabled

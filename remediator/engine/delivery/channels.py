@@ -18,7 +18,7 @@ from remediator.config import (
     Settings,
     SlackEscalationSettings,
 )
-from remediator.engine.outbox import Deliver
+from remediator.engine.delivery.outbox import Deliver
 from remediator.store.records import OutboxItem
 
 SLACK, PAGERDUTY, WEBHOOK = "slack", "pagerduty", "webhook"

@@ -17,7 +17,7 @@ from remediator.clock import Clock
 from remediator.config import ApprovalSettings, Mode
 from remediator.engine.guards.approval import ApprovedCalls, call_key
 from remediator.engine.hooks import Escalator
-from remediator.engine.pipeline import Pipeline
+from remediator.engine.runs.pipeline import Pipeline
 from remediator.logs import get_logger
 from remediator.playbook import RunInfo
 from remediator.store import Store

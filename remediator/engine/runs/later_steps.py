@@ -11,9 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 from remediator.config import Mode
-from remediator.engine.executor import Ending, Said
-from remediator.engine.pipeline import Pipeline, episode_alert
-from remediator.engine.run import REVERT, EngineRun
+from remediator.engine.runs.executor import Ending, Said
+from remediator.engine.runs.pipeline import Pipeline, episode_alert
+from remediator.engine.runs.run import REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.playbook import PlaybookSpec, Target, TargetError, handler_data
 from remediator.store.records import (

@@ -1,0 +1,1 @@
+"""What arrives: the journal's intake, digesting into episodes (the plan), dispatch."""
