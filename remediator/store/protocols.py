@@ -33,6 +33,7 @@ from remediator.store.records import (
     OutboxItem,
     RunRecord,
     RunState,
+    Scope,
     TimerRecord,
     TimerState,
     VerificationRecord,
@@ -308,7 +309,7 @@ class GovernanceStore(Protocol):
     mutations write their audit row in the same transaction."""
 
     async def add_kill_switch(
-        self, scope: str, key: str, *, reason: str, who: str, expires_at: datetime | None
+        self, scope: Scope, key: str, *, reason: str, who: str, expires_at: datetime | None
     ) -> KillSwitchRecord: ...
 
     async def lift_kill_switch(

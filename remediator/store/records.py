@@ -185,7 +185,7 @@ class ActionRecord:
     summary: str
     body: Any
     change: dict[str, Any]
-    state: str
+    state: ActionState
     intended_at: datetime
     finished_at: datetime | None
     result: Any = None
@@ -199,7 +199,7 @@ class RunRecord:
     playbook: str
     target_key: str
     mode: str
-    state: str
+    state: RunState
     started_at: datetime
     finished_at: datetime | None
     error: str | None
@@ -212,7 +212,7 @@ class DecisionRecord:
     id: int
     episode_id: str
     playbook: str | None
-    kind: str
+    kind: DecisionKind
     reason: str
     at: datetime
     run_id: int | None
@@ -260,7 +260,7 @@ class TimerRecord:
     run_id: int | None
     playbook: str | None
     due_at: datetime | None
-    state: str
+    state: TimerState
     payload: dict[str, Any]
     created_at: datetime
 
@@ -279,7 +279,7 @@ class Scope(StrEnum):
 @dataclass(frozen=True)
 class KillSwitchRecord:
     id: int
-    scope: str
+    scope: Scope
     key: str  # "" for global, the playbook name, or the target key
     reason: str
     who: str
@@ -327,7 +327,7 @@ class ApprovalRecord:
     target_key: str
     requested_at: datetime
     expires_at: datetime
-    state: str
+    state: ApprovalState
     decided_at: datetime | None = None
     decided_by: str | None = None
     reason: str | None = None
@@ -347,7 +347,7 @@ class VerificationRecord:
     playbook: str
     target_key: str
     query: str
-    result: str
+    result: VerificationResult
     detail: str
     at: datetime
 
@@ -378,7 +378,7 @@ class IncidentRecord:
     id: int
     playbook: str
     target_key: str
-    state: str
+    state: IncidentState
     opened_at: datetime
     last_seen: datetime
     held_at: datetime | None = None

@@ -94,7 +94,7 @@ class Governance:
         if expires_in is not None and expires_in <= timedelta(0):
             raise GovernanceError("expires_in must be positive")
         return await self._store.add_kill_switch(
-            scope.value,
+            scope,
             key,
             reason=_required(reason, "reason"),
             who=_required(who, "who"),

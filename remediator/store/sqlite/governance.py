@@ -16,6 +16,7 @@ from remediator.store.records import (
     AuditRecord,
     KillSwitchRecord,
     RunState,
+    Scope,
     VerificationRecord,
 )
 from remediator.store.sqlite.database import Database, fetch_one
@@ -45,7 +46,7 @@ class GovernanceRepository:
 
     # -- kill switches -------------------------------------------------------------------
     async def add_kill_switch(
-        self, scope: str, key: str, *, reason: str, who: str, expires_at: datetime | None
+        self, scope: Scope, key: str, *, reason: str, who: str, expires_at: datetime | None
     ) -> KillSwitchRecord:
         at = self.db.now()
         expires = ts(expires_at) if expires_at else None
