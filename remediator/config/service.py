@@ -1,0 +1,120 @@
+"""The daemon's own service: HTTP server, webhook auth, state store, dispatch, admin, logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    model_validator,
+)
+
+from remediator.config.base import ConfigError, Section, read_secret
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(9095, ge=0, le=65535, description="Port; 0 picks a free one.")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Bigger webhook bodies get 413.")
+
+
+class WebhookAuthSettings(Section):
+    disabled: bool = Field(False, description="Accept unauthenticated webhooks (warned at start).")
+    bearer_token: SecretStr | None = Field(
+        None, description="Token Alertmanager sends as `Authorization: Bearer`."
+    )
+    bearer_token_file: Path | None = Field(None, description="File holding the bearer token.")
+    basic_username: str | None = Field(None, description="HTTP basic user name.")
+    basic_password: SecretStr | None = Field(None, description="HTTP basic password.")
+    basic_password_file: Path | None = Field(None, description="File holding the password.")
+
+    def bearer(self) -> str | None:
+        return read_secret(self.bearer_token, self.bearer_token_file, "webhook.auth.bearer_token")
+
+    def basic(self) -> tuple[str, str] | None:
+        password = read_secret(
+            self.basic_password, self.basic_password_file, "webhook.auth.basic_password"
+        )
+        if self.basic_username is None or password is None:
+            return None
+        return self.basic_username, password
+
+
+class WebhookSettings(Section):
+    auth: WebhookAuthSettings = WebhookAuthSettings()
+    max_alerts_per_notification: int = Field(1000, ge=1, description="More alerts: 422.")
+    max_labels_per_alert: int = Field(128, ge=1, description="More labels on an alert: 422.")
+    max_label_value_chars: int = Field(
+        4096, ge=16, description="Longer label or annotation values (characters): 422."
+    )
+    max_backlog: int = Field(
+        10_000,
+        ge=1,
+        description="Notifications acknowledged but not yet turned into episodes; more: 503.",
+    )
+
+
+class StateSettings(Section):
+    backend: Literal["sqlite"] = Field("sqlite", description="Where the decision record lives.")
+    path: Path = Field(Path("remediator-state.db"), description="SQLite file (WAL mode).")
+    synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="full: fsync every commit (survives power loss); normal: survives a crash.",
+    )
+    batch_max: int = Field(256, ge=1, description="Notifications committed together at most.")
+    retention_days: int = Field(30, ge=1, description="Notifications older than this are pruned.")
+
+
+class DispatchSettings(Section):
+    queue_size: int = Field(
+        10_000, ge=1, description="Alerts queued in memory; more wait in the store (not lost)."
+    )
+    workers: int = Field(8, ge=1, description="Playbook runs in parallel.")
+    playbook_timeout_seconds: float = Field(
+        300.0, gt=0, description="A playbook run taking longer is cancelled and escalated."
+    )
+
+
+class AdminTokenSettings(Section):
+    name: str = Field(min_length=1, description="Who the token is; recorded in the audit log.")
+    role: Literal["read", "operator"] = Field(
+        "read", description="read: GET endpoints only; operator: also every mutation."
+    )
+    token: SecretStr | None = Field(None, description="The bearer token.")
+    token_file: Path | None = Field(None, description="File holding the bearer token.")
+
+    @model_validator(mode="after")
+    def _has_token(self) -> AdminTokenSettings:
+        if self.token is None and self.token_file is None:
+            raise ValueError(f"admin token {self.name!r}: set `token` or `token_file`")
+        return self
+
+    def value(self) -> str:
+        secret = read_secret(self.token, self.token_file, f"admin.tokens[{self.name}]")
+        if not secret:
+            raise ConfigError([f"admin.tokens[{self.name}]: empty token"])
+        return secret
+
+
+class AdminSettings(Section):
+    """The admin API under /admin/ on the same server; no tokens: every request gets 401."""
+
+    tokens: list[AdminTokenSettings] = Field(
+        default_factory=list, description="Bearer tokens: `{name, role, token or token_file}`."
+    )
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> AdminSettings:
+        names = [t.name for t in self.tokens]
+        if len(names) != len(set(names)):
+            raise ValueError("admin.tokens: names must be unique")
+        return self
+
+
+class LoggingSettings(Section):
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a TTY, JSON lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
