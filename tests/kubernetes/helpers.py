@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from remediator.store.records import (
     TimerRecord,
 )
 from remediator_testing.alerts import alert, notification
+from remediator_testing.clock import ManualClock
 from remediator_testing.kube import KubeEmulator, RecordedRequest
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome, read_outcome
@@ -74,6 +75,9 @@ class Cluster:
     tmp: Path
     daemon: Daemon | None = None
     _started: tuple[str, dict[str, Any]] = ("", {})
+    # The daemon's time: cool-downs, follow-ups and quiet periods pass when the test advances
+    # it (the emulator's pods keep real time).
+    clock: ManualClock = field(default_factory=ManualClock)
 
     async def start(
         self,
@@ -109,7 +113,7 @@ class Cluster:
 
     async def _make(self) -> Daemon:
         module, config = self._started
-        self.daemon = await self.make_daemon(registry(module), config=config)
+        self.daemon = await self.make_daemon(registry(module), config=config, clock=self.clock)
         # The test drives the durable timers (`run_timers`): the daemon's own loop is stopped,
         # so a timer never runs behind the test's back (timers are claimed once).
         await self.daemon.engine.timers.stop()
@@ -128,7 +132,7 @@ class Cluster:
     async def resolve(self, labels: Mapping[str, str], *, minutes: int = 0) -> Outcome:
         starts = START + timedelta(minutes=minutes)
         return await self.post(
-            alert(labels, status="resolved", starts_at=starts, ends_at=datetime.now(UTC))
+            alert(labels, status="resolved", starts_at=starts, ends_at=self.clock.now())
         )
 
     async def post(self, payload: dict[str, Any]) -> Outcome:
@@ -144,9 +148,15 @@ class Cluster:
         return await read_outcome(self.daemon.engine.store, episode_id)
 
     async def run_timers(self) -> int:
-        """Run the due durable timers now (scale-back, follow-ups) instead of waiting."""
+        """Run the durable timers due on the daemon's clock (scale-back, follow-ups); the
+        test makes them due with `clock.advance`."""
         assert self.daemon is not None
         return await self.daemon.engine.timers.run_due()
+
+    async def due_timers(self) -> list[TimerRecord]:
+        """The durable timers due now on the daemon's clock, in the order they run."""
+        assert self.daemon is not None
+        return await self.daemon.engine.store.due_timers(self.clock.now(), 100)
 
     async def timers(self, episode_id: str, kind: str) -> list[TimerRecord]:
         assert self.daemon is not None

@@ -4,8 +4,8 @@ change is checked later for having stuck.
 The emulator's GitOps controllers (remediator_testing.kube.gitops) behave like Argo CD with
 self-heal and like Flux: they hold Git's state of the objects they marked and put back drift
 after a short delay; Flux leaves an object alone under its `reconcile: disabled` switch. Tests
-wait for the controllers' own records (`reverts`, `held_back`, `passes`) and drive the durable
-timers themselves (`Cluster.run_timers`), never sleeping.
+wait for the controllers' own records (`reverts`, `held_back`, `passes`), advance the daemon's
+clock and drive the durable timers themselves (`Cluster.run_timers`), never sleeping.
 """
 
 from __future__ import annotations
@@ -55,18 +55,27 @@ OWNERS = {
 }
 
 
+CHECK_AFTER = 0.001  # seconds of the daemon's clock between a change and its check
+
+
 def gitops(controller: str, **policy: str) -> dict[str, Any]:
-    """The `gitops` section: `policy` for the controller, checks at once (`check_after`)."""
-    section: dict[str, Any] = {"check_after_seconds": 0.001}
+    """The `gitops` section: `policy` for the controller, checks `CHECK_AFTER` later."""
+    section: dict[str, Any] = {"check_after_seconds": CHECK_AFTER}
     if controller.startswith("argocd"):
         section["argocd"] = {
             "policy": policy,
-            "check_after_seconds": 0.001,
+            "check_after_seconds": CHECK_AFTER,
             "label_tracking": controller == "argocd-label",
         }
     else:
-        section["flux"] = {"policy": policy, "check_after_seconds": 0.001}
+        section["flux"] = {"policy": policy, "check_after_seconds": CHECK_AFTER}
     return {"gitops": section}
+
+
+async def run_checks(cluster: Cluster) -> int:
+    """Let the checks' delay pass on the daemon's clock and run the timers that came due."""
+    cluster.clock.advance(CHECK_AFTER)
+    return await cluster.run_timers()
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,7 @@ async def test_act_on_a_scale_is_reverted_then_reported_and_escalated(
         # The controller puts Git's 2 replicas back; then the check runs.
         await cluster.emu.wait_for(lambda: app.reverts != [], what="the controller's revert")
         assert cluster.replicas("consumer") == 2
-        assert await cluster.run_timers() == 1
+        assert await run_checks(cluster) == 1
 
         outcome = await cluster.outcome(fired.episode.id)
         owner = OWNERS[controller]
@@ -219,7 +228,7 @@ async def test_a_restart_under_the_default_act_holds_and_is_checked(
     assert fired.run.evidence["gitops"]["Deployment/shop/api"].endswith("restart: act")
     await passes(cluster, app)  # the restart annotation is not in Git: nothing to put back
     assert app.reverts == [] and RESTART.changed(cluster)
-    assert await cluster.run_timers() == 1
+    assert await run_checks(cluster) == 1
     outcome = await cluster.outcome(fired.episode.id)
     [checked] = [d for d in outcome.decisions if d.kind == "checked"]
     assert checked.reason.startswith("still in effect 0.001 s later: rollout restart")
@@ -374,7 +383,7 @@ async def test_a_target_without_gitops_marks_is_changed_as_before_and_checked(
     [change] = fired.actions
     assert (change.state, change.change) == ("succeeded", {"replicas": [2, 4]})
     assert "gitops" not in fired.run.evidence
-    assert await cluster.run_timers() == 1
+    assert await run_checks(cluster) == 1
     outcome = await cluster.outcome(fired.episode.id)
     assert [d.kind for d in outcome.decisions][-1] == "checked"
 
@@ -402,7 +411,7 @@ async def test_a_change_overwritten_by_hand_is_reported_as_changed(cluster: Clus
         "/apis/apps/v1/namespaces/shop/deployments/consumer", {"spec": {"replicas": 7}}
     )
 
-    assert await cluster.run_timers() == 1
+    assert await run_checks(cluster) == 1
 
     outcome = await cluster.outcome(fired.episode.id)
     [escalation] = outcome.escalations

@@ -7,11 +7,8 @@ incident the first episode opened.
 
 from __future__ import annotations
 
-import asyncio
-
-from remediator.store.records import TimerRecord
 from tests.admin.helpers import admin_config, call
-from tests.kubernetes.helpers import Cluster, until
+from tests.kubernetes.helpers import Cluster
 from tests.kubernetes.test_restart_crashloop import OLD, PLAYBOOK, all_crashing, crash, looping
 from tests.kubernetes.test_scale import LAG, lag
 
@@ -33,7 +30,7 @@ async def escalated_crash_loop(cluster: Cluster, **extra: object) -> tuple[str, 
         lambda: any(p != pod for p in looping(cluster)), what="the replacement to crash-loop"
     )
     [replacement] = [p for p in looping(cluster) if p != pod]
-    await asyncio.sleep(0.15)
+    cluster.clock.advance(0.1)
     assert await cluster.run_timers() == 1  # the follow-up
     [escalation] = (await cluster.outcome(fired.episode.id)).escalations
     assert "not restarting again" in escalation.reason
@@ -89,8 +86,8 @@ async def test_the_replacement_of_an_escalated_crash_loop_is_not_evicted(
 
 
 async def test_a_held_incident_ends_after_its_quiet_period(cluster: Cluster) -> None:
-    _, replacement = await escalated_crash_loop(cluster, incidents={"quiet_seconds": 0.5})
-    await asyncio.sleep(0.6)  # no alert of the incident for longer than its quiet period
+    _, replacement = await escalated_crash_loop(cluster, incidents={"quiet_seconds": 600})
+    cluster.clock.advance(601)  # no alert of the incident for longer than its quiet period
 
     outcome = await cluster.fire(crash(replacement))
 
@@ -103,19 +100,12 @@ def daemon_of(cluster: Cluster) -> object:
     return cluster.daemon
 
 
-async def reverts_done(cluster: Cluster, *episode_ids: str) -> list[TimerRecord]:
-    """Run the due timers; the revert timers of the episodes once all of them have run."""
-    await cluster.run_timers()
-    timers = [t for e in episode_ids for t in await cluster.timers(e, "revert")]
-    return timers if all(t.state in ("done", "failed") for t in timers) else []
-
-
 async def test_a_re_fire_during_the_cool_down_scales_back_to_the_baseline(
     cluster: Cluster,
 ) -> None:
     cluster.emu.add_deployment("shop", "consumer", replicas=3)
     # The cool-down outlasts the re-fire and its resolve, as in production (300 s).
-    await cluster.start("scale_on_lag", params={LAG: {"partitions": 12, "cooldown_seconds": 1.5}})
+    await cluster.start("scale_on_lag", params={LAG: {"partitions": 12, "cooldown_seconds": 300}})
     first = await cluster.fire(lag())
     assert cluster.replicas("consumer") == 5
     await cluster.resolve(lag())
@@ -123,12 +113,13 @@ async def test_a_re_fire_during_the_cool_down_scales_back_to_the_baseline(
     second = await cluster.fire(lag(), minutes=10)
     assert cluster.replicas("consumer") == 7
     await cluster.resolve(lag(), minutes=10)
+    assert await cluster.run_timers() == 0  # both wait for their cool-down
 
-    await until(
-        lambda: reverts_done(cluster, first.episode.id, second.episode.id),
-        timeout_s=10,
-        what="both scale-backs",
-    )
+    cluster.clock.advance(300)
+    assert [t.kind for t in await cluster.due_timers()].count("revert") == 2
+    await cluster.run_timers()  # with the verifications (a bake of 5 minutes too)
+    timers = [t for e in (first, second) for t in await cluster.timers(e.episode.id, "revert")]
+    assert [t.state for t in timers] == ["done", "done"]
 
     assert cluster.replicas("consumer") == 3  # the baseline before the incident, not 5
     one = await cluster.outcome(first.episode.id)
@@ -154,7 +145,7 @@ async def test_a_scale_back_that_cannot_restore_the_baseline_escalates(cluster: 
         "/apis/apps/v1/namespaces/shop/deployments/consumer", {"spec": {"replicas": 9}}
     )
     await cluster.resolve(lag())
-    await until(lambda: reverts_done(cluster, fired.episode.id), what="the scale-back")
+    assert await cluster.run_timers() == 1  # the scale-back, due at once
 
     assert cluster.replicas("consumer") == 9
     outcome = await cluster.outcome(fired.episode.id)

@@ -3,8 +3,6 @@ respected), and escalate a crash loop that continues in the same episode."""
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.kubernetes.helpers import Cluster, labels
 
 PLAYBOOK = "restart-crashloop"
@@ -109,8 +107,8 @@ async def test_a_second_crash_loop_in_the_episode_is_escalated_not_restarted(
     assert fired.run.state == "acted"
     await crash_looping_pod(cluster)  # the replacement crash-loops too
     await cluster.fire(crash(pod))  # re-sent by Alertmanager: the same episode
-    await asyncio.sleep(0.15)
-
+    assert await cluster.run_timers() == 0
+    cluster.clock.advance(0.1)
     assert await cluster.run_timers() == 1
 
     outcome = await cluster.outcome(fired.episode.id)
