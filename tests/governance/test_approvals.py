@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from remediator.engine.governance.api import GovernanceError
 from remediator.playbook import Target
 from remediator.store.records import Scope
+from remediator_testing.clock import ManualClock
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -74,14 +73,18 @@ async def test_deny_ends_the_run(make_daemon: MakeDaemon) -> None:
 async def test_timeout_escalates(make_daemon: MakeDaemon) -> None:
     world = World()
     daemon = await make_daemon(
-        registry_with(world), config={**APPROVE, "approval": {"timeout_seconds": 0.05}}
+        registry_with(world),
+        config={**APPROVE, "approval": {"timeout_seconds": 900}},
+        clock=ManualClock(),
     )
     run_id = await pending_run(daemon)
-    await asyncio.sleep(0.06)
-    await daemon.engine.timers.run_due()
+    await daemon.advance(899)  # the timer loop looked after this: nothing was due
+    [run] = await runs(daemon)
+    assert run.state == "pending_approval"
+    await daemon.advance(1)
     [run] = await runs(daemon)
     assert run.state == "refused" and run.error is not None
-    assert run.error.startswith("approval expired: no decision within 0.05 s")
+    assert run.error.startswith("approval expired: no decision within 900 s")
     [escalation] = await daemon.engine.store.escalations_for(run.episode_id)
     assert escalation.details["kind"] == "approval_timeout" and escalation.run_id == run_id
     with pytest.raises(GovernanceError, match="already expired"):

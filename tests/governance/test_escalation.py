@@ -3,10 +3,10 @@ fakes that validate what they receive; failures, Retry-After, retries and order.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
+from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import Failure, FakePagerDuty, FakeSlack, FakeWebhook
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
@@ -89,15 +89,18 @@ async def test_failures_are_retried_until_delivered_in_order(
 async def test_429_retry_after_is_honoured(
     make_daemon: MakeDaemon, pagerduty: FakePagerDuty
 ) -> None:
-    pagerduty.fail_next(Failure(429, retry_after=0.4))
-    daemon = await make_daemon(registry_with(World()), config=denied(**paging(pagerduty.url)))
+    pagerduty.fail_next(Failure(429, retry_after=30))
+    daemon = await make_daemon(
+        registry_with(World()), config=denied(**paging(pagerduty.url)), clock=ManualClock()
+    )
     await post_and_settle(daemon, firing(labels("a", namespace="kube-system")))
-    await pagerduty.wait_for(1)
-    # No quick retry after a 429: the next attempt waited for Retry-After (backoff is 0.05 s).
-    first, second = pagerduty.requests
-    assert (first.status, second.status) == (429, 202)
-    assert second.at - first.at >= 0.4
-    await eventually(lambda: nothing_pending(daemon))
+    await daemon.engine.outbox.settled()
+    # No quick retry after a 429, and no backoff (0.05 s) either: it waits for Retry-After.
+    await daemon.advance(29)
+    assert [r.status for r in pagerduty.requests] == [429]
+    await daemon.advance(1)
+    assert [r.status for r in pagerduty.requests] == [429, 202]
+    assert await nothing_pending(daemon)
 
 
 async def nothing_pending(daemon: Daemon) -> bool:
@@ -210,7 +213,7 @@ async def test_a_critical_alert_without_a_playbook_pages(
     warning = {"alertname": "DiskAlmostFull", "severity": "warning", "instance": "db-1"}
     await post_and_settle(daemon, firing(nothing, warning))
     [event] = await pagerduty.wait_for(1)
-    await asyncio.sleep(0.1)
+    await daemon.engine.outbox.settled()  # a second page would have been sent by now
     assert len(pagerduty.events) == 1
     assert event["payload"]["summary"] == "DiskFull: a critical alert matches no playbook"
     assert event["payload"]["source"] == "remediator"

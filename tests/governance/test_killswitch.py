@@ -10,12 +10,12 @@ import pytest
 from remediator.engine.governance.api import GovernanceError
 from remediator.playbook import Target
 from remediator.store.records import Scope
+from remediator_testing.clock import ManualClock
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
     add_playbook,
     auto,
-    eventually,
     firing,
     labels,
     post_and_settle,
@@ -76,28 +76,30 @@ async def test_target_pause_holds_the_workload_and_what_the_run_touches(
 
 async def test_pause_expires_by_itself(make_daemon: MakeDaemon) -> None:
     world = World()
-    daemon = await make_daemon(registry_with(world), config=auto())
+    clock = ManualClock()
+    daemon = await make_daemon(registry_with(world), config=auto(), clock=clock)
     await daemon.engine.governance.pause(
-        Scope.GLOBAL, who="dave", reason="short", expires_in=timedelta(seconds=1)
+        Scope.GLOBAL, who="dave", reason="an hour", expires_in=timedelta(hours=1)
     )
     await post_and_settle(daemon, firing(labels("orders")))
     assert world.calls == [] and len(await refusals(daemon)) == 1
-
-    async def expired() -> bool:
-        return await daemon.engine.governance.switches() == []
-
-    await eventually(expired)
+    clock.advance(3599)
+    assert len(await daemon.engine.governance.switches()) == 1
+    clock.advance(1)
+    assert await daemon.engine.governance.switches() == []
     await post_and_settle(daemon, firing(labels("orders"), minutes=5))
     assert world.targets() == ["Deployment/shop/orders"]
 
 
 async def test_default_expiry_applies_when_none_is_given(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(
-        registry_with(World()), config=auto(guards={"kill_switch": {"default_expiry_seconds": 60}})
+        registry_with(World()),
+        config=auto(guards={"kill_switch": {"default_expiry_seconds": 60}}),
+        clock=ManualClock(),
     )
     switch = await daemon.engine.governance.pause(Scope.GLOBAL, who="erin", reason="default")
     assert switch.expires_at is not None
-    assert timedelta(seconds=59) < switch.expires_at - switch.created_at <= timedelta(seconds=60)
+    assert switch.expires_at - switch.created_at == timedelta(seconds=60)
 
 
 async def test_pause_checked_before_every_action_not_only_at_run_start(

@@ -11,6 +11,7 @@ from remediator.playbook import Registry
 from remediator.store.records import WorkItem, WorkKind
 from remediator.store.sqlite import SQLiteStore
 from remediator.store.sqlite.runs import acting_runs_query
+from remediator_testing.clock import ManualClock
 from tests.conftest import MakeDaemon
 from tests.governance.helpers import (
     World,
@@ -32,9 +33,11 @@ def limits(**rate_limits: Any) -> dict[str, Any]:
 
 async def test_per_target_default_is_three_acting_runs_per_hour(make_daemon: MakeDaemon) -> None:
     world = World()
-    daemon = await make_daemon(registry_with(world), config=auto())
+    clock = ManualClock()
+    daemon = await make_daemon(registry_with(world), config=auto(), clock=clock)
     for episode in range(4):  # four episodes of the same alert: new startsAt each time
         await post_and_settle(daemon, firing(labels("orders"), minutes=episode))
+        clock.advance(60)
     assert world.targets() == [ORDERS] * 3
     assert await refusals(daemon) == [
         f"rate_limit: 3 acting run(s) on target {ORDERS} in the last 3600 s (limit 3)"
@@ -42,6 +45,10 @@ async def test_per_target_default_is_three_acting_runs_per_hour(make_daemon: Mak
     # Other targets are not affected.
     await post_and_settle(daemon, firing(labels("billing")))
     assert world.targets()[-1] == "Deployment/shop/billing"
+    # The window slides: once the first run is more than an hour old, one more fits.
+    clock.advance(3600 - 4 * 60 + 1)
+    await post_and_settle(daemon, firing(labels("orders"), minutes=4))
+    assert world.targets()[-1] == ORDERS and len(world.targets()) == 5
 
 
 async def test_a_different_playbook_cannot_act_on_the_same_target_in_the_same_episode(
@@ -108,16 +115,22 @@ async def test_all_playbooks_limit(make_daemon: MakeDaemon) -> None:
 
 async def test_target_cooldown(make_daemon: MakeDaemon) -> None:
     world = World()
+    clock = ManualClock()
     daemon = await make_daemon(
         registry_with(world),
         config=limits(target_cooldown_seconds=600, per_target={"max_actions": 10}),
+        clock=clock,
     )
     await post_and_settle(daemon, firing(labels("orders")))
+    clock.advance(599)
     await post_and_settle(daemon, firing(labels("orders"), minutes=1))
     assert world.targets() == [ORDERS]
     [reason] = await refusals(daemon)
     assert reason.startswith(f"rate_limit: target {ORDERS} is cooling down: last acted at ")
     assert reason.endswith("cool-down 600 s")
+    clock.advance(1)  # cooled down
+    await post_and_settle(daemon, firing(labels("orders"), minutes=2))
+    assert world.targets() == [ORDERS, ORDERS]
 
 
 async def test_playbook_cooldown(make_daemon: MakeDaemon) -> None:

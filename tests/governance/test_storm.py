@@ -3,11 +3,11 @@ by an operator or by its expiry, and does not re-open on the evidence it already
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 from remediator.store.records import BreakerRecord
+from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import FakePagerDuty
 from tests.conftest import Daemon, MakeDaemon
 from tests.governance.helpers import (
@@ -102,11 +102,15 @@ async def test_operator_closes_it_and_the_page_resolves(
 
 async def test_expiry_closes_it(make_daemon: MakeDaemon, pagerduty: FakePagerDuty) -> None:
     world = World()
-    daemon = await make_daemon(registry_with(world), config=storm(pagerduty, expiry_seconds=1))
+    clock = ManualClock()
+    config = storm(pagerduty, expiry_seconds=1800)
+    daemon = await make_daemon(registry_with(world), config=config, clock=clock)
     breaker = await trip(daemon, world)
-    assert breaker.expires_at is not None
+    assert breaker.expires_at == clock.now() + timedelta(seconds=1800)
+    clock.advance(1799)
+    assert await daemon.engine.governance.breaker() is not None
     # The next check after the expiry closes it (no operator, no other call in between).
-    await asyncio.sleep((breaker.expires_at - datetime.now(UTC)).total_seconds() + 0.05)
+    clock.advance(1)
     await post_and_settle(daemon, firing(labels("e")))
     assert world.targets()[-1] == "Deployment/shop/e"
     [record] = [e for e in await daemon.engine.governance.audit() if e.action == "breaker_close"]
@@ -120,16 +124,17 @@ async def test_share_of_known_workloads(make_daemon: MakeDaemon) -> None:
         guards={
             "storm": {
                 "distinct_targets": 100,
-                "window_seconds": 0.5,
+                "window_seconds": 300,
                 "share_of_known_workloads": 0.5,
                 "min_targets_for_share": 2,
             }
         }
     )
-    daemon = await make_daemon(registry_with(world), config=config)
+    clock = ManualClock()
+    daemon = await make_daemon(registry_with(world), config=config, clock=clock)
     for name in "abcd":  # four known targets, one at a time, outside each other's window
         await post_and_settle(daemon, firing(labels(name)))
-        await asyncio.sleep(0.5)
+        clock.advance(301)
     assert len(world.calls) == 4
     for name in "ab":  # 1 and then 2 of 4 known targets: not more than half
         await post_and_settle(daemon, firing(labels(name), minutes=5))

@@ -8,6 +8,7 @@ from typing import Any
 from remediator.alertmanager import Alert
 from remediator.playbook import Registry
 from remediator_testing.alerts import alert, notification
+from remediator_testing.clock import ManualClock
 from tests.conftest import Daemon, MakeDaemon
 from tests.outcome import Outcome, read_outcome
 from tests.postgres.conftest import PLAYBOOK_NAME, Role
@@ -16,6 +17,8 @@ THRESHOLD = 2.0  # seconds: the runbook's 5 minutes, shortened
 
 
 async def past_threshold() -> None:
+    """Real time: PostgreSQL measures how long a session is idle (its `state_change`), which
+    no clock of the daemon can advance."""
     await asyncio.sleep(THRESHOLD + 0.5)
 
 
@@ -44,6 +47,7 @@ async def start(
     mode: str = "auto",
     params: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    clock: ManualClock | None = None,
 ) -> Daemon:
     return await make_daemon(
         registry,
@@ -55,6 +59,7 @@ async def start(
                 PLAYBOOK_NAME: {"params": {"idle_threshold_seconds": THRESHOLD, **(params or {})}}
             },
         },
+        clock=clock,
     )
 
 

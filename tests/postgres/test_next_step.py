@@ -7,7 +7,6 @@ the pool is still exhausted after it; without one it escalates with the exact co
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from remediator.playbook import Registry
 from remediator.store.records import DecisionRecord
 from remediator_testing.alerts import alert, notification
+from remediator_testing.clock import ManualClock
 from remediator_testing.kube import KubeEmulator
 from remediator_testing.servers import PostgresServer
 from tests.conftest import Daemon, MakeDaemon
@@ -29,20 +29,20 @@ pytestmark = pytest.mark.servers
 RESTART = "kubectl rollout restart deployment/orders -n shop"
 
 
+# The follow-up's delay on the daemon's manual clock: shorter than the verification's bake
+# (2 minutes), so only the follow-up comes due.
+FOLLOW_UP = 60
+
+
 async def decision(
     daemon: Daemon, episode_id: str, wanted: Callable[[DecisionRecord], bool]
 ) -> DecisionRecord:
-    """Wait for the follow-up timer (the engine's timer loop) to record its decision and to
-    finish: a timer records its decision before its escalation and its own end, so reading
-    those right after the decision would race the timer."""
-    store = daemon.engine.store
-    for _ in range(200):
-        found = [d for d in await store.decisions_for(episode_id) if wanted(d)]
-        timers = [t for t in await store.timers_for(episode_id) if t.kind == "follow_up"]
-        if found and all(t.state not in ("waiting", "running") for t in timers):
-            return found[-1]
-        await asyncio.sleep(0.05)
-    raise AssertionError("the follow-up never decided")
+    """Let the follow-up's delay pass: `advance` returns once the timer loop ran it to its end
+    (decision, escalation, the timer's own state); the decision it recorded."""
+    await daemon.advance(FOLLOW_UP)
+    found = [d for d in await daemon.engine.store.decisions_for(episode_id) if wanted(d)]
+    assert found, "the follow-up did not decide"
+    return found[-1]
 
 
 def follow_up(d: DecisionRecord) -> bool:
@@ -64,7 +64,8 @@ async def start_acting(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        params={"follow_up_seconds": 0.5},
+        params={"follow_up_seconds": FOLLOW_UP},
+        clock=ManualClock(),
     )
 
 
@@ -83,7 +84,7 @@ async def test_still_firing_after_the_follow_up_delay_escalates_the_restart(
 
     decided = await decision(daemon, outcome.episode.id, follow_up)
     assert decided.kind == "noop" and decided.run_id == outcome.run.id
-    assert "still exhausted 0.5 s after terminating 1 session(s)" in decided.reason
+    assert "still exhausted 60 s after terminating 1 session(s)" in decided.reason
     assert RESTART in decided.reason
     [escalation] = await daemon.engine.store.escalations_for(outcome.episode.id)
     assert escalation.reason == decided.reason and escalation.run_id == outcome.run.id
@@ -212,8 +213,9 @@ async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
         make_daemon,
         registry,
         {db: database(postgres_server, roles.remediator, db)},
-        params={"follow_up_seconds": 0.5},
+        params={"follow_up_seconds": FOLLOW_UP},
         config=through_emulator(emu, tmp_path),
+        clock=ManualClock(),
     )
 
     outcome = await fire(daemon, db)
@@ -237,7 +239,7 @@ async def test_with_kubernetes_a_still_exhausted_pool_restarts_the_deployment(
         daemon, outcome.episode.id, lambda d: "after the rollout restart" in d.reason
     )
     assert escalated.reason == (
-        "the pool is still exhausted 0.5 s after the rollout restart of Deployment/shop/orders; "
+        "the pool is still exhausted 60 s after the rollout restart of Deployment/shop/orders; "
         "raising the pool size is for humans"
     )
     assert len(await daemon.engine.store.actions_for(outcome.episode.id)) == len(actions)
