@@ -43,6 +43,12 @@ class Metrics:
             "Notifications acknowledged and journaled, not yet turned into episodes.",
             registry=r,
         )
+        self.digest_failures = Counter(
+            "remediator_digest_failures",
+            "Slices of journaled notifications that could not be digested (retried with "
+            "backoff; a store that is down or locked).",
+            registry=r,
+        )
         self.digest_seconds = Histogram(
             "remediator_digest_batch_seconds",
             "Time to turn one batch of journaled notifications into episodes.",

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ DIR = Path(os.environ["PB_DIR"])
 
 @playbook(match='alertname="KafkaLagHigh"', target=targets.deployment())
 async def slow_start(*, run, target, **_):
-    """Waits before acting (unless told not to), then records one side effect."""
+    """Hangs before acting until the test kills the daemon (unless told not to), then records
+    one side effect."""
     (DIR / "started").touch()
     if not (DIR / "fast").exists():
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()
     async def call():
         with open(DIR / "effects", "a") as f:
             f.write(target.key + "\\n")
@@ -45,7 +46,7 @@ async def hang_in_call(*, run, target, **_):
     async def call():
         with open(DIR / "effects", "a") as f:
             f.write("hang " + target.key + "\\n")
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()
     await run.act(Action("patch", "x", target, "hang", {}), call)
 '''
 
@@ -154,7 +155,7 @@ def test_explain(workdir: Path) -> None:
     assert out["truncated_alerts"] == 2
     first, hostile, nothing, resolved, denied = out["alerts"]
     assert first["playbook"] == "slow-start" and first["target"] == "Deployment/shop/orders"
-    assert first["mode"] == "auto" and first["does"].startswith("Waits before acting")
+    assert first["mode"] == "auto" and first["does"].startswith("Hangs before acting")
     assert hostile["decision"].startswith("refused: label 'deployment' is not a valid")
     assert nothing["decision"] == "no playbook; escalated (critical)"
     assert resolved["decision"].startswith("resolved")
@@ -223,10 +224,11 @@ def serving(workdir: Path) -> Iterator[Serving]:
         s.kill()
 
 
-def wait_file(path: Path, timeout: float = 20) -> None:
+def wait_until(check: Callable[[], object], what: str, timeout: float = 20) -> None:
+    """Poll what the served daemon left on disk (its own process: no clock of ours reaches it)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
 
@@ -241,16 +243,13 @@ def test_sigkill_before_acting_runs_exactly_once_after_restart(
     serving.start()
     firing = notification([alert(LAG)])
     assert serving.post(firing) == 200  # durably recorded: 2xx
-    wait_file(workdir / "started")
+    wait_until((workdir / "started").exists, "the run to start")
     serving.kill()  # dies after recording, before acting
     assert not (workdir / "effects").exists()
     (workdir / "fast").touch()
     serving.start()
     assert serving.post(firing) == 200  # Alertmanager re-sends meanwhile
-    deadline = time.monotonic() + 20
-    while not query(workdir, "SELECT 1 FROM runs WHERE state = 'acted'"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: query(workdir, "SELECT 1 FROM runs WHERE state = 'acted'"), "the run")
     serving.kill(signal.SIGTERM)
     assert (workdir / "effects").read_text() == "Deployment/shop/orders\n"
     assert query(workdir, "SELECT count(*) FROM episodes") == [(1,)]
@@ -262,14 +261,19 @@ def test_sigkill_between_intent_and_outcome_is_escalated_not_rerun(
     serving.start()
     firing = notification([alert({**LAG, "alertname": "HangInCall"})])
     assert serving.post(firing) == 200
-    deadline = time.monotonic() + 20
-    while not (workdir / "effects").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until((workdir / "effects").exists, "the call to start")
     serving.kill()  # the intent is recorded, the outcome never will be
     serving.start()
     assert serving.post(firing) == 200
-    time.sleep(1.0)  # give a (wrong) second run every chance to happen
+    # A wrong second run would come from the work the first life left unhandled (reloaded at
+    # start) or from the re-send: wait until both were handled, then look.
+    wait_until(
+        lambda: (
+            query(workdir, "SELECT firing_handled_at IS NOT NULL FROM episodes") == [(1,)]
+            and query(workdir, "SELECT seq FROM digest_state WHERE name = 'journal'") == [(2,)]
+        ),
+        "the left-over work and the re-send to be handled",
+    )
     serving.kill(signal.SIGTERM)
     assert (workdir / "effects").read_text() == "hang Deployment/shop/orders\n"
     assert query(workdir, "SELECT state FROM actions") == [("interrupted",)]

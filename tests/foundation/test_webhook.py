@@ -18,6 +18,7 @@ from remediator.store.records import IncomingNotification
 from remediator.store.sqlite import SQLiteStore
 from remediator_testing.alerts import alert, notification
 from tests.conftest import MakeDaemon
+from tests.kubernetes.helpers import until
 
 LAG = {
     "alertname": "KafkaLagHigh",
@@ -257,7 +258,6 @@ async def test_journal_unavailable_is_503_and_recovers(make_daemon: MakeDaemon) 
 async def test_decision_record_locked_still_acknowledges_and_catches_up(
     make_daemon: MakeDaemon,
 ) -> None:
-    import asyncio
     import sqlite3
 
     daemon = await make_daemon(lag_registry([]))
@@ -265,10 +265,15 @@ async def test_decision_record_locked_still_acknowledges_and_catches_up(
     await store.database.connection.execute("PRAGMA busy_timeout = 50")  # type: ignore[attr-defined]
     blocker = sqlite3.connect(daemon.settings.state.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")  # the decision record is locked, the journal is not
+    registry = daemon.engine.metrics.registry
+
+    def failures() -> float:
+        return registry.get_sample_value("remediator_digest_failures_total") or 0.0
+
     try:
         status, _ = await daemon.post(notification([alert(LAG)]))
         assert status == 200  # journaled: Alertmanager need not wait for the record
-        await asyncio.sleep(0.3)  # the digester fails and retries meanwhile
+        await until(lambda: failures() >= 2, what="the digester to fail and retry")
         assert daemon.engine.digester.backlog == 1
     finally:
         blocker.rollback()
@@ -290,7 +295,7 @@ async def test_intake_queue_full_is_503(make_daemon: MakeDaemon) -> None:
     import asyncio
 
     first = asyncio.create_task(daemon.post(notification([alert(LAG)])))
-    await asyncio.sleep(0.05)
+    await until(lambda: engine.intake.queued == 1, what="the first notification queued")
     status, answer = await daemon.post(notification([alert({**LAG, "deployment": "x"})]))
     assert status == 503 and "full" in answer["error"]
     await engine.intake.start()
@@ -312,7 +317,9 @@ async def test_stopping_mid_write_answers_the_senders_waiting_on_it(
     body = json.dumps(notification([alert(LAG)])).encode()
     waiting = asyncio.create_task(engine.intake.submit(validate_notification(body), body))
     try:
-        await asyncio.sleep(0.05)
+        # The writer took it into a batch, whose write waits behind the gate.
+        await until(lambda: journal._writer._work_queue.qsize() == 1, what="the write queued")
+        assert engine.intake.queued == 0 and not waiting.done()
         await engine.intake.stop()
         with pytest.raises(StoreUnavailable, match="stopping"):
             await asyncio.wait_for(waiting, 5)
@@ -340,7 +347,7 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
         asyncio.create_task(engine.intake.submit(validate_notification(body), body))
         for body in bodies
     ]
-    await asyncio.sleep(0.05)
+    await until(lambda: engine.intake.queued == 2, what="both notifications queued")
     waits[0].cancel()
     await engine.intake.start()
     assert (await waits[1]).startswith("n-")

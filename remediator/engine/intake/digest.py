@@ -108,6 +108,7 @@ class Digester:
                 # backlog fills. A store that is down heals; anything else is logged loudly.
                 delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
                 failures += 1
+                self._metrics.digest_failures.inc()
                 if isinstance(exc, StoreUnavailable):
                     self._log.warning("digest failed; retrying", error=str(exc), retry_in=delay)
                 else:

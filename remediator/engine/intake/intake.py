@@ -52,6 +52,11 @@ class Intake:
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger(component="intake")
 
+    @property
+    def queued(self) -> int:
+        """Notifications waiting for the writer, not yet taken into a batch."""
+        return len(self._pending)
+
     async def start(self) -> None:
         # One writer: while it waits for a batch to be durable, the next batch gathers.
         self._task = asyncio.create_task(self._writer())
