@@ -136,6 +136,19 @@ async def test_a_re_fire_during_the_cool_down_scales_back_to_the_baseline(
     scales = [r.body for r in cluster.changes() if r.path.endswith("/consumer/scale")]
     assert scales == [{"spec": {"replicas": n}} for n in (5, 7, 3)]
 
+    # The checks that the scale-ups stuck come due later: the incident's own scale-back to
+    # the baseline is not an undo by someone else, for either episode.
+    cluster.clock.advance(400)
+    await cluster.run_timers()
+    one = await cluster.outcome(first.episode.id)
+    two = await cluster.outcome(second.episode.id)
+    assert one.escalations == [] and two.escalations == []
+    checks = [d.reason for d in one.decisions if "stuck" in d.reason]
+    assert checks == [
+        "no check that 'scale Deployment/shop/consumer from 3 to 5 replicas' stuck: changed "
+        "again by remediator since (scale Deployment/shop/consumer from 7 to 3 replicas)"
+    ], one.decisions
+
 
 async def test_a_scale_back_that_cannot_restore_the_baseline_escalates(cluster: Cluster) -> None:
     cluster.emu.add_deployment("shop", "consumer", replicas=3)

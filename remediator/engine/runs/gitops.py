@@ -153,10 +153,12 @@ class GitOpsFollowUps:
         payload = timer.payload
         spec, episode, kube, run = await self._context(timer, "check")
         obj_key = str(payload["object"])
+        # Any later change of ours counts, from any episode: another episode of the same
+        # incident may have scaled on and then back to the baseline, which is not an undo.
         later = [
             a
-            for a in await self._store.actions_for(episode.id)
-            if a.object == obj_key and a.id > int(payload["action_id"]) and a.state in _REAL
+            for a in await self._store.actions_on(obj_key, int(payload["action_id"]))
+            if a.state in _REAL
         ]
         if later:
             await self._store.record_decision(

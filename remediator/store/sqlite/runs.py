@@ -207,6 +207,12 @@ class RunRepository:
         rows = await self.db.read(_ACTIONS + "WHERE a.episode_id = ? ORDER BY a.id", (episode_id,))
         return records(ActionRecord, rows)
 
+    async def actions_on(self, object_key: str, after_id: int) -> list[ActionRecord]:
+        rows = await self.db.read(
+            _ACTIONS + "WHERE a.id > ? AND a.object = ? ORDER BY a.id", (after_id, object_key)
+        )
+        return records(ActionRecord, rows)
+
     async def decisions_for(self, episode_id: str) -> list[DecisionRecord]:
         rows = await self.db.read(
             "SELECT * FROM decisions WHERE episode_id = ? ORDER BY id", (episode_id,)

@@ -112,6 +112,7 @@ class SQLiteStore:
     interrupt_unfinished = via("runs", RunRepository.interrupt_unfinished)
     runs_for = via("runs", RunRepository.runs_for)
     actions_for = via("runs", RunRepository.actions_for)
+    actions_on = via("runs", RunRepository.actions_on)
     decisions_for = via("runs", RunRepository.decisions_for)
     calls_for = via("runs", RunRepository.calls_for)
     count_runs = via("runs", RunRepository.count_runs)
