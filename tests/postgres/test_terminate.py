@@ -81,10 +81,7 @@ async def test_the_cap_terminates_only_the_oldest(
     sessions: Sessions,
 ) -> None:
     db = databases.target
-    opened = []
-    for _ in range(5):
-        opened.append(await sessions.idle_in_transaction(roles.app, db))
-        await asyncio.sleep(0.05)  # distinct state_change times: "oldest" is well defined
+    opened = await oldest_first(sessions, roles, db, 5)
     await past_threshold()
     daemon = await start(
         make_daemon,
