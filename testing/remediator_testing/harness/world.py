@@ -18,6 +18,7 @@ through the same path it would in production:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -245,16 +246,20 @@ class PoolSessions:
         self.database = database
         self.role = role
         self._conn: Any = None
+        # Prometheus' scrape and the scenario's own reading may ask at once, and one asyncpg
+        # connection runs one query at a time.
+        self._lock = asyncio.Lock()
 
     async def active(self) -> float:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.superuser_dsn)
-        count = await self._conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2 "
-            "AND backend_type = 'client backend' AND state IS DISTINCT FROM 'idle'",
-            self.database,
-            self.role,
-        )
+        async with self._lock:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self.superuser_dsn)
+            count = await self._conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2 "
+                "AND backend_type = 'client backend' AND state IS DISTINCT FROM 'idle'",
+                self.database,
+                self.role,
+            )
         return float(count)
 
     async def close(self) -> None:
