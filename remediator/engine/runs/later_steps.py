@@ -86,9 +86,7 @@ class LaterSteps:
         run = ending.run
         failed = {"kind": "revert_failed", "playbook": spec.name}
         if ending.exception is not None:
-            reason = f"revert failed: {type(ending.exception).__name__}: {ending.exception}"
-            if isinstance(ending.exception, TimeoutError):
-                reason = f"revert failed: {ending.failure}"
+            reason = f"revert failed: {_failure(ending)}"
             return Said(DecisionKind.FAILED, reason, escalation=reason, details=failed), reason
         if run.escalations:
             reason = "not reverted: " + "; ".join(run.escalations)
@@ -247,7 +245,8 @@ class LaterSteps:
 
 
 def _failure(ending: Ending) -> str:
-    """The old words: the exception's type and message (a timeout's own words)."""
+    """What ended a step early: the exception's type and message (a refusal's too), or a
+    timeout's own words."""
     if ending.exception is not None and not isinstance(ending.exception, TimeoutError):
         return f"{type(ending.exception).__name__}: {ending.exception}"
     return ending.failure or ""

@@ -70,7 +70,7 @@ async def playbooks(request: web.Request) -> web.Response:
             {
                 "name": spec.name,
                 "mode": eng.modes.of(spec.name).value,
-                "configured_mode": eng.settings.mode_of(spec.name).value,
+                "configured_mode": eng.modes.configured(spec.name).value,
                 "override": eng.modes.overridden(spec.name),
                 "enabled": configured.enabled,
                 "priority": spec.priority,

@@ -128,7 +128,7 @@ async def governance(request: web.Request, *, message: str = "", status: int = 2
             {
                 "name": spec.name,
                 "mode": engine.modes.of(spec.name).value,
-                "configured": engine.settings.mode_of(spec.name).value,
+                "configured": engine.modes.configured(spec.name).value,
                 "override": engine.modes.overridden(spec.name),
                 "enabled": configured.enabled,
             }
