@@ -96,3 +96,24 @@ async def test_postgres_database_fixture_gives_isolated_login(
 def test_missing_binary_names_the_debian_package(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="'postgresql'"):
         PostgresServer(bin_dir=tmp_path / "nonexistent").start()
+
+
+async def test_restart_keeps_the_data_and_the_port_with_a_new_pid() -> None:
+    # An outage in the middle of a test (tests/ha): the same server goes away and comes back.
+    with PostgresServer() as server:
+        server.psql("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        port, first = server.port, server.pid
+        conn = await asyncpg.connect(server.superuser_dsn)
+        server.stop_process()
+        assert_pid_gone(first)
+        assert not server.running
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+            await conn.fetchval("select 1")
+        conn.terminate()
+        with pytest.raises(OSError):
+            await asyncpg.connect(server.superuser_dsn, timeout=2)
+        server.start_process()
+        assert server.port == port and server.pid != first
+        assert server.psql("SELECT n FROM kept") == [["7"]]
+        server.restart()
+        assert server.psql("SELECT n FROM kept") == [["7"]]

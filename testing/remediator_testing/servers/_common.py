@@ -285,6 +285,33 @@ class ManagedServer(abc.ABC):
             self._proc = None
         self._discard_dir()
 
+    def stop_process(self, sig: signal.Signals | None = None) -> None:
+        """Stop our process by PID (``sig``, default the polite stop signal, then SIGKILL if
+        it does not end) but keep the data dir and the port: ``start_process()`` brings the
+        same server back, as a restart of a real one would (an outage in the middle of a test).
+        """
+        proc = self._require_proc()
+        if proc.poll() is None and sig is not None:
+            proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=self.stop_timeout)
+        self._terminate(proc)
+        self._proc = None
+
+    def start_process(self) -> None:
+        """Start the process ``stop_process()`` stopped, on the same data dir and port; returns
+        once it is ready. ``PortClashError`` if something else took the port meanwhile."""
+        if self._proc is not None:
+            raise RuntimeError(f"{self.name} is still running (pid {self._proc.pid})")
+        if self._base_dir is None or self._port is None:
+            raise RuntimeError(f"{self.name} was never started: start() first")
+        self._spawn_and_wait()
+
+    def restart(self) -> None:
+        """``stop_process()`` then ``start_process()``: same data, same port, a new PID."""
+        self.stop_process()
+        self.start_process()
+
     def __enter__(self) -> Self:
         return self.start()
 
