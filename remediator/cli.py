@@ -141,6 +141,10 @@ async def _read_gitops(entries: list[dict[str, Any]], settings: Settings) -> Non
         await client.close()
 
 
+# `serve` exits with this when its replica was fenced (engine/runs/replicas.py).
+FENCED_EXIT = 3
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
@@ -186,7 +190,16 @@ async def _serve(
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)  # and run them a tenth as often (each ~1 MiB of garbage)
-    await stop.wait()
+    stopping = asyncio.ensure_future(stop.wait())
+    lost = asyncio.ensure_future(engine.lost.wait())
+    await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopping, lost):
+        waiter.cancel()
+    if engine.fenced:
+        # Another replica took over what this one held: restart as a new replica.
+        log.critical("replica fenced: exiting", reason=engine.fenced_reason)
+        await server.stop()
+        return FENCED_EXIT
     log.info("stopping")
     await server.stop()
     return 0

@@ -123,3 +123,16 @@ class Metrics:
             ["guard"],
             registry=r,
         )
+        self.claims = Counter(
+            "remediator_claims",
+            "What this replica claimed: runs, timers, dispatch work, outbox channel leases, "
+            "and expired replicas it fenced and reconciled (kind: run, timer, work, channel, "
+            "replica).",
+            ["kind"],
+            registry=r,
+        )
+        self.replica_fenced = Gauge(
+            "remediator_replica_fenced",
+            "1 once this replica was fenced (it stops acting and exits to be restarted).",
+            registry=r,
+        )

@@ -1,14 +1,17 @@
 """The engine: store, intake, dispatcher and pipeline assembled and run as one unit.
 
 `Engine.start` opens the store, builds the governance (guards, escalation through the outbox,
-verification, approvals) from the settings, reconciles interrupted intents, and starts the
-background tasks; `Engine.stop` stops them in reverse. The HTTP surface holds one Engine. A
-test can replace any seam with its own `Hooks`, and give it a clock (remediator/clock.py): the
-store and every component read time from that one clock.
+verification, approvals) from the settings, joins the replicas sharing the store
+(engine/runs/replicas.py), reconciles interrupted intents, and starts the background tasks;
+`Engine.stop` stops them in reverse. A replica that was fenced halts its work at once and
+sets `lost`, so that the process exits and is restarted as a new replica. The HTTP surface
+holds one Engine. A test can replace any seam with its own `Hooks`, and give it a clock
+(remediator/clock.py): the store and every component read time from that one clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from functools import partial
 
@@ -53,6 +56,7 @@ from remediator.engine.runs.later_steps import LaterSteps
 from remediator.engine.runs.modes import PlaybookModes
 from remediator.engine.runs.pipeline import Pipeline
 from remediator.engine.runs.recovery import reconcile_interrupted
+from remediator.engine.runs.replicas import Coordinator, replica_name
 from remediator.engine.runs.run import FOLLOW_UP, REVERT
 from remediator.engine.runs.verify import VERIFY, Verification
 from remediator.engine.timers import Timers
@@ -114,12 +118,27 @@ class Engine:
         self.storm: StormWatch
         self.governance: Governance
         self.slack_approvals: SlackApprovals | None = None
+        self.coordinator: Coordinator | None = None
+        self.replica_name = replica_name()
+        # Set once this replica was fenced: it stopped acting; the process should exit.
+        self.lost = asyncio.Event()
+        self.fenced_reason: str | None = None
+        self._halting: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._prometheus: PrometheusClient | None = None
 
     def _dispatch_depth(self) -> int:
         dispatcher = getattr(self, "dispatcher", None)  # none before the engine starts
         return dispatcher.depth if dispatcher is not None else 0
+
+    @property
+    def replica(self) -> str:
+        """This process's replica id (the owner of what it claims in the store)."""
+        return self.store.replica
+
+    @property
+    def fenced(self) -> bool:
+        return self.lost.is_set()
 
     def wake_timers(self) -> None:
         """Something became due now (a Slack click): do not wait for the timers' next poll."""
@@ -130,9 +149,26 @@ class Engine:
         if self._given_clients is None:
             self.clients = await build_clients(self.settings)
         await self._build_governed_pipeline()
-        interrupted = await reconcile_interrupted(self.pipeline)
-        if interrupted:
-            self.log.warning("reconciled interrupted runs", count=interrupted)
+        state = self.settings.state
+        self.coordinator = Coordinator(
+            self.store,
+            self.pipeline,
+            self.metrics,
+            lease_seconds=state.lease_seconds,
+            fence_interval=state.fence_interval_seconds,
+            name=self.replica_name,
+            on_lost=self._lost,
+        )
+        self.pipeline.confirm_live = self.coordinator.confirm
+        await self.coordinator.register()
+        if self.store.shared:
+            # Others may be live: only what expired replicas held is reconciled (a
+            # replica that restarted is a new one; its old self's lease expires).
+            await self.coordinator.fence_pass()
+        else:
+            interrupted = await reconcile_interrupted(self.pipeline)
+            if interrupted:
+                self.log.warning("reconciled interrupted runs", count=interrupted)
         dispatch = self.settings.dispatch
         self.dispatcher = Dispatcher(
             self.store,
@@ -163,18 +199,37 @@ class Engine:
         await self.digester.start()
         await self.intake.start()
         await self.timers.start()
+        await self.coordinator.start()
         self.started = True
         self.log.info(
             "engine started",
             playbooks=[s.name for s in self.registry],
             mode=self.settings.mode.value,
             state=str(self.settings.state.path),
+            replica=self.replica,
+            replica_name=self.replica_name,
         )
+
+    def _lost(self, reason: str) -> None:
+        """The coordinator found this replica fenced: stop acting now (from any task, so the
+        halt runs as its own task: it may cancel the one that found out)."""
+        self.fenced_reason = reason
+        self.lost.set()
+        if self._halting is None:
+            self._halting = asyncio.create_task(self._halt())
+
+    async def _halt(self) -> None:
+        if not self.started:
+            return
+        await self.timers.stop()
+        await self.dispatcher.stop()
+        await self.digester.stop()
+        await self.outbox.stop()
 
     async def _build_governed_pipeline(self) -> None:
         settings, store, metrics, hooks = self.settings, self.store, self.metrics, self._hooks
         clock = self.clock
-        self.timers = Timers(store, clock=clock)
+        self.timers = Timers(store, clock=clock, metrics=metrics)
         self._session = aiohttp.ClientSession()
         channels: dict[str, Deliver] = build_channels(settings.escalation, self._session)
         holds: dict[str, Hold] = {}
@@ -197,7 +252,13 @@ class Engine:
             channels[SLACK_REPORT] = delivery
             holds[SLACK_REPORT] = delivery.hold
         self.outbox = Outbox(
-            store, metrics, channels, settings.escalation.delivery, holds, clock=clock
+            store,
+            metrics,
+            channels,
+            settings.escalation.delivery,
+            holds,
+            clock=clock,
+            lease_seconds=settings.state.lease_seconds,
         )
         self.storm_messages: StormMessages | None = None
         if delivery is not None:
@@ -306,6 +367,8 @@ class Engine:
         await self.governance.load_modes()
 
     async def stop(self) -> None:
+        if self._halting is not None:
+            await self._halting
         if self.started:
             await self.timers.stop()
             await self.intake.stop()
@@ -313,6 +376,8 @@ class Engine:
             await self.dispatcher.stop()
             await self.outbox.stop()
             self.started = False
+        if self.coordinator is not None:
+            await self.coordinator.stop()  # last: its lease ends once nothing here acts
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -16,7 +16,8 @@ from functools import partial
 
 from remediator.clock import Clock
 from remediator.logs import get_logger
-from remediator.store import Store, StoreUnavailable
+from remediator.metrics import Metrics
+from remediator.store import Fenced, Store, StoreUnavailable
 from remediator.store.records import TimerRecord, TimerState
 from remediator.tasks import stop_tasks
 
@@ -24,8 +25,17 @@ TimerHandler = Callable[[TimerRecord], Awaitable[None]]
 
 
 class Timers:
-    def __init__(self, store: Store, *, clock: Clock, tick: float = 0.5, batch: int = 50) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        tick: float = 0.5,
+        batch: int = 50,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._tick = tick
         self._batch = batch
@@ -76,9 +86,11 @@ class Timers:
             if handler is None or not await self._store.claim_timer(timer.id):
                 continue  # no handler yet, or another runner took it meanwhile
             ran += 1
+            if self._metrics is not None:
+                self._metrics.claims.labels(kind="timer").inc()
             try:
                 await handler(timer)
-            except StoreUnavailable:
+            except (StoreUnavailable, Fenced):
                 raise
             except Exception as exc:  # a broken handler must not stop the other timers
                 self._log.exception("timer failed", kind=timer.kind, episode=timer.episode_id)
@@ -99,6 +111,8 @@ class Timers:
                 ran = await self.run_due()
             except StoreUnavailable as exc:
                 self._log.error("cannot read timers", error=str(exc))
+            except Fenced as exc:  # the timer is another replica's to run again
+                self._log.error("timers stopped: replica fenced", error=str(exc))
             async with self._passed:
                 self._finished, self._last_ran = self._begun, ran
                 self._passed.notify_all()

@@ -22,6 +22,7 @@ from remediator.store.records import (
     EscalationRecord,
     IncidentRecord,
     IncidentState,
+    ReplicaRecord,
     RunRecord,
     VerificationRecord,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "EpisodeView",
     "IncidentRecord",
     "IncidentState",
+    "ReplicaRecord",
     "StoreUnavailable",
     "Views",
 ]
@@ -88,6 +90,14 @@ class Views:
             status.update(ok=False, error=str(exc))
             outbox = {}
         return status, outbox
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        """Every replica sharing the store (live and fenced) with what each holds; [] when
+        the store cannot be read."""
+        try:
+            return await self._store.replicas()
+        except StoreUnavailable:
+            return []
 
     @property
     def dispatch_depth(self) -> int:

@@ -17,6 +17,8 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     if not engine.started:
         problems.append("engine not started")
+    if engine.fenced:
+        problems.append(f"replica fenced: {engine.fenced_reason}")
     if len(engine.registry) == 0:
         problems.append("no playbooks loaded")
     try:

@@ -2,7 +2,7 @@
 
 from remediator.clock import SYSTEM, Clock
 from remediator.config import StateSettings
-from remediator.store.base import Store, StoreUnavailable
+from remediator.store.base import Fenced, Store, StoreUnavailable
 from remediator.store.sqlite import SQLiteStore
 
 
@@ -10,4 +10,4 @@ def make_store(settings: StateSettings, clock: Clock = SYSTEM) -> Store:
     return SQLiteStore(settings.path, synchronous=settings.synchronous, clock=clock)
 
 
-__all__ = ["SQLiteStore", "Store", "StoreUnavailable", "make_store"]
+__all__ = ["Fenced", "SQLiteStore", "Store", "StoreUnavailable", "make_store"]

@@ -20,6 +20,7 @@ from remediator.store.protocols import (
     IncidentStore,
     IntakeStore,
     OutboxStore,
+    ReplicaStore,
     RunStore,
     SlackStore,
     StormStore,
@@ -29,6 +30,13 @@ from remediator.store.protocols import (
 
 class StoreUnavailable(Exception):
     """The store cannot take a write now (locked, disk full, down): answer 503, retry later."""
+
+
+class Fenced(Exception):
+    """This replica may not act (store/protocols.py `ReplicaStore`): its replica row was
+    fenced by another replica (its lease had expired) or its lease is past, or the run belongs
+    to another replica. Nothing was recorded; the action must not be made. Not a
+    StoreUnavailable: retrying later does not help a fenced replica."""
 
 
 class Store(
@@ -41,6 +49,7 @@ class Store(
     StormStore,
     IncidentStore,
     SlackStore,
+    ReplicaStore,
     Protocol,
 ):
     @property
@@ -61,6 +70,18 @@ class Store(
     def incidents(self) -> IncidentStore: ...
     @property
     def slack(self) -> SlackStore: ...
+    @property
+    def coordination(self) -> ReplicaStore: ...
+    @property
+    def replica(self) -> str:
+        """This process's replica id (uuid4 hex): the owner of what it claims."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """Several processes may share this store (PostgreSQL): claims, leases and fencing
+        decide who does what. False for SQLite, where one process is the only replica."""
+        ...
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -69,4 +90,4 @@ class Store(
         ...
 
 
-__all__ = ["DigestWork", "Store", "StoreUnavailable"]
+__all__ = ["DigestWork", "Fenced", "Store", "StoreUnavailable"]

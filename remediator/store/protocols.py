@@ -31,6 +31,7 @@ from remediator.store.records import (
     JournalEntry,
     KillSwitchRecord,
     OutboxItem,
+    ReplicaRecord,
     RunRecord,
     RunState,
     Scope,
@@ -77,7 +78,10 @@ class IntakeStore(Protocol):
         by episode id (oldest startsAt first), starting after the episode id `after`."""
         ...
 
-    async def mark_handled(self, item: WorkItem) -> None: ...
+    async def mark_handled(self, item: WorkItem) -> None:
+        """The dispatcher is done with the item (and lets go of its claim, `claim_work`);
+        nothing is written when this replica was fenced."""
+        ...
 
     async def prune(self, older_than: datetime) -> int: ...
 
@@ -133,7 +137,9 @@ class RunStore(Protocol):
         error: str | None = None,
         evidence: dict[str, Any] | None = None,
         escalation: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Nothing is written when this replica was fenced (its run was reconciled)."""
+        ...
 
     async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
         """The run's evidence so far (written before each real action, so a crash keeps it)."""
@@ -155,20 +161,31 @@ class RunStore(Protocol):
         body: Any,
         change: dict[str, Any],
         dry_run: bool,
-    ) -> int: ...
+    ) -> int:
+        """Record the action as intended (or, `dry_run`, as what would have been done), by
+        this replica. Only while this replica is not fenced and its lease holds, and the run,
+        if still `running`, is its own (PostgreSQL: in the same transaction, the replica row
+        taken FOR SHARE so that the fence waits for it); otherwise raise `Fenced` and record
+        nothing: the action must not be made."""
+        ...
 
     async def record_outcome(
         self, action_id: int, state: ActionState, *, result: Any = None, error: str | None = None
-    ) -> None: ...
-
-    async def unfinished_runs(self) -> list[RunRecord]:
-        """Runs still `running` that made at least one real action (read before
-        `interrupt_unfinished`, which marks them interrupted)."""
+    ) -> None:
+        """Only an action still in `intent` takes an outcome (a reconciler may have marked it
+        interrupted meanwhile)."""
         ...
 
-    async def interrupt_unfinished(self) -> list[ActionRecord]:
-        """At start-up: every intent without an outcome becomes `interrupted` (never re-run);
-        a run that died before its first action is released so the episode runs again."""
+    async def unfinished_runs(self, owner: str | None = None) -> list[RunRecord]:
+        """Runs still `running` that made at least one real action (read before
+        `interrupt_unfinished`, which marks them interrupted); `owner`: only that replica's
+        (None: every replica's, what the one SQLite process does at start)."""
+        ...
+
+    async def interrupt_unfinished(self, owner: str | None = None) -> list[ActionRecord]:
+        """At start-up (or when `owner` was fenced): every intent without an outcome becomes
+        `interrupted` (never re-run); a run that died before its first action is released so
+        the episode runs again. `owner`: only that replica's runs and intents."""
         ...
 
     async def runs_for(self, episode_id: str) -> list[RunRecord]: ...
@@ -287,17 +304,21 @@ class TimerStore(Protocol):
     async def due_timers(self, at: datetime, limit: int) -> list[TimerRecord]: ...
 
     async def claim_timer(self, timer_id: int) -> bool:
-        """Take a waiting timer to run it (`running`); False if another runner has it."""
+        """Take a waiting timer to run it (`running`, owned by this replica); False if another
+        runner has it."""
         ...
 
-    async def requeue_running_timers(self) -> int:
-        """At start-up: timers a stopped daemon was running wait again (their handlers check
-        the state they find; an action they left in `intent` is reconciled, not re-run)."""
+    async def requeue_running_timers(self, owner: str | None = None) -> int:
+        """At start-up (or when `owner` was fenced): timers a stopped daemon was running wait
+        again (their handlers check the state they find; an action they left in `intent` is
+        reconciled, not re-run). `owner`: only that replica's (None: every replica's)."""
         ...
 
     async def finish_timer(
         self, timer_id: int, state: TimerState, error: str | None = None
-    ) -> None: ...
+    ) -> None:
+        """Nothing is written when the timer is another replica's now (it was requeued)."""
+        ...
 
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int: ...
 
@@ -504,4 +525,56 @@ class SlackStore(Protocol):
     ) -> tuple[bool, str, datetime]:
         """Claim "run now" of a shadow run, once (audited): (True, who, at) for this claim,
         or (False, who, at) of the claim that came first."""
+        ...
+
+
+class ReplicaStore(Protocol):
+    """The replicas sharing the store: leases, fencing, and the claims that are not rows of
+    their own (dispatch work, outbox channels, the shared admission).
+
+    Rules are the engine's (engine/runs/replicas.py); leases are on the store's clock
+    (PostgreSQL's `now()`), never a replica's, so replicas' clocks may disagree. On SQLite
+    one process is the only replica: the same SQL where it can be, trivially true where not.
+    """
+
+    async def register(self, name: str, lease_seconds: float) -> None:
+        """This replica (`store.replica`) joins, leased for `lease_seconds`."""
+        ...
+
+    async def heartbeat(self, lease_seconds: float) -> bool:
+        """Renew the lease; False when this replica was fenced (it must stop acting)."""
+        ...
+
+    async def fence_expired(self) -> list[str]:
+        """Fence every other replica whose lease is past, atomically (each one is fenced by
+        exactly one replica, which then reconciles what it held); returns their ids."""
+        ...
+
+    async def release(self) -> None:
+        """A graceful stop: the lease ends now, so another replica fences this one at once
+        and reconciles what it left."""
+        ...
+
+    async def replicas(self) -> list[ReplicaRecord]:
+        """Every replica, live and fenced, with what each holds."""
+        ...
+
+    def admission(self) -> AbstractAsyncContextManager[None]:
+        """Held around a guard check and its intent: one admission at a time across replicas
+        (PostgreSQL: a transaction holding the `admission` row FOR UPDATE; SQLite: nothing,
+        the engine's own lock is enough)."""
+        ...
+
+    async def actions_in_flight(self) -> int:
+        """Real actions in `intent` (their call under way) of replicas not fenced."""
+        ...
+
+    async def claim_work(self, item: WorkItem) -> bool:
+        """Claim the dispatch of `item` for this replica: True when it is still unhandled and
+        unclaimed, already this replica's, or claimed by a fenced replica."""
+        ...
+
+    async def hold_channel(self, channel: str, lease_seconds: float) -> bool:
+        """Take or renew the lease of an outbox channel: one deliverer per channel at a time
+        across replicas (its order is kept); False while another replica holds it."""
         ...

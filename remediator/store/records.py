@@ -387,3 +387,26 @@ class IncidentRecord:
     closed_by: str | None = None
     close_reason: str | None = None
     episodes: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- replicas: the processes sharing one store, and what each holds -----------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaRecord:
+    """One process sharing the store (store/protocols.py `ReplicaStore`). Its lease is renewed
+    by its heartbeat; once it expired, another replica fences it (`fenced_at`, `fenced_by`) and
+    reconciles what it held. A fenced replica never comes back: it restarts as a new one."""
+
+    id: str
+    name: str
+    started_at: datetime
+    heartbeat_at: datetime
+    lease_until: datetime
+    fenced_at: datetime | None = None
+    fenced_by: str | None = None
+    live: bool = False  # not fenced and its lease not past, by the store's clock
+    runs: list[int] = field(default_factory=list)  # runs `running` it owns
+    timers: list[int] = field(default_factory=list)  # timers `running` it claimed
+    work: list[str] = field(default_factory=list)  # episodes it claimed to dispatch
+    channels: list[str] = field(default_factory=list)  # outbox channels whose lease it holds

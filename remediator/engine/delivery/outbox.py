@@ -16,6 +16,10 @@ dead-lettered after its quick retries. The channel goes on with the next row; th
 is counted (`remediator_escalation_deliveries_total{result="dead_letter"}`,
 `remediator_outbox_dead_letters{channel}`), kept for the admin API's re-send, and handed to
 `on_dead_letter` (engine/dead_letters.py escalates it, aggregated).
+
+With replicas sharing the store, each channel has one deliverer at a time: a channel's task
+delivers only while this replica holds the channel's lease (`store.hold_channel`, renewed
+before each attempt); the others poll, and take over when it lapses, from the head.
 """
 
 from __future__ import annotations
@@ -83,8 +87,11 @@ class Outbox:
         holds: Mapping[str, Hold] | None = None,
         *,
         clock: Clock,
+        lease_seconds: float = 30.0,
     ) -> None:
         self._store = store
+        self._lease = lease_seconds
+        self._holding: set[str] = set()  # channels whose lease this replica holds
         self._clock = clock
         self._holds = dict(holds or {})
         self._metrics = metrics
@@ -169,7 +176,18 @@ class Outbox:
             wait = (due - self._clock.now()).total_seconds()
             if wait > 0:
                 return min(wait, self._settings.poll_seconds)
+            if not await self._hold(channel):
+                return self._settings.poll_seconds  # another replica delivers it
             await self._attempt(channel, head[0])
+
+    async def _hold(self, channel: str) -> bool:
+        held = await self._store.hold_channel(channel, self._lease)
+        if held and channel not in self._holding:
+            self._metrics.claims.labels(kind="channel").inc()
+            self._holding.add(channel)
+        elif not held:
+            self._holding.discard(channel)
+        return held
 
     async def _loop(self, channel: str) -> None:
         wake = self._wake[channel]

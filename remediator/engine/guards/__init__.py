@@ -106,7 +106,7 @@ def build_guards(
 ) -> Governed:
     breaker = StormBreaker(store, settings.storm, escalator, metrics, clock=clock)
     approved = ApprovedCalls()
-    concurrency = ConcurrencyGuard(settings.concurrency.max_in_flight)
+    concurrency = ConcurrencyGuard(settings.concurrency.max_in_flight, store)
     chain = GuardChain(
         [
             KillSwitchGuard(store, clock=clock),

@@ -7,11 +7,16 @@ only reads what is known of its episodes and applies the plan. A crash between t
 the notification undigested, so it is digested again on start: exactly once, never lost. The
 journal lives in the store, not in memory, so a backlog costs disk, not RAM; intake refuses
 (503) when the backlog reaches its bound.
+
+With replicas sharing the store, every replica's digester reads the one journal (the store
+lets one of them digest each slice), and polls it every `poll_seconds`: another replica's
+webhook may have journaled what no local wake-up announces.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
@@ -45,8 +50,11 @@ class Digester:
         slice_size: int = 8,
         handoff_max: int = 128,
         clock: Clock,
+        poll_seconds: float = 1.0,
     ) -> None:
         self._store = store
+        # A shared store: look at the journal every poll (real time: the world's wait).
+        self._poll = poll_seconds if store.shared else None
         self._clock = clock
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -120,7 +128,9 @@ class Digester:
                     self._backlog = 0  # nothing is left, whatever the count said
                     self._metrics.digest_backlog.set(0)
                     self._idle.set()
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
             else:
                 await asyncio.sleep(0)  # one slice at a time: the webhook comes first
 

@@ -4,6 +4,10 @@ The queue is a window onto durable state: work is recorded in the store before i
 and marked handled only when a worker is done with it. When the queue is full, work simply stays
 in the store and is loaded again as room frees up; after a restart, the same sweep finds what
 was recorded but not yet handled. Nothing is lost and nothing waits in the webhook.
+
+Each item is claimed (`store.claim_work`) before a worker runs it, so with replicas sharing the
+store one of them dispatches it; there the sweeper also runs every `sweep_interval`, since
+work another replica recorded, or a fenced replica left, was never offered here.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.store import Store, StoreUnavailable
+from remediator.store import Fenced, Store, StoreUnavailable
 from remediator.store.records import WorkItem, WorkKind
 from remediator.tasks import stop_tasks
 
@@ -39,6 +43,7 @@ class Dispatcher:
         self._queue: asyncio.Queue[WorkItem] = asyncio.Queue(maxsize=queue_size)
         self._workers = workers
         self._sweep_interval = sweep_interval
+        self._shared = store.shared  # other replicas record and leave work too
         # (kind, episode) queued or in progress: a sweep must not queue them a second time.
         self._inflight: set[tuple[str, str]] = set()
         self._overflowed = asyncio.Event()
@@ -88,8 +93,13 @@ class Dispatcher:
             item = await self._queue.get()
             self._metrics.queue_depth.set(self._queue.qsize())
             try:
-                await self._handler(item)
-                await self._store.mark_handled(item)
+                if await self._store.claim_work(item):
+                    self._metrics.claims.labels(kind="work").inc()
+                    await self._handler(item)
+                    await self._store.mark_handled(item)
+            except Fenced as exc:
+                # This replica lost its lease: what it held is reconciled by another.
+                self._log.error("dispatch stopped: replica fenced", error=str(exc))
             except StoreUnavailable as exc:
                 # Left unhandled in the store: the sweeper retries it when the store is back.
                 self._log.error("store unavailable during dispatch", error=str(exc))
@@ -111,7 +121,7 @@ class Dispatcher:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._overflowed.wait(), self._sweep_interval)
-            if not self._overflowed.is_set():
+            if not self._overflowed.is_set() and not self._shared:
                 continue
             room = self._queue.maxsize - self._queue.qsize()
             if room < min(_PAGE, self._queue.maxsize):

@@ -18,7 +18,7 @@ from remediator.engine.hooks import Escalator, Reporter
 from remediator.engine.runs.locks import KeyedLocks
 from remediator.engine.runs.run import EngineRun
 from remediator.playbook import ActionRefused
-from remediator.store import Store
+from remediator.store import Fenced, Store
 from remediator.store.records import DecisionKind, RunState
 
 
@@ -93,7 +93,8 @@ class RunExecutor:
         on_start: Callable[[], None] | None = None,
     ) -> Ending:
         """Run `handler` for `run` under the target's lock and the timeout; never raises for
-        what the handler does (a playbook bug must not take the daemon down)."""
+        what the handler does (a playbook bug must not take the daemon down), only `Fenced`:
+        this replica lost its lease and another reconciles the run."""
         async with self.locks.hold(run.target.key):
             if on_start is not None:
                 on_start()
@@ -102,6 +103,8 @@ class RunExecutor:
                     await handler()
             except ActionRefused as refused:
                 return Ending(run, refused=refused, exception=refused)
+            except Fenced:
+                raise  # this replica may not act, nor say anything more of the run
             except TimeoutError as exc:
                 return Ending(run, failure=f"timed out after {self._timeout:g} s", exception=exc)
             except Exception as exc:

@@ -10,7 +10,7 @@ resolved: never acts; closes the episode (escalations resolved, reports updated)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -159,6 +159,9 @@ class Pipeline:
         self.incidents = Incidents(store, settings.incidents, reporter, clock=clock)
         # One admission at a time: guard check + intent (see EngineRun.act).
         self.admission = asyncio.Lock()
+        # Set by the engine: whether this replica is still live when the store refused an
+        # intent as fenced (engine/runs/replicas.py).
+        self.confirm_live: Callable[[], Awaitable[bool]] | None = None
         self.log = get_logger(component="pipeline")
 
     def mode_of(self, playbook: str) -> Mode:
@@ -294,6 +297,7 @@ class Pipeline:
                     episode.id, spec.name, DecisionKind.SKIPPED, "already handled for this episode"
                 )
                 return RunState.NOOP
+            self.metrics.claims.labels(kind="run").inc()
         dry_run = mode is not Mode.AUTO
         log = log.bind(playbook=spec.name, target=target.key, run=run_id, mode=mode.value)
         run = self.new_run(spec, target, episode.id, run_id, dry_run, log)
@@ -376,6 +380,7 @@ class Pipeline:
             has_follow_up=spec.follow_up is not None,
             budget=spec.budget,
             hooks=self.action_hooks,
+            confirm=self.confirm_live,
             # A dry run waits for nothing: only real changes are followed as they happen.
             progress=RunProgress(
                 self.reporter,

@@ -15,6 +15,10 @@ a scale-up or evict a second pod, so the run is marked interrupted and, for each
     and its incident opened; when it did not, its revert is dropped.
 
 One escalation per restart: a restart that finds several cut runs pages once for all of them.
+
+With replicas sharing the store (engine/runs/replicas.py), a replica that dies or freezes is
+fenced by another, which reconciles what it held the same way, restricted to its claims
+(`owner`): the dead replica's runs are what the restart cut.
 """
 
 from __future__ import annotations
@@ -52,23 +56,26 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def reconcile_interrupted(pipeline: Pipeline) -> int:
-    """Reconcile what the last life of the daemon left unfinished; returns how many runs."""
+async def reconcile_interrupted(pipeline: Pipeline, owner: str | None = None) -> int:
+    """Reconcile what the last life of the daemon left unfinished (`owner`: what that fenced
+    replica left; None: everything, the one SQLite process at its start); returns how many
+    runs."""
     store = pipeline.store
-    await store.requeue_running_timers()
-    runs = await store.unfinished_runs()
+    cause = "a restart" if owner is None else f"the loss of replica {owner}"
+    await store.requeue_running_timers(owner)
+    runs = await store.unfinished_runs(owner)
     open_intents: dict[int, list[ActionRecord]] = defaultdict(list)
-    for action in await store.interrupt_unfinished():
+    for action in await store.interrupt_unfinished(owner):
         open_intents[action.run_id].append(action)
-    findings = [await _run(pipeline, run) for run in runs]
+    findings = [await _run(pipeline, run, cause) for run in runs]
     for run_id, actions in open_intents.items():
         if all(f.run_id != run_id for f in findings):  # a revert or follow-up step was cut
-            findings.append(await _step(pipeline, actions))
-    await _escalate(pipeline, findings)
+            findings.append(await _step(pipeline, actions, cause))
+    await _escalate(pipeline, findings, cause, owner)
     return len(findings)
 
 
-async def _run(pipeline: Pipeline, run: RunRecord) -> Finding:
+async def _run(pipeline: Pipeline, run: RunRecord, cause: str) -> Finding:
     store, log = pipeline.store, get_logger(component="recovery")
     episode = await store.get_episode(run.episode_id)
     spec = pipeline.registry.get(run.playbook)
@@ -104,7 +111,7 @@ async def _run(pipeline: Pipeline, run: RunRecord) -> Finding:
                 following.append("its verification is scheduled")
     if following:
         parts.append(", ".join(following))
-    text = f"{run.playbook} on {run.target_key} (run {run.id}) was cut by a restart: " + "; ".join(
+    text = f"{run.playbook} on {run.target_key} (run {run.id}) was cut by {cause}: " + "; ".join(
         parts
     )
     await store.finish_run(
@@ -126,7 +133,7 @@ async def _run(pipeline: Pipeline, run: RunRecord) -> Finding:
     return Finding(run.episode_id, run.id, run.playbook, run.target_key, text, changed, details)
 
 
-async def _step(pipeline: Pipeline, actions: list[ActionRecord]) -> Finding:
+async def _step(pipeline: Pipeline, actions: list[ActionRecord], cause: str) -> Finding:
     """An intent of a step after the run had ended (a revert, a follow-up): it is not re-run."""
     first = actions[0]
     episode = await pipeline.store.get_episode(first.episode_id)
@@ -140,7 +147,7 @@ async def _step(pipeline: Pipeline, actions: list[ActionRecord]) -> Finding:
         first.playbook,
         first.target_key,
         f"a later step of {first.playbook} on {first.target_key} (run {first.run_id}) was "
-        f"cut by a restart: {text}",
+        f"cut by {cause}: {text}",
         any(found == APPLIED for _, found in checked),
         {
             "kind": "interrupted",
@@ -151,21 +158,26 @@ async def _step(pipeline: Pipeline, actions: list[ActionRecord]) -> Finding:
     )
 
 
-async def _escalate(pipeline: Pipeline, findings: list[Finding]) -> None:
+async def _escalate(
+    pipeline: Pipeline, findings: list[Finding], cause: str, owner: str | None
+) -> None:
     if not findings:
         return
     if len(findings) == 1:
         [one] = findings
         await pipeline.escalator.escalate(
-            one.episode_id, one.run_id, f"interrupted by a restart: {one.text}", one.details
+            one.episode_id, one.run_id, f"interrupted by {cause}: {one.text}", one.details
         )
         return
-    # One page for the restart, not one per run; each episode's thread has its own report.
+    # One page for the restart (or the lost replica), not one per run; each episode's thread
+    # has its own report.
     key = f"restart-{pipeline.clock.now().strftime('%Y%m%dT%H%M%S.%fZ')}"
+    if owner is not None:
+        key = f"replica-{owner}"
     await pipeline.escalator.escalate(
         key,
         None,
-        f"interrupted by a restart: {len(findings)} runs did not finish: "
+        f"interrupted by {cause}: {len(findings)} runs did not finish: "
         + " | ".join(f.text for f in findings),
         {
             "kind": "interrupted",

@@ -5,7 +5,12 @@ row that start-up reconciliation turns into an escalation instead of a blind ret
 
 Check and intent happen under one admission lock shared by every run: the rate limits are
 counted from recorded intents and the concurrency cap from taken slots, so two runs checking at
-the same moment cannot both pass a limit that only one of them fits under.
+the same moment cannot both pass a limit that only one of them fits under. Inside it, the
+store's admission (`store.admission()`) does the same across replicas sharing the store.
+
+The intent is recorded only while this replica holds its lease (store `record_intent` raises
+`Fenced` otherwise, engine/runs/replicas.py): a replica fenced while it was frozen never
+makes the call it was about to make.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from remediator.engine.guards.concurrency import Deferred
 from remediator.engine.hooks import ActionHooks, Guards
 from remediator.playbook import JSON, Action, ActionRefused, Budget, Target
 from remediator.playbook.handler_data import handler_data
-from remediator.store import Store
+from remediator.store import Fenced, Store
 from remediator.store.records import ActionState
 
 T = TypeVar("T")
@@ -63,6 +68,7 @@ class EngineRun:
         progress: RunProgress | None = None,
         budget: Budget | None = None,
         hooks: ActionHooks | None = None,
+        confirm: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._run_id = run_id
         self._episode_id = episode_id
@@ -85,6 +91,8 @@ class EngineRun:
         self._has_follow_up = has_follow_up
         self.progress = progress or RunProgress.off()
         self._hooks = hooks
+        # Asked when the store refuses an intent as fenced: is this replica still live?
+        self._confirm = confirm
 
     @property
     def run_id(self) -> int:
@@ -129,7 +137,7 @@ class EngineRun:
 
     async def _admit_and_call(self, action: Action, call: Callable[[], Awaitable[T]]) -> T | None:
         async with contextlib.AsyncExitStack() as in_flight:
-            async with self._admission:
+            async with self._admission, self._store.admission():
                 try:
                     await self._guards.check(self, action)
                 except ActionRefused as refused:
@@ -179,6 +187,17 @@ class EngineRun:
         return result
 
     async def _intent(self, action: Action) -> int:
+        try:
+            return await self._record_intent(action)
+        except Fenced as fenced:
+            # A lease past only because this process was slow (not fenced yet) is renewed by
+            # the confirmation, and the intent may go; a fenced replica stops here.
+            self.log.error("intent refused", action=action.summary, reason=str(fenced))
+            if self._confirm is None or not await self._confirm():
+                raise
+        return await self._record_intent(action)
+
+    async def _record_intent(self, action: Action) -> int:
         return await self._store.record_intent(
             self._run_id,
             self._episode_id,

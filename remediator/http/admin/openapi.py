@@ -198,6 +198,22 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
+    "Replica": _object(
+        {
+            "id": STRING,
+            "name": STRING,
+            "started_at": TIME,
+            "heartbeat_at": TIME,
+            "lease_until": TIME,
+            "fenced_at": _nullable(TIME),
+            "fenced_by": _nullable(STRING),
+            "live": {"type": "boolean"},
+            "runs": {"type": "array", "items": INTEGER},
+            "timers": {"type": "array", "items": INTEGER},
+            "work": {"type": "array", "items": STRING},
+            "channels": {"type": "array", "items": STRING},
+        }
+    ),
     "Status": _object(
         {
             "mode": MODE,
@@ -214,6 +230,10 @@ SCHEMAS: dict[str, Schema] = {
             "store": _object({"backend": STRING, "ok": {"type": "boolean"}}),
             "playbooks": INTEGER,
             "versions": {"type": "object", "additionalProperties": _nullable(STRING)},
+            "replica": _object(
+                {"id": STRING, "name": STRING, "fenced": {"type": "boolean"}},
+            ),
+            "replicas": {"type": "array", "items": _ref("Replica")},
         }
     ),
     "DeadLetter": _object(
@@ -328,7 +348,10 @@ SPEC: Schema = {
     "paths": {
         "/admin/status": {
             "get": _operation(
-                "Mode, breaker, pauses, queues, store, versions", ("200", _ref("Status")), []
+                "Mode, breaker, pauses, queues, store, versions; this replica and every "
+                "replica sharing the store with what each holds",
+                ("200", _ref("Status")),
+                [],
             )
         },
         "/admin/playbooks": {

@@ -26,6 +26,7 @@ async def status(request: web.Request) -> web.Response:
     eng = engine(request)
     breaker = await eng.governance.breaker()
     store, outbox = await eng.views.store_status()
+    replicas = await eng.views.replicas() if store["ok"] else []
     return reply(
         {
             "mode": eng.settings.mode.value,
@@ -42,6 +43,8 @@ async def status(request: web.Request) -> web.Response:
                 "aiohttp": _version("aiohttp"),
                 "slack_sdk": _version("slack_sdk"),
             },
+            "replica": {"id": eng.replica, "name": eng.replica_name, "fenced": eng.fenced},
+            "replicas": [record(r) for r in replicas],
         }
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -31,7 +32,15 @@ from remediator.tasks import stop_tasks
 
 # Columns added to existing tables after a release, so an older state file gains them on
 # open: (table, column, declaration). CREATE TABLE IF NOT EXISTS leaves an old table as it is.
-ADDED_COLUMNS = (("outbox", "dead_at", "TEXT"),)
+ADDED_COLUMNS = (
+    ("outbox", "dead_at", "TEXT"),
+    # Who holds what (store/sqlite/replicas.py): the replica that claimed a run, a timer,
+    # an episode's dispatch, and that recorded an action.
+    ("runs", "owner", "TEXT"),
+    ("timers", "owner", "TEXT"),
+    ("episodes", "dispatch_owner", "TEXT"),
+    ("actions", "owner", "TEXT"),
+)
 
 
 class Database:
@@ -42,8 +51,11 @@ class Database:
         synchronous: str = "full",
         busy_timeout_ms: int = 2000,
         clock: Clock = SYSTEM,
+        replica: str | None = None,
     ) -> None:
         self.path = path
+        # This process as a replica (store/sqlite/replicas.py): the owner of what it claims.
+        self.replica = replica or uuid.uuid4().hex
         # The engine's clock, so that a test advancing a manual clock sees the record's times
         # (due times, windows) move with it.
         self.clock = clock

@@ -120,8 +120,10 @@ class GovernanceRepository:
                 return None
             if state == ApprovalState.APPROVED:
                 # Running again: a crash during the approved run is reconciled like any other.
+                # By this replica, which runs it (its intents are fenced on the run's owner).
                 await db.execute(
-                    "UPDATE runs SET state = ? WHERE id = ?", (RunState.RUNNING, run_id)
+                    "UPDATE runs SET state = ?, owner = ? WHERE id = ?",
+                    (RunState.RUNNING, self.db.replica, run_id),
                 )
             details = {"episode": row["episode_id"]}
             await write_audit(db, who, state, f"run:{run_id}", reason, details, at=at)

@@ -34,6 +34,7 @@ from remediator.store.records import (
     WorkKind,
 )
 from remediator.store.sqlite.database import Database
+from remediator.store.sqlite.replicas import FENCED
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
 RESEND_TOUCH = timedelta(seconds=60)
@@ -121,9 +122,12 @@ class IntakeRepository:
 
     async def mark_handled(self, item: WorkItem) -> None:
         column = "firing_handled_at" if item.kind is WorkKind.FIRING else "resolved_handled_at"
+        # Its claim (`claim_work`) ends with it; a fenced replica's marks nothing (what it
+        # was doing is reconciled and dispatched again).
         await self.db.write1(
-            f"UPDATE episodes SET {column} = ? WHERE id = ?",
-            (ts(self.db.now()), item.episode_id),
+            f"UPDATE episodes SET {column} = ?, dispatch_owner = NULL WHERE id = ? "
+            f"AND (dispatch_owner IS NULL OR dispatch_owner = ?) AND NOT {FENCED}",
+            (ts(self.db.now()), item.episode_id, self.db.replica, self.db.replica),
         )
 
     async def prune(self, older_than: datetime) -> int:

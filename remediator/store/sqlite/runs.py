@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from remediator.store.base import Fenced
 from remediator.store.codec import dumps, ts
 from remediator.store.records import (
     ActionRecord,
@@ -22,6 +23,7 @@ from remediator.store.records import (
     RunState,
 )
 from remediator.store.sqlite.database import Database
+from remediator.store.sqlite.replicas import FENCED, STOPPED
 from remediator.store.sqlite.rows import record, records
 
 # An action that may have changed the world: everything but a dry run or a refusal.
@@ -30,6 +32,11 @@ _ACTIONS = "SELECT a.*, r.playbook, r.target_key FROM actions a JOIN runs r ON r
 # A run `running` with no real action yet changed nothing: a crash releases it.
 _ACTED = "EXISTS (SELECT 1 FROM actions a WHERE a.run_id = runs.id AND a.state != 'would')"
 _UNTOUCHED = f"state = 'running' AND NOT {_ACTED}"
+# The run is still running under another replica (its parameters: run id, this replica).
+_NOT_MINE = (
+    "EXISTS (SELECT 1 FROM runs WHERE id = ? AND state = 'running' AND owner IS NOT NULL "
+    "AND owner != ?)"
+)
 
 
 def acting_runs_query(
@@ -84,9 +91,9 @@ class RunRepository:
         self, episode_id: str, playbook: str, target_key: str, mode: str
     ) -> int | None:
         lastrowid, rowcount = await self.db.write1(
-            "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at) "
-            "VALUES (?,?,?,?,'running',?) ON CONFLICT (episode_id, playbook) DO NOTHING",
-            (episode_id, playbook, target_key, mode, ts(self.db.now())),
+            "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at, owner) "
+            "VALUES (?,?,?,?,'running',?,?) ON CONFLICT (episode_id, playbook) DO NOTHING",
+            (episode_id, playbook, target_key, mode, ts(self.db.now()), self.db.replica),
         )
         return lastrowid if rowcount == 1 else None
 
@@ -99,10 +106,19 @@ class RunRepository:
         evidence: dict[str, Any] | None = None,
         escalation: str | None = None,
     ) -> None:
+        # A fenced replica's run was reconciled by another: what it says now is not recorded.
         await self.db.write1(
             "UPDATE runs SET state = ?, finished_at = ?, error = ?, evidence = ?, "
-            "escalation = ? WHERE id = ?",
-            (state, ts(self.db.now()), error, dumps(evidence or {}), escalation, run_id),
+            f"escalation = ? WHERE id = ? AND NOT {FENCED}",
+            (
+                state,
+                ts(self.db.now()),
+                error,
+                dumps(evidence or {}),
+                escalation,
+                run_id,
+                self.db.replica,
+            ),
         )
 
     async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
@@ -133,9 +149,13 @@ class RunRepository:
     ) -> int:
         state = ActionState.WOULD if dry_run else ActionState.INTENT
         at = ts(self.db.now())
-        return await self.db.insert(
+        me = self.db.replica
+        # One statement: the intent exists only if, when it was written, this replica was
+        # not fenced, its lease held and the run was not another replica's.
+        lastrowid, rowcount = await self.db.write1(
             "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
-            "change, state, intended_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "change, state, intended_at, finished_at, owner) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
+            f"WHERE NOT {STOPPED} AND NOT {_NOT_MINE}",
             (
                 run_id,
                 episode_id,
@@ -148,27 +168,55 @@ class RunRepository:
                 state,
                 at,
                 at if dry_run else None,
+                me,
+                me,
+                run_id,
+                me,
             ),
         )
+        if rowcount != 1 or lastrowid is None:
+            raise Fenced(await self._why_fenced(run_id))
+        return lastrowid
+
+    async def _why_fenced(self, run_id: int) -> str:
+        me = self.db.replica
+        rows = await self.db.read("SELECT fenced_at, fenced_by FROM replicas WHERE id = ?", (me,))
+        if rows and rows[0]["fenced_at"] is not None:
+            return f"replica {me} was fenced by {rows[0]['fenced_by']} at {rows[0]['fenced_at']}"
+        owner = await self.db.read("SELECT owner FROM runs WHERE id = ?", (run_id,))
+        if owner and owner[0]["owner"] not in (None, me):
+            return f"run {run_id} belongs to replica {owner[0]['owner']}"
+        return f"the lease of replica {me} is past"
 
     async def record_outcome(
         self, action_id: int, state: ActionState, *, result: Any = None, error: str | None = None
     ) -> None:
         await self.db.write1(
-            "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? WHERE id = ?",
+            "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? "
+            "WHERE id = ? AND state = 'intent'",
             (state, ts(self.db.now()), dumps(result), error, action_id),
         )
 
     # -- start-up reconciliation ---------------------------------------------------------
-    async def unfinished_runs(self) -> list[RunRecord]:
+    async def unfinished_runs(self, owner: str | None = None) -> list[RunRecord]:
         rows = await self.db.read(
-            f"SELECT * FROM runs WHERE state = 'running' AND {_ACTED} ORDER BY id"
+            f"SELECT * FROM runs WHERE state = 'running' AND {_ACTED} "
+            "AND (? IS NULL OR owner = ?) ORDER BY id",
+            (owner, owner),
         )
         return records(RunRecord, rows)
 
-    async def interrupt_unfinished(self) -> list[ActionRecord]:
-        rows = await self.db.read(_ACTIONS + "WHERE a.state = 'intent' ORDER BY a.id")
+    async def interrupt_unfinished(self, owner: str | None = None) -> list[ActionRecord]:
+        # `owner`: only that replica's runs, and the intents it recorded (a later step of a
+        # finished run, a revert, is recorded by whichever replica ran its timer).
+        mine = "(? IS NULL OR owner = ?)"
+        by = (owner, owner)
+        rows = await self.db.read(
+            _ACTIONS + "WHERE a.state = 'intent' AND (? IS NULL OR a.owner = ?) ORDER BY a.id",
+            by,
+        )
         at = ts(self.db.now())
+        untouched = f"{_UNTOUCHED} AND {mine}"
         async with self.db.write() as db:
             # A run that died before its first action changed nothing: release its claim so
             # the episode is dispatched again, as if the run had never started.
@@ -176,23 +224,25 @@ class RunRepository:
                 "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
                 "SELECT episode_id, playbook, 'skipped', "
                 "'interrupted before any action; released to run again', ?, id FROM runs "
-                f"WHERE {_UNTOUCHED}",
-                (at,),
+                f"WHERE {untouched}",
+                (at, *by),
             )
             await db.execute(
-                "UPDATE episodes SET firing_handled_at = NULL WHERE id IN (SELECT episode_id "
-                f"FROM runs WHERE {_UNTOUCHED})"
+                "UPDATE episodes SET firing_handled_at = NULL, dispatch_owner = NULL "
+                f"WHERE id IN (SELECT episode_id FROM runs WHERE {untouched})",
+                by,
             )
-            await db.execute(f"DELETE FROM runs WHERE {_UNTOUCHED}")
+            await db.execute(f"DELETE FROM runs WHERE {untouched}", by)
             await db.execute(
                 "UPDATE actions SET state = 'interrupted', finished_at = ?, "
-                "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent'",
-                (at,),
+                "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent' "
+                f"AND {mine}",
+                (at, *by),
             )
             await db.execute(
                 "UPDATE runs SET state = 'interrupted', finished_at = ?, "
-                "error = 'the daemon stopped during the run' WHERE state = 'running'",
-                (at,),
+                f"error = 'the daemon stopped during the run' WHERE state = 'running' AND {mine}",
+                (at, *by),
             )
         return [record(ActionRecord, row, state=ActionState.INTERRUPTED) for row in rows]
 

@@ -324,3 +324,22 @@ CREATE INDEX IF NOT EXISTS storm_sightings_held ON storm_sightings (held_by)
     WHERE held_by IS NOT NULL;
 -- Summaries of aggregated escalations read the recent ones (engine/escalation_policy.py).
 CREATE INDEX IF NOT EXISTS escalations_created ON escalations (created_at);
+
+-- Replicas (store/protocols.py ReplicaStore): the processes sharing the record, with their
+-- leases on the store's clock. SQLite has one process, so it is the only live replica; the
+-- rows keep the code path of a shared store real (fencing in record_intent).
+CREATE TABLE IF NOT EXISTS replicas (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    lease_until TEXT NOT NULL,
+    fenced_at TEXT,
+    fenced_by TEXT
+);
+-- Outbox channel leases: one deliverer per channel at a time across replicas.
+CREATE TABLE IF NOT EXISTS outbox_channels (
+    channel TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until TEXT NOT NULL
+);

@@ -20,6 +20,7 @@ from remediator.store.sqlite.governance import GovernanceRepository
 from remediator.store.sqlite.incidents import IncidentRepository
 from remediator.store.sqlite.intake import IntakeRepository, Resends
 from remediator.store.sqlite.outbox import OutboxRepository
+from remediator.store.sqlite.replicas import ReplicaRepository
 from remediator.store.sqlite.runs import RunRepository
 from remediator.store.sqlite.slack import SlackRepository
 from remediator.store.sqlite.storm import StormRepository
@@ -57,10 +58,15 @@ class SQLiteStore:
         synchronous: str = "full",
         busy_timeout_ms: int = 2000,
         clock: Clock = SYSTEM,
+        replica: str | None = None,
     ) -> None:
         self.path = path
         self.database = db = Database(
-            path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, clock=clock
+            path,
+            synchronous=synchronous,
+            busy_timeout_ms=busy_timeout_ms,
+            clock=clock,
+            replica=replica,
         )
         self.journal_file = Journal(journal_path(path), synchronous=synchronous)
         resends = Resends()
@@ -73,6 +79,15 @@ class SQLiteStore:
         self.storm = StormRepository(db)
         self.incidents = IncidentRepository(db)
         self.slack = SlackRepository(db)
+        self.coordination = ReplicaRepository(db)
+
+    @property
+    def replica(self) -> str:
+        return self.database.replica
+
+    @property
+    def shared(self) -> bool:
+        return False  # one process per SQLite file
 
     async def open(self) -> None:
         await self.database.open()
@@ -187,3 +202,13 @@ class SQLiteStore:
     set_approval_message = via("slack", SlackRepository.set_approval_message)
     approval_message = via("slack", SlackRepository.approval_message)
     claim_run_now = via("slack", SlackRepository.claim_run_now)
+    # replicas
+    register = via("coordination", ReplicaRepository.register)
+    heartbeat = via("coordination", ReplicaRepository.heartbeat)
+    fence_expired = via("coordination", ReplicaRepository.fence_expired)
+    release = via("coordination", ReplicaRepository.release)
+    replicas = via("coordination", ReplicaRepository.replicas)
+    admission = via("coordination", ReplicaRepository.admission)
+    actions_in_flight = via("coordination", ReplicaRepository.actions_in_flight)
+    claim_work = via("coordination", ReplicaRepository.claim_work)
+    hold_channel = via("coordination", ReplicaRepository.hold_channel)

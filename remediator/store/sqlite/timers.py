@@ -97,22 +97,27 @@ class TimerRepository:
 
     async def claim_timer(self, timer_id: int) -> bool:
         _lastrowid, rowcount = await self.db.write1(
-            "UPDATE timers SET state = 'running' WHERE id = ? AND state = 'waiting'", (timer_id,)
+            "UPDATE timers SET state = 'running', owner = ? WHERE id = ? AND state = 'waiting'",
+            (self.db.replica, timer_id),
         )
         return rowcount == 1
 
-    async def requeue_running_timers(self) -> int:
+    async def requeue_running_timers(self, owner: str | None = None) -> int:
         _lastrowid, rowcount = await self.db.write1(
-            "UPDATE timers SET state = 'waiting' WHERE state = 'running'"
+            "UPDATE timers SET state = 'waiting', owner = NULL WHERE state = 'running' "
+            "AND (? IS NULL OR owner = ?)",
+            (owner, owner),
         )
         return rowcount
 
     async def finish_timer(
         self, timer_id: int, state: TimerState, error: str | None = None
     ) -> None:
+        # A timer requeued from a fenced replica is another runner's now.
         await self.db.write1(
-            "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ?",
-            (state, ts(self.db.now()), error, timer_id),
+            "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ? "
+            "AND (owner IS NULL OR owner = ?)",
+            (state, ts(self.db.now()), error, timer_id, self.db.replica),
         )
 
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
