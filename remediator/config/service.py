@@ -67,11 +67,11 @@ class StateSettings(Section):
     retention_days: int = Field(30, ge=1, description="Notifications older than this are pruned.")
     lease_seconds: float = Field(
         30.0,
-        ge=3.0,
+        ge=1.0,
         description="Replica lease: renewed every third of it; a replica silent this long is "
         "fenced by another, which reconciles what it held (failover time).",
     )
-    fence_interval_seconds: float = Field(
+    fence_check_seconds: float = Field(
         2.0, gt=0, description="How often each replica looks for expired replicas to fence."
     )
 

@@ -155,7 +155,7 @@ class Engine:
             self.pipeline,
             self.metrics,
             lease_seconds=state.lease_seconds,
-            fence_interval=state.fence_interval_seconds,
+            fence_interval=state.fence_check_seconds,
             name=self.replica_name,
             on_lost=self._lost,
         )

@@ -172,8 +172,8 @@ class RunStore(Protocol):
     async def record_outcome(
         self, action_id: int, state: ActionState, *, result: Any = None, error: str | None = None
     ) -> None:
-        """Only an action still in `intent` takes an outcome (a reconciler may have marked it
-        interrupted meanwhile)."""
+        """Only an action still in `intent` (or a dry run's `would`, refused) takes an
+        outcome: a reconciler may have marked it interrupted meanwhile."""
         ...
 
     async def unfinished_runs(self, owner: str | None = None) -> list[RunRecord]:

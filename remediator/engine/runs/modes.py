@@ -36,7 +36,7 @@ class PlaybookModes:
         return self.of(playbook)
 
     def load(self, overrides: Mapping[str, str], known: Collection[str]) -> None:
-        """At start: the overrides operators set before a restart, for playbooks still loaded."""
-        for playbook, mode in overrides.items():
-            if playbook in known:
-                self._overrides[playbook] = Mode(mode)
+        """The overrides in the record, for playbooks still loaded: at start (those set
+        before a restart), and before each run when replicas share the store (another
+        replica's admin API may have changed them)."""
+        self._overrides = {p: Mode(mode) for p, mode in overrides.items() if p in known}

@@ -289,6 +289,10 @@ class Pipeline:
         run_id: int | None = None,
     ) -> RunState:
         """Run one playbook once for the episode. `run_id` resumes an approved run."""
+        if mode is None and self.store.shared:
+            # Operators may have changed the mode through another replica.
+            known = {s.name for s in self.registry}
+            self.modes.load(await self.store.playbook_modes(), known)
         mode = mode or self.mode_of(spec.name)
         if run_id is None:
             run_id = await self.store.claim_run(episode.id, spec.name, target.key, mode.value)

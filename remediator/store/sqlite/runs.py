@@ -122,7 +122,10 @@ class RunRepository:
         )
 
     async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
-        await self.db.write1("UPDATE runs SET evidence = ? WHERE id = ?", (dumps(evidence), run_id))
+        await self.db.write1(
+            f"UPDATE runs SET evidence = ? WHERE id = ? AND NOT {FENCED}",
+            (dumps(evidence), run_id, self.db.replica),
+        )
 
     # -- calls and actions ---------------------------------------------------------------
     async def record_call(
@@ -193,7 +196,7 @@ class RunRepository:
     ) -> None:
         await self.db.write1(
             "UPDATE actions SET state = ?, finished_at = ?, result = ?, error = ? "
-            "WHERE id = ? AND state = 'intent'",
+            "WHERE id = ? AND state IN ('intent', 'would')",
             (state, ts(self.db.now()), dumps(result), error, action_id),
         )
 

@@ -1,0 +1,159 @@
+"""The engine's side of replicas on SQLite: a fenced replica stops acting and nothing is
+called; a lease past only because the process was slow is renewed; the Coordinator reconciles
+what an expired replica held exactly once; the admin API and metrics show the replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from remediator.store import SQLiteStore
+from remediator.store.records import ActionState, DecisionKind, RunState, TimerState
+from tests.admin.helpers import READ, admin_config, call
+from tests.conftest import Daemon, MakeDaemon
+from tests.governance.helpers import START, World, auto, firing, labels, registry_with
+from tests.replicas.test_sqlite_replicas import INTENT, episode, expire, fence
+
+
+def sqlite(daemon: Daemon) -> SQLiteStore:
+    return cast(SQLiteStore, daemon.engine.store)
+
+
+async def test_a_fenced_replica_refuses_its_intent_and_calls_nothing(
+    make_daemon: MakeDaemon,
+) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=auto(**admin_config()))
+    engine = daemon.engine
+    assert engine.metrics.replica_fenced._value.get() == 0
+    await fence(sqlite(daemon), engine.replica)  # by hand: another replica took over
+
+    status, _ = await daemon.post(firing(labels("orders")))
+    assert status == 200
+    async with asyncio.timeout(10):
+        await engine.lost.wait()  # the refused intent: the replica stops acting
+
+    assert world.calls == []
+    [ep] = await engine.store.list_episodes()
+    assert await engine.store.actions_for(ep.id) == []
+    assert engine.fenced and "fenced by another replica" in (engine.fenced_reason or "")
+    assert engine.metrics.replica_fenced._value.get() == 1
+    response = await daemon.client.get("/readyz")
+    assert response.status == 503
+    assert "replica fenced" in str((await response.json())["problems"])
+    _, answer = await call(daemon, "GET", "/admin/status", token=READ)
+    assert answer["replica"] == {"id": engine.replica, "name": engine.replica_name, "fenced": True}
+
+
+async def test_a_lease_past_but_not_fenced_is_renewed_and_the_action_made(
+    make_daemon: MakeDaemon,
+) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=auto())
+    await expire(sqlite(daemon), daemon.engine.replica)  # the process stalled past its lease
+    status, _ = await daemon.post(firing(labels("orders")))
+    assert status == 200
+    await daemon.settle()
+    assert world.targets() == ["Deployment/shop/orders"]
+    assert not daemon.engine.fenced
+
+
+async def test_the_coordinator_reconciles_an_expired_replica_once(
+    make_daemon: MakeDaemon,
+) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=auto(**admin_config()))
+    engine = daemon.engine
+    store = sqlite(daemon)
+    # Another replica, sharing the file for the test: it claimed a run, recorded its intent
+    # and a running timer, and died (its lease ran out).
+    dead = SQLiteStore(store.path, replica="dead")
+    await dead.open()
+    try:
+        await dead.register("dead-pod/7", 30)
+        eid = await episode(dead)
+        run_id = await dead.claim_run(eid, "scale", "Deployment/shop/orders", "auto")
+        assert run_id is not None
+        await dead.record_intent(run_id, eid, **INTENT)
+        timer = await dead.add_timer("no-handler", eid, due_at=START)
+        assert await dead.claim_timer(timer)
+        _, answer = await call(daemon, "GET", "/admin/status", token=READ)
+        by_id = {r["id"]: r for r in answer["replicas"]}
+        assert by_id["dead"]["runs"] == [run_id] and by_id["dead"]["timers"] == [timer]
+        assert by_id["dead"]["live"] and by_id[engine.replica]["live"]
+        await expire(store, "dead")
+
+        assert engine.coordinator is not None
+        first, second = await asyncio.gather(
+            engine.coordinator.fence_pass(), engine.coordinator.fence_pass()
+        )
+        assert sorted([first, second]) == [[], ["dead"]]
+        assert await engine.coordinator.fence_pass() == []
+        assert engine.coordinator.reconciled == {"dead": 1}
+
+        [run] = await store.runs_for(eid)
+        assert run.state == RunState.INTERRUPTED
+        assert "cut by the loss of replica dead" in (run.error or "")
+        [action] = await store.actions_for(eid)
+        assert action.state == ActionState.INTERRUPTED
+        kinds = [d.kind for d in await store.decisions_for(eid)]
+        assert kinds.count(DecisionKind.INTERRUPTED) == 1
+        [escalation] = await store.escalations_for(eid)
+        assert escalation.reason.startswith("interrupted by the loss of replica dead")
+        assert [t.state for t in await store.timers_for(eid)] == [TimerState.WAITING]
+        assert world.calls == []  # never re-run
+        assert engine.metrics.claims.labels(kind="replica")._value.get() == 1
+
+        _, answer = await call(daemon, "GET", "/admin/status", token=READ)
+        by_id = {r["id"]: r for r in answer["replicas"]}
+        assert by_id["dead"]["fenced_by"] == engine.replica and not by_id["dead"]["live"]
+        assert by_id["dead"]["runs"] == [] and by_id["dead"]["timers"] == []
+        # The dead replica, if it woke up, could do nothing more.
+        assert await dead.heartbeat(30) is False
+    finally:
+        await dead.close()
+
+
+async def test_metrics_show_this_replicas_claims(make_daemon: MakeDaemon) -> None:
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=auto())
+    status, _ = await daemon.post(firing(labels("orders")))
+    assert status == 200
+    await daemon.settle()
+    response = await daemon.client.get("/metrics")
+    text = await response.text()
+    assert 'remediator_claims_total{kind="run"} 1.0' in text
+    assert 'remediator_claims_total{kind="work"} 1.0' in text
+    assert "remediator_replica_fenced 0.0" in text
+
+
+async def test_a_replica_fenced_during_its_call_makes_no_further_call(
+    make_daemon: MakeDaemon,
+) -> None:
+    """What a SIGSTOP past the lease does: the first call was under way when the replica was
+    fenced and reconciled by another; it wakes up, and its next action is refused."""
+    world = World(gate=asyncio.Event())
+    two = registry_with(
+        world, touch=lambda t: [t, type(t)(t.kind, f"{t.name}-canary", t.namespace)]
+    )
+    daemon = await make_daemon(two, config=auto())
+    engine = daemon.engine
+    status, _ = await daemon.post(firing(labels("orders")))
+    assert status == 200
+    async with asyncio.timeout(10):
+        await world.started.wait()  # the first call is in flight
+    other = SQLiteStore(sqlite(daemon).path, replica="other")
+    await other.open()
+    try:
+        await fence(other, engine.replica)
+        [cut] = await other.interrupt_unfinished(engine.replica)
+    finally:
+        await other.close()
+    world.gate.set()  # type: ignore[union-attr]
+    async with asyncio.timeout(10):
+        await engine.lost.wait()
+    assert world.targets() == ["Deployment/shop/orders"]  # the call under way, only
+    [action] = await engine.store.actions_for(cut.episode_id)
+    assert action.id == cut.id and action.state == ActionState.INTERRUPTED
+    [run] = await engine.store.runs_for(cut.episode_id)
+    assert run.state == RunState.INTERRUPTED  # as the reconciler left it
