@@ -79,6 +79,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         settings.webhook.auth.bearer()
         settings.webhook.auth.basic()
         settings.approval.slack.secret()
+        if settings.state.backend == "postgres":
+            settings.state.dsn_value()
     except ConfigError as exc:
         problems += exc.problems
     if problems:
@@ -162,6 +164,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         credentials = webhook_credentials(settings, log)
         AdminTokens.from_settings(settings.admin)  # an unreadable token file stops the start
         settings.approval.slack.secret()  # so does the Slack signing secret's
+        if settings.state.backend == "postgres":
+            settings.state.dsn_value()  # and the state database's URL file
     except (ConfigError, OSError) as exc:
         return _fail([str(exc)], "refusing to start")
     return asyncio.run(_serve(settings, registry, params, credentials, log))

@@ -106,8 +106,34 @@ def state_path(tmp_path: Path) -> Path:
     return tmp_path / "state.db"
 
 
+# A module (or test) whose behaviour is the store's runs against both backends:
+# `pytestmark = BOTH_BACKENDS`. The PostgreSQL one gets a fresh database per test (the kit's
+# `postgres_database`); a missing PostgreSQL fails, never skips.
+BOTH_BACKENDS = pytest.mark.parametrize("state_backend", ["sqlite", "postgres"])
+
+
 @pytest.fixture
-async def make_daemon(aiohttp_client: Any, state_path: Path) -> AsyncIterator[MakeDaemon]:
+def state_backend() -> str:
+    """The state backend of `make_daemon`'s daemons (parametrize it: BOTH_BACKENDS)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def state_config(
+    request: pytest.FixtureRequest, state_backend: str, state_path: Path
+) -> dict[str, Any]:
+    """The `state` section of the daemons' settings for the backend under test."""
+    if state_backend == "postgres":
+        database = request.getfixturevalue("postgres_database")
+        return {"backend": "postgres", "dsn": database.dsn, "path": str(state_path)}
+    return {"path": str(state_path)}
+
+
+@pytest.fixture
+async def make_daemon(
+    state_config: dict[str, Any],  # first: its database outlives the daemons (torn down last)
+    aiohttp_client: Any,
+) -> AsyncIterator[MakeDaemon]:
     async def make(
         registry: Registry,
         *,
@@ -117,7 +143,7 @@ async def make_daemon(aiohttp_client: Any, state_path: Path) -> AsyncIterator[Ma
         clients: ClientSet | None = None,
         clock: ManualClock | None = None,
     ) -> Daemon:
-        data: dict[str, Any] = {"builtin_playbooks": False, "state": {"path": str(state_path)}}
+        data: dict[str, Any] = {"builtin_playbooks": False, "state": dict(state_config)}
         for key, value in (config or {}).items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}

@@ -57,12 +57,25 @@ class WebhookSettings(Section):
 
 
 class StateSettings(Section):
-    backend: Literal["sqlite"] = Field("sqlite", description="Where the decision record lives.")
+    backend: Literal["sqlite", "postgres"] = Field(
+        "sqlite",
+        description="Where the decision record lives: sqlite (one process, a local file) or "
+        "postgres (shared by every replica).",
+    )
     path: Path = Field(Path("remediator-state.db"), description="SQLite file (WAL mode).")
     synchronous: Literal["full", "normal"] = Field(
         "full",
-        description="full: fsync every commit (survives power loss); normal: survives a crash.",
+        description="SQLite: full fsyncs every commit (survives power loss); normal: survives "
+        "a crash.",
     )
+    dsn: SecretStr | None = Field(
+        None,
+        description="postgres: the state database's postgresql:// URL (usually from the "
+        "environment); never logged.",
+    )
+    dsn_file: Path | None = Field(None, description="postgres: file holding the URL.")
+    pool_min: int = Field(1, ge=0, description="postgres: connections kept open at least.")
+    pool_max: int = Field(10, ge=1, description="postgres: connections open at most.")
     batch_max: int = Field(256, ge=1, description="Notifications committed together at most.")
     retention_days: int = Field(30, ge=1, description="Notifications older than this are pruned.")
     lease_seconds: float = Field(
@@ -74,6 +87,31 @@ class StateSettings(Section):
     fence_check_seconds: float = Field(
         2.0, gt=0, description="How often each replica looks for expired replicas to fence."
     )
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> StateSettings:
+        given = [name for name in ("dsn", "dsn_file") if getattr(self, name) is not None]
+        if self.backend == "postgres" and len(given) != 1:
+            raise ValueError(
+                "state.backend postgres needs exactly one of `state.dsn` and `state.dsn_file` "
+                f"(given: {', '.join(given) or 'neither'})"
+            )
+        if self.backend == "sqlite" and given:
+            raise ValueError(
+                f"state.{given[0]} is for state.backend postgres; the backend is sqlite"
+            )
+        if self.pool_min > self.pool_max:
+            raise ValueError(
+                f"state.pool_min ({self.pool_min}) is above state.pool_max ({self.pool_max})"
+            )
+        return self
+
+    def dsn_value(self) -> str:
+        """The PostgreSQL URL (postgres backend), read from `dsn_file` when given."""
+        value = read_secret(self.dsn, self.dsn_file, "state.dsn")
+        if not value:
+            raise ConfigError(["state.dsn: empty"])
+        return value
 
 
 class DispatchSettings(Section):

@@ -39,6 +39,11 @@ class Fenced(Exception):
     StoreUnavailable: retrying later does not help a fenced replica."""
 
 
+class SliceTaken(StoreUnavailable):
+    """The journal slice being digested was digested meanwhile by another replica sharing the
+    store (PostgreSQL): nothing was written; read the journal again at once."""
+
+
 class Store(
     IntakeStore,
     EpisodeStore,
@@ -90,4 +95,4 @@ class Store(
         ...
 
 
-__all__ = ["DigestWork", "Fenced", "Store", "StoreUnavailable"]
+__all__ = ["DigestWork", "Fenced", "SliceTaken", "Store", "StoreUnavailable"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.admin.helpers import OPERATOR, READ, admin_config, call
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import World, firing, labels, post_and_settle, registry_with
 
 WHY = {"reason": "testing"}
@@ -56,6 +56,7 @@ async def test_mutations_need_the_operator_token(daemon: Daemon, path: str, body
         assert "reason" in answer["error"]
 
 
+@BOTH_BACKENDS
 async def test_status_and_playbooks(daemon: Daemon) -> None:
     status, answer = await call(daemon, "GET", "/admin/status", token=READ)
     assert status == 200
@@ -66,6 +67,7 @@ async def test_status_and_playbooks(daemon: Daemon) -> None:
     assert playbook["name"] == "scale" and playbook["mode"] == "auto"
 
 
+@BOTH_BACKENDS
 async def test_pause_resume_and_the_audit_log(daemon: Daemon) -> None:
     status, pause = await call(
         daemon,
@@ -129,6 +131,7 @@ async def test_bad_input(daemon: Daemon) -> None:
     assert (await call(daemon, "GET", "/admin/nothing-here"))[0] == 404
 
 
+@BOTH_BACKENDS
 async def test_mode_change_is_durable_and_immediate(
     daemon: Daemon, make_daemon: MakeDaemon
 ) -> None:
@@ -148,6 +151,7 @@ async def test_mode_change_is_durable_and_immediate(
     assert answer["mode"] == "auto" and not answer["override"]
 
 
+@BOTH_BACKENDS
 async def test_run_by_hand_is_a_dry_run_by_default(make_daemon: MakeDaemon) -> None:
     world = World()
     daemon = await make_daemon(registry_with(world), config=admin_config(mode="auto"))

@@ -17,7 +17,7 @@ from remediator.store import StoreUnavailable
 from remediator.store.records import IncomingNotification
 from remediator.store.sqlite import SQLiteStore
 from remediator_testing.alerts import alert, notification
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.kubernetes.helpers import until
 
 LAG = {
@@ -42,6 +42,7 @@ def lag_registry(calls: list[str]) -> Registry:
     return registry
 
 
+@BOTH_BACKENDS
 async def test_firing_resend_and_resolve_create_one_episode(make_daemon: MakeDaemon) -> None:
     calls: list[str] = []
     daemon = await make_daemon(lag_registry(calls), config={"mode": "auto"})
@@ -72,6 +73,7 @@ async def test_firing_resend_and_resolve_create_one_episode(make_daemon: MakeDae
     assert kinds == ["matched", "acted", "resolved"]
 
 
+@BOTH_BACKENDS
 async def test_new_starts_at_is_a_new_episode(make_daemon: MakeDaemon) -> None:
     calls: list[str] = []
     daemon = await make_daemon(lag_registry(calls), config={"mode": "auto"})
@@ -84,6 +86,7 @@ async def test_new_starts_at_is_a_new_episode(make_daemon: MakeDaemon) -> None:
     assert len(calls) == 2
 
 
+@BOTH_BACKENDS
 async def test_mixed_group_acts_on_each_alerts_own_status(make_daemon: MakeDaemon) -> None:
     calls: list[str] = []
     daemon = await make_daemon(lag_registry(calls), config={"mode": "auto"})
@@ -99,6 +102,7 @@ async def test_mixed_group_acts_on_each_alerts_own_status(make_daemon: MakeDaemo
     assert statuses == {"orders": "resolved", "billing": "firing"}
 
 
+@BOTH_BACKENDS
 async def test_truncated_alerts_are_recorded(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(lag_registry([]))
     status, answer = await daemon.post(notification([alert(LAG)], truncated=7))
@@ -115,6 +119,7 @@ async def test_unknown_fields_are_accepted_and_root_path_works(make_daemon: Make
     assert status == 200
 
 
+@BOTH_BACKENDS
 async def test_shadow_mode_is_the_default_and_changes_nothing(make_daemon: MakeDaemon) -> None:
     calls: list[str] = []
     daemon = await make_daemon(lag_registry(calls))
@@ -358,6 +363,7 @@ async def test_a_sender_that_stops_waiting_is_still_recorded(make_daemon: MakeDa
     assert names == ["gone", "stays"]
 
 
+@BOTH_BACKENDS
 async def test_health_ready_and_metrics(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(lag_registry([]))
     assert (await daemon.client.get("/healthz")).status == 200
@@ -383,6 +389,7 @@ async def test_readyz_without_playbooks_is_not_ready(make_daemon: MakeDaemon) ->
     assert "no playbooks loaded" in (await resp.json())["problems"]
 
 
+@BOTH_BACKENDS
 async def test_backlog_bound_is_503_and_drains(make_daemon: MakeDaemon) -> None:
     daemon = await make_daemon(lag_registry([]), config={"webhook": {"max_backlog": 2}})
     await daemon.engine.digester.stop()  # acknowledged notifications pile up undigested

@@ -8,7 +8,7 @@ from remediator.engine.governance.api import GovernanceError
 from remediator.playbook import Target
 from remediator.store.records import Scope
 from remediator_testing.clock import ManualClock
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
     firing,
@@ -19,6 +19,8 @@ from tests.governance.helpers import (
     resolved,
     runs,
 )
+
+pytestmark = BOTH_BACKENDS
 
 APPROVE = {"mode": "approve"}
 

@@ -7,7 +7,7 @@ import asyncio
 
 from remediator.engine.guards import GuardChain
 from remediator_testing.fakes import FakePagerDuty
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.governance.helpers import (
     World,
     add_playbook,
@@ -23,6 +23,7 @@ from tests.governance.helpers import (
 )
 
 
+@BOTH_BACKENDS
 async def test_a_full_cap_defers_the_action_instead_of_refusing_it(
     make_daemon: MakeDaemon, pagerduty: FakePagerDuty
 ) -> None:
@@ -56,6 +57,7 @@ async def test_a_full_cap_defers_the_action_instead_of_refusing_it(
     assert pagerduty.events == []
 
 
+@BOTH_BACKENDS
 async def test_dry_runs_pass_while_the_cap_is_full(make_daemon: MakeDaemon) -> None:
     world = World(gate=asyncio.Event())
     registry = registry_with(world, name="scale")

@@ -11,7 +11,7 @@ from remediator.engine.governance.api import GovernanceError
 from remediator.playbook import Target
 from remediator.store.records import Scope
 from remediator_testing.clock import ManualClock
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.governance.helpers import (
     World,
     add_playbook,
@@ -23,6 +23,8 @@ from tests.governance.helpers import (
     registry_with,
     runs,
 )
+
+pytestmark = BOTH_BACKENDS
 
 
 async def test_global_pause_refuses_every_action_and_escalates(make_daemon: MakeDaemon) -> None:

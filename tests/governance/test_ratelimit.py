@@ -12,7 +12,7 @@ from remediator.store.records import WorkItem, WorkKind
 from remediator.store.sqlite import SQLiteStore
 from remediator.store.sqlite.runs import acting_runs_query
 from remediator_testing.clock import ManualClock
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.governance.helpers import (
     World,
     add_playbook,
@@ -31,6 +31,7 @@ def limits(**rate_limits: Any) -> dict[str, Any]:
     return auto(guards={"rate_limits": rate_limits})
 
 
+@BOTH_BACKENDS
 async def test_per_target_default_is_three_acting_runs_per_hour(make_daemon: MakeDaemon) -> None:
     world = World()
     clock = ManualClock()
@@ -77,6 +78,7 @@ async def test_a_different_playbook_cannot_act_on_the_same_target_in_the_same_ep
     ]
 
 
+@BOTH_BACKENDS
 async def test_per_playbook_limit_and_override(make_daemon: MakeDaemon) -> None:
     world = World()
     registry = registry_with(world, name="scale")
@@ -113,6 +115,7 @@ async def test_all_playbooks_limit(make_daemon: MakeDaemon) -> None:
     ]
 
 
+@BOTH_BACKENDS
 async def test_target_cooldown(make_daemon: MakeDaemon) -> None:
     world = World()
     clock = ManualClock()
@@ -143,6 +146,7 @@ async def test_playbook_cooldown(make_daemon: MakeDaemon) -> None:
     assert reason.startswith("rate_limit: playbook scale is cooling down")
 
 
+@BOTH_BACKENDS
 async def test_shadow_runs_and_refusals_never_count(make_daemon: MakeDaemon) -> None:
     world = World()
     registry: Registry = registry_with(world)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from remediator.store.records import Scope
 from remediator_testing.fakes import Failure, FakePagerDuty
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.governance.helpers import (
     World,
     auto,
@@ -16,6 +16,8 @@ from tests.governance.helpers import (
     refusals,
     registry_with,
 )
+
+pytestmark = BOTH_BACKENDS
 
 CONFIG = auto(
     guards={

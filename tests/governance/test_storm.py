@@ -9,7 +9,7 @@ from typing import Any
 from remediator.store.records import BreakerRecord
 from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import FakePagerDuty
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import (
     World,
     auto,
@@ -24,6 +24,8 @@ from tests.governance.helpers import (
     resolved,
     runs,
 )
+
+pytestmark = BOTH_BACKENDS
 
 
 def storm(pagerduty: FakePagerDuty, **settings: Any) -> dict[str, Any]:

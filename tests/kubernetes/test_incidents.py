@@ -8,9 +8,12 @@ incident the first episode opened.
 from __future__ import annotations
 
 from tests.admin.helpers import admin_config, call
+from tests.conftest import BOTH_BACKENDS
 from tests.kubernetes.helpers import Cluster
 from tests.kubernetes.test_restart_crashloop import OLD, PLAYBOOK, all_crashing, crash, looping
 from tests.kubernetes.test_scale import LAG, lag
+
+pytestmark = BOTH_BACKENDS
 
 QUICK_FOLLOW_UP = {PLAYBOOK: {**OLD[PLAYBOOK], "follow_up_seconds": 0.1}}
 

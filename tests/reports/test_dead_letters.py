@@ -14,7 +14,7 @@ from remediator.cli import main
 from remediator.engine.delivery.report import REPORT, SLACK_REPORT
 from remediator_testing.fakes import Failure, FakePagerDuty, FakeSlack
 from tests.admin.helpers import OPERATOR, admin_config, call
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import (
     PD_KEY,
     World,
@@ -25,6 +25,8 @@ from tests.governance.helpers import (
     post_and_settle,
 )
 from tests.reports.helpers import reporting, scaling, text_of
+
+pytestmark = BOTH_BACKENDS
 
 
 async def _nothing_pending(daemon: Daemon) -> bool:

@@ -6,9 +6,11 @@ import json
 
 from remediator_testing.clock import ManualClock
 from remediator_testing.fakes import Failure, FakeSlack, FakeSlackWebhook
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, resolved
 from tests.reports.helpers import reporting, scaling, text_of
+
+pytestmark = BOTH_BACKENDS
 
 
 async def test_a_storm_is_one_summary_message(make_daemon: MakeDaemon, slack: FakeSlack) -> None:

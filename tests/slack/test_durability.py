@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 
 from remediator_testing.fakes import FakeSlack
-from tests.conftest import MakeDaemon
+from tests.conftest import BOTH_BACKENDS, MakeDaemon
 from tests.governance.helpers import World, eventually, runs
 from tests.reports.helpers import scaling
 from tests.slack.helpers import ALICE, APPROVE, SECRET, approving, pending, response_text, url
+
+pytestmark = BOTH_BACKENDS
 
 
 async def test_the_answer_comes_before_the_work(make_daemon: MakeDaemon, slack: FakeSlack) -> None:

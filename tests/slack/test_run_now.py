@@ -8,7 +8,7 @@ from typing import Any
 from remediator.engine.delivery.approval_render import RUN_NOW
 from remediator.store.records import Scope
 from remediator_testing.fakes import FakeSlack
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import World, eventually, firing, labels, post_and_settle, runs
 from tests.reports.helpers import scaling, text_of
 from tests.slack.helpers import (
@@ -21,6 +21,8 @@ from tests.slack.helpers import (
     response_text,
     url,
 )
+
+pytestmark = BOTH_BACKENDS
 
 
 def shadow(slack: FakeSlack) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from remediator.engine.intake import digest_plan
 from remediator.engine.intake.dispatch import Dispatcher
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
-from remediator.store import Store, StoreUnavailable
+from remediator.store import SliceTaken, Store, StoreUnavailable
 from remediator.store.records import Digested, JournalEntry, WorkItem
 from remediator.tasks import stop_tasks
 
@@ -111,6 +111,12 @@ class Digester:
                 if entries:
                     await self._digest(entries)
                 failures = 0
+            except SliceTaken as exc:
+                # Another replica digested (part of) the slice since it was read: nothing was
+                # written and nothing failed; read the journal again at once.
+                self._log.debug("slice digested by another replica; reading again", error=str(exc))
+                await asyncio.sleep(0)
+                continue
             except Exception as exc:
                 # Never die: a dead digester would leave intake answering 2xx until the
                 # backlog fills. A store that is down heals; anything else is logged loudly.

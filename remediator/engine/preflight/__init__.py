@@ -10,14 +10,16 @@ from remediator.config import Settings
 from remediator.engine.preflight.databases import check_databases
 from remediator.engine.preflight.finding import Finding
 from remediator.engine.preflight.kubernetes import check_kubernetes
+from remediator.engine.preflight.state import check_state
 
 __all__ = ["Finding", "check_online"]
 
 
 async def check_online(settings: Settings, *, allow_superuser: bool = False) -> list[Finding]:
-    """Every finding, databases first; `allow_superuser`: a playbook will terminate
-    superusers' sessions, so the role must be a superuser too."""
+    """Every finding: the state store, the databases, Kubernetes. `allow_superuser`: a
+    playbook will terminate superusers' sessions, so the role must be a superuser too."""
     return [
+        *await check_state(settings),
         *await check_databases(settings, allow_superuser=allow_superuser),
         *await check_kubernetes(settings),
     ]

@@ -9,9 +9,9 @@ from typing import Any
 from remediator.alertmanager import Alert
 from remediator.store.codec import dumps, ts
 from remediator.store.records import DecisionKind, EpisodeRecord
+from remediator.store.resends import Resends
 from remediator.store.sqlite.database import Database
 from remediator.store.sqlite.governance import write_audit
-from remediator.store.sqlite.intake import Resends
 from remediator.store.sqlite.rows import record
 
 

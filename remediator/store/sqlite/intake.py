@@ -9,11 +9,10 @@ never twice.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import aiosqlite
@@ -25,7 +24,6 @@ from remediator.store.journal import Journal
 from remediator.store.protocols import DigestWork
 from remediator.store.records import (
     DigestPlan,
-    EpisodeRecord,
     EpisodeState,
     IncomingNotification,
     JournalEntry,
@@ -33,26 +31,11 @@ from remediator.store.records import (
     WorkItem,
     WorkKind,
 )
+from remediator.store.resends import RESEND_TOUCH, Resends
 from remediator.store.sqlite.database import Database
 from remediator.store.sqlite.replicas import FENCED
 
 _MAX_PARAMS = 900  # below SQLite's historic limit of 999 host parameters
-RESEND_TOUCH = timedelta(seconds=60)
-
-
-class Resends:
-    """Re-sends counted but not written yet, by episode: the row is touched at most once per
-    RESEND_TOUCH, and that touch adds them (reads add them too; close writes the rest)."""
-
-    def __init__(self) -> None:
-        self.unsaved: dict[str, int] = {}
-
-    def counted(self, episode: EpisodeRecord) -> EpisodeRecord:
-        """With the re-sends received since the row was last touched."""
-        unsaved = self.unsaved.get(episode.id)
-        if not unsaved:
-            return episode
-        return dataclasses.replace(episode, notifications=episode.notifications + unsaved)
 
 
 class IntakeRepository:

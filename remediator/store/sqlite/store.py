@@ -8,46 +8,23 @@ it (the table below is the index of who owns what).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from remediator.clock import SYSTEM, Clock
 from remediator.store.journal import Journal, journal_path
+from remediator.store.resends import Resends
 from remediator.store.sqlite.database import Database
 from remediator.store.sqlite.episodes import EpisodeRepository
 from remediator.store.sqlite.governance import GovernanceRepository
 from remediator.store.sqlite.incidents import IncidentRepository
-from remediator.store.sqlite.intake import IntakeRepository, Resends
+from remediator.store.sqlite.intake import IntakeRepository
 from remediator.store.sqlite.outbox import OutboxRepository
 from remediator.store.sqlite.replicas import ReplicaRepository
 from remediator.store.sqlite.runs import RunRepository
 from remediator.store.sqlite.slack import SlackRepository
 from remediator.store.sqlite.storm import StormRepository
 from remediator.store.sqlite.timers import TimerRepository
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class via(Generic[P, T]):  # lower case: it reads as a declaration, `x = via("runs", ...)`
-    """A method of the store that is its repository's method: typed as the repository's, and
-    bound once per store (the bound method is cached on the instance)."""
-
-    def __init__(self, repository: str, method: Callable[Concatenate[Any, P], T]) -> None:
-        self.repository = repository
-        self.name = method.__name__
-
-    @overload
-    def __get__(self, store: None, owner: type) -> Self: ...
-    @overload
-    def __get__(self, store: object, owner: type) -> Callable[P, T]: ...
-    def __get__(self, store: object | None, owner: type) -> Self | Callable[P, T]:
-        if store is None:
-            return self
-        bound: Callable[P, T] = getattr(getattr(store, self.repository), self.name)
-        store.__dict__[self.name] = bound
-        return bound
+from remediator.store.via import via
 
 
 class SQLiteStore:
