@@ -1,8 +1,8 @@
-"""Replicas on SQLite, at the store: leases, fencing exactly once, intents refused to a fenced
-replica, and reconciliation restricted to one owner.
+"""Replicas at the store, on both backends: leases, fencing exactly once, intents refused to a
+fenced replica, and reconciliation restricted to one owner.
 
 SQLite has one process; a second `SQLiteStore` on the same file with another replica id
-stands for another replica here (the shared store's semantics are tested on PostgreSQL).
+stands for another replica here. On PostgreSQL each store is what a replica process opens.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from remediator.alertmanager import Alert
-from remediator.store import Fenced, SQLiteStore
+from remediator.store import Fenced, PostgresStore, SQLiteStore
 from remediator.store.records import ActionState, RunState, TimerState
 from tests.governance.helpers import START, labels
 
@@ -30,10 +30,21 @@ INTENT: dict[str, Any] = {
 }
 
 
+AnyStore = SQLiteStore | PostgresStore
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def another(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Another replica's store on the same record: `another("b")`."""
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("postgres_database").dsn
+        return lambda replica: PostgresStore(dsn, replica=replica)
+    return lambda replica: SQLiteStore(tmp_path / "state.db", replica=replica)
+
+
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
-    a = SQLiteStore(tmp_path / "state.db", replica="a")
-    b = SQLiteStore(tmp_path / "state.db", replica="b")
+async def stores(another: Any) -> AsyncIterator[tuple[AnyStore, AnyStore]]:
+    a, b = another("a"), another("b")
     await a.open()
     await b.open()
     try:
@@ -43,7 +54,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore
         await a.close()
 
 
-async def episode(store: SQLiteStore, name: str = "orders") -> str:
+async def episode(store: AnyStore, name: str = "orders") -> str:
     alert = Alert(
         status="firing",
         labels=labels(name),
@@ -55,8 +66,13 @@ async def episode(store: SQLiteStore, name: str = "orders") -> str:
     return await store.record_manual_episode(alert, who="test", reason="test", details={})
 
 
-async def expire(store: SQLiteStore, replica: str) -> None:
+async def expire(store: AnyStore, replica: str) -> None:
     """The replica stopped heartbeating long ago (its lease is past)."""
+    if isinstance(store, PostgresStore):
+        await store.database.execute(
+            "UPDATE replicas SET lease_until = '2000-01-01T00:00:00+00' WHERE id = $1", replica
+        )
+        return
     async with store.database.write() as db:
         await db.execute(
             "UPDATE replicas SET lease_until = '2000-01-01T00:00:00.000+00:00' WHERE id = ?",
@@ -64,7 +80,14 @@ async def expire(store: SQLiteStore, replica: str) -> None:
         )
 
 
-async def fence(store: SQLiteStore, replica: str) -> None:
+async def fence(store: AnyStore, replica: str) -> None:
+    if isinstance(store, PostgresStore):
+        await store.database.execute(
+            "UPDATE replicas SET fenced_at = '2026-12-03T00:00:00+00', fenced_by = 'x' "
+            "WHERE id = $1",
+            replica,
+        )
+        return
     async with store.database.write() as db:
         await db.execute(
             "UPDATE replicas SET fenced_at = '2026-12-03T00:00:00.000+00:00', fenced_by = 'x' "
@@ -73,7 +96,7 @@ async def fence(store: SQLiteStore, replica: str) -> None:
         )
 
 
-async def test_a_fenced_replica_records_no_intent(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+async def test_a_fenced_replica_records_no_intent(stores: tuple[AnyStore, AnyStore]) -> None:
     a, b = stores
     await a.register("a/1", 30)
     eid = await episode(a)
@@ -99,7 +122,7 @@ async def test_a_fenced_replica_records_no_intent(stores: tuple[SQLiteStore, SQL
 
 
 async def test_a_lease_past_refuses_the_intent_until_renewed(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, _ = stores
     await a.register("a/1", 30)
@@ -114,7 +137,7 @@ async def test_a_lease_past_refuses_the_intent_until_renewed(
 
 
 async def test_another_replicas_running_run_is_not_acted_on(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     await a.register("a/1", 30)
@@ -130,10 +153,10 @@ async def test_another_replicas_running_run_is_not_acted_on(
 
 
 async def test_each_expired_replica_is_fenced_once(
-    stores: tuple[SQLiteStore, SQLiteStore], tmp_path: Path
+    stores: tuple[AnyStore, AnyStore], another: Any
 ) -> None:
     a, b = stores
-    dead = SQLiteStore(tmp_path / "state.db", replica="dead")
+    dead = another("dead")
     await dead.open()
     try:
         for store, name in ((a, "a/1"), (b, "b/1"), (dead, "dead/1")):
@@ -154,7 +177,7 @@ async def test_each_expired_replica_is_fenced_once(
 
 
 async def test_reconciliation_is_restricted_to_the_owner(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     await a.register("a/1", 30)
@@ -188,7 +211,7 @@ async def test_reconciliation_is_restricted_to_the_owner(
 
 
 async def test_actions_in_flight_count_intents_of_replicas_not_fenced(
-    stores: tuple[SQLiteStore, SQLiteStore],
+    stores: tuple[AnyStore, AnyStore],
 ) -> None:
     a, b = stores
     await a.register("a/1", 30)
@@ -202,7 +225,25 @@ async def test_actions_in_flight_count_intents_of_replicas_not_fenced(
     assert await a.actions_in_flight() == 2
     await fence(a, "b")
     assert await a.actions_in_flight() == 1
-    # One process per SQLite file: nothing else to wait for or to share with.
-    assert not a.shared
-    async with a.admission():
-        assert await a.hold_channel("pagerduty", 30)
+    if isinstance(a, SQLiteStore):
+        # One process per SQLite file: nothing else to wait for or to share with.
+        assert not a.shared
+        async with a.admission():
+            assert await a.hold_channel("pagerduty", 30)
+        return
+    # PostgreSQL: one deliverer per channel, and one admission at a time across replicas.
+    assert a.shared
+    assert await a.hold_channel("pagerduty", 30) and await a.hold_channel("pagerduty", 30)
+    assert not await b.hold_channel("pagerduty", 30)
+    await fence(a, "a")
+    assert await b.hold_channel("pagerduty", 30)  # a fenced holder's lease is taken over
+    order: list[str] = []
+
+    async def admit(store: AnyStore, name: str) -> None:
+        async with store.admission():
+            order.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    await asyncio.gather(admit(a, "a"), admit(b, "b"))
+    assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])

@@ -15,7 +15,7 @@ import pytest
 from remediator.alertmanager import validate_notification
 from remediator.engine.intake import digest_plan
 from remediator.store import PostgresStore, SliceTaken
-from remediator.store.records import IncomingNotification
+from remediator.store.records import IncomingNotification, WorkKind
 from remediator_testing.alerts import alert, body, notification
 from remediator_testing.pytest_fixtures import PostgresDatabase
 from remediator_testing.servers import PostgresServer
@@ -155,3 +155,37 @@ async def test_postgres_down_answers_503_and_loses_nothing_acknowledged(
     episodes = await daemon.engine.store.list_episodes()
     assert len(episodes) == acknowledged == 11
     assert await daemon.engine.store.count_undigested() == 0
+
+
+async def test_dispatch_work_is_claimed_by_one_replica_until_it_is_fenced(
+    postgres_database: PostgresDatabase,
+) -> None:
+    a = PostgresStore(postgres_database.dsn, replica="a")
+    b = PostgresStore(postgres_database.dsn, replica="b")
+    await a.open()
+    await b.open()
+    try:
+        await a.register("a/1", 30)
+        await b.register("b/1", 30)
+        payload = notification([firing("orders")])
+        await a.journal(
+            [IncomingNotification(validate_notification(body(payload)), body(payload), T0)]
+        )
+        [entry] = await a.undigested(10)
+        slice_ = digest_plan.keyed([(entry, validate_notification(entry.body))])
+        async with a.digesting(slice_.episode_ids) as work:
+            await work.apply(digest_plan.plan_digest(slice_, work.known, None, T0))
+        [item] = await b.pending_work(WorkKind.FIRING, 10)
+        assert await a.claim_work(item) and await a.claim_work(item)  # again: still a's
+        assert not await b.claim_work(item)
+        assert [r.work for r in await b.replicas()] == [[item.episode_id], []]
+        await b.database.execute("UPDATE replicas SET fenced_at = now() WHERE id = 'a'")
+        assert await b.claim_work(item)  # a fenced replica's work comes back
+        await a.mark_handled(item)  # the fenced one marks nothing
+        assert await b.pending_work(WorkKind.FIRING, 10) == [item]
+        await b.mark_handled(item)
+        assert await b.pending_work(WorkKind.FIRING, 10) == []
+        assert not await b.claim_work(item)  # handled: nothing left to claim
+    finally:
+        await a.close()
+        await b.close()

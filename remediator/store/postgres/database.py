@@ -9,6 +9,7 @@ The API the repositories use (and the replica coordination builds on) is small:
   `StoreUnavailable` (an exception of our own, such as `SliceTaken`, passes as it is).
 - `db.execute/executemany/fetch/fetchrow/fetchval(sql, *args)`: one statement in its own
   (implicit) transaction, errors mapped the same way.
+- `db.replica`: this process's replica id (uuid4 hex), the owner of what it claims.
 - `db.now()`: the time written in the record, the engine's clock (a test's ManualClock moves
   it). Leases and fencing must use PostgreSQL's `now()` instead, never a replica's clock.
 
@@ -19,6 +20,7 @@ fails, and the next acquire opens a new one once the server answers again.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -61,8 +63,11 @@ class Database:
         command_timeout: float = 10.0,
         clock: Clock = SYSTEM,
         migrate_on_open: bool = True,
+        replica: str | None = None,
     ) -> None:
         self._dsn = dsn
+        # This process as a replica (replicas.py): the owner of what it claims.
+        self.replica = replica or uuid.uuid4().hex
         self.clock = clock
         self._min_size = min_size
         self._max_size = max_size

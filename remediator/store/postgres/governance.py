@@ -139,8 +139,12 @@ class GovernanceRepository:
                 return None
             if state == ApprovalState.APPROVED:
                 # Running again: a crash during the approved run is reconciled like any other.
+                # By this replica, which runs it (its intents are fenced on the run's owner).
                 await conn.execute(
-                    "UPDATE runs SET state = $1 WHERE id = $2", RunState.RUNNING, run_id
+                    "UPDATE runs SET state = $1, owner = $2 WHERE id = $3",
+                    RunState.RUNNING,
+                    self.db.replica,
+                    run_id,
                 )
             details = {"episode": row["episode_id"]}
             await write_audit(conn, who, state, f"run:{run_id}", reason, details, at=at)

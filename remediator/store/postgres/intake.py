@@ -26,6 +26,7 @@ from remediator.alertmanager import Alert
 from remediator.store.base import SliceTaken, StoreUnavailable
 from remediator.store.codec import dumps
 from remediator.store.postgres.database import Database, rowcount
+from remediator.store.postgres.replicas import fenced
 from remediator.store.protocols import DigestWork
 from remediator.store.records import (
     DigestPlan,
@@ -100,8 +101,14 @@ class IntakeRepository:
 
     async def mark_handled(self, item: WorkItem) -> None:
         column = "firing_handled_at" if item.kind is WorkKind.FIRING else "resolved_handled_at"
+        # Its claim (`claim_work`) ends with it; a fenced replica's marks nothing (what it
+        # was doing is reconciled and dispatched again).
         await self.db.execute(
-            f"UPDATE episodes SET {column} = $1 WHERE id = $2", self.db.now(), item.episode_id
+            f"UPDATE episodes SET {column} = $1, dispatch_owner = NULL WHERE id = $2 "
+            f"AND (dispatch_owner IS NULL OR dispatch_owner = $3) AND NOT {fenced(3)}",
+            self.db.now(),
+            item.episode_id,
+            self.db.replica,
         )
 
     async def prune(self, older_than: datetime) -> int:

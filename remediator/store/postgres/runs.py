@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from remediator.store.base import Fenced
 from remediator.store.codec import dumps
 from remediator.store.postgres.database import Database
+from remediator.store.postgres.replicas import fenced
 from remediator.store.postgres.rows import plain, record, records
 from remediator.store.records import (
     ActionRecord,
@@ -88,14 +90,15 @@ class RunRepository:
         self, episode_id: str, playbook: str, target_key: str, mode: str
     ) -> int | None:
         run_id: int | None = await self.db.fetchval(
-            "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at) "
-            "VALUES ($1,$2,$3,$4,'running',$5) ON CONFLICT (episode_id, playbook) DO NOTHING "
+            "INSERT INTO runs (episode_id, playbook, target_key, mode, state, started_at, owner) "
+            "VALUES ($1,$2,$3,$4,'running',$5,$6) ON CONFLICT (episode_id, playbook) DO NOTHING "
             "RETURNING id",
             episode_id,
             playbook,
             target_key,
             mode,
             self.db.now(),
+            self.db.replica,
         )
         return run_id
 
@@ -108,20 +111,25 @@ class RunRepository:
         evidence: dict[str, Any] | None = None,
         escalation: str | None = None,
     ) -> None:
+        # A fenced replica's run was reconciled by another: what it says now is not recorded.
         await self.db.execute(
             "UPDATE runs SET state = $1, finished_at = $2, error = $3, evidence = $4, "
-            "escalation = $5 WHERE id = $6",
+            f"escalation = $5 WHERE id = $6 AND NOT {fenced(7)}",
             state,
             self.db.now(),
             error,
             dumps(evidence or {}),
             escalation,
             run_id,
+            self.db.replica,
         )
 
     async def save_evidence(self, run_id: int, evidence: dict[str, Any]) -> None:
         await self.db.execute(
-            "UPDATE runs SET evidence = $1 WHERE id = $2", dumps(evidence), run_id
+            f"UPDATE runs SET evidence = $1 WHERE id = $2 AND NOT {fenced(3)}",
+            dumps(evidence),
+            run_id,
+            self.db.replica,
         )
 
     # -- calls and actions ---------------------------------------------------------------
@@ -155,22 +163,44 @@ class RunRepository:
     ) -> int:
         state = ActionState.WOULD if dry_run else ActionState.INTENT
         at = self.db.now()
-        action_id: int = await self.db.fetchval(
-            "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
-            "change, state, intended_at, finished_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
-            run_id,
-            episode_id,
-            verb,
-            resource,
-            obj,
-            summary,
-            dumps(body),
-            dumps(change),
-            state,
-            at,
-            at if dry_run else None,
-        )
+        me = self.db.replica
+        async with self.db.transaction() as conn:
+            # The replica row FOR SHARE: the fencing UPDATE waits for this transaction, or this
+            # one waits for the fence and then reads it. Its lease on PostgreSQL's clock.
+            replica = await conn.fetchrow(
+                "SELECT fenced_at, fenced_by, lease_until > clock_timestamp() AS leased "
+                "FROM replicas WHERE id = $1 FOR SHARE",
+                me,
+            )
+            if replica is not None and replica["fenced_at"] is not None:
+                raise Fenced(
+                    f"replica {me} was fenced by {replica['fenced_by']} at "
+                    f"{replica['fenced_at'].isoformat()}"
+                )
+            if replica is not None and not replica["leased"]:
+                raise Fenced(f"the lease of replica {me} is past")
+            owner = await conn.fetchval(
+                "SELECT owner FROM runs WHERE id = $1 AND state = 'running' FOR SHARE", run_id
+            )
+            if owner is not None and owner != me:
+                raise Fenced(f"run {run_id} belongs to replica {owner}")
+            action_id: int = await conn.fetchval(
+                "INSERT INTO actions (run_id, episode_id, verb, resource, object, summary, body, "
+                "change, state, intended_at, finished_at, owner) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
+                run_id,
+                episode_id,
+                verb,
+                resource,
+                obj,
+                summary,
+                dumps(body),
+                dumps(change),
+                state,
+                at,
+                at if dry_run else None,
+                me,
+            )
         return action_id
 
     async def record_outcome(
@@ -178,7 +208,7 @@ class RunRepository:
     ) -> None:
         await self.db.execute(
             "UPDATE actions SET state = $1, finished_at = $2, result = $3, error = $4 "
-            "WHERE id = $5",
+            "WHERE id = $5 AND state IN ('intent', 'would')",
             state,
             self.db.now(),
             dumps(result),
@@ -187,39 +217,54 @@ class RunRepository:
         )
 
     # -- start-up reconciliation ---------------------------------------------------------
-    async def unfinished_runs(self) -> list[RunRecord]:
+    async def unfinished_runs(self, owner: str | None = None) -> list[RunRecord]:
         rows = await self.db.fetch(
-            f"SELECT * FROM runs WHERE state = 'running' AND {_ACTED} ORDER BY id"
+            f"SELECT * FROM runs WHERE state = 'running' AND {_ACTED} "
+            "AND ($1::text IS NULL OR owner = $1) ORDER BY id",
+            owner,
         )
         return records(RunRecord, rows)
 
-    async def interrupt_unfinished(self) -> list[ActionRecord]:
+    async def interrupt_unfinished(self, owner: str | None = None) -> list[ActionRecord]:
+        # `owner`: only that replica's runs, and the intents it recorded (a later step of a
+        # finished run, a revert, is recorded by whichever replica ran its timer).
+        mine = "($2::text IS NULL OR owner = $2)"
+        untouched = f"{_UNTOUCHED} AND {mine}"
         at = self.db.now()
         async with self.db.transaction() as conn:
-            rows = await conn.fetch(_ACTIONS + "WHERE a.state = 'intent' ORDER BY a.id")
+            rows = await conn.fetch(
+                _ACTIONS + "WHERE a.state = 'intent' AND ($1::text IS NULL OR a.owner = $1) "
+                "ORDER BY a.id",
+                owner,
+            )
             # A run that died before its first action changed nothing: release its claim so
             # the episode is dispatched again, as if the run had never started.
             await conn.execute(
                 "INSERT INTO decisions (episode_id, playbook, kind, reason, at, run_id) "
                 "SELECT episode_id, playbook, 'skipped', "
                 "'interrupted before any action; released to run again', $1, id FROM runs "
-                f"WHERE {_UNTOUCHED}",
+                f"WHERE {untouched}",
                 at,
+                owner,
             )
             await conn.execute(
-                "UPDATE episodes SET firing_handled_at = NULL WHERE id IN (SELECT episode_id "
-                f"FROM runs WHERE {_UNTOUCHED})"
+                "UPDATE episodes SET firing_handled_at = NULL, dispatch_owner = NULL "
+                f"WHERE id IN (SELECT episode_id FROM runs WHERE {untouched.replace('$2', '$1')})",
+                owner,
             )
-            await conn.execute(f"DELETE FROM runs WHERE {_UNTOUCHED}")
+            await conn.execute(f"DELETE FROM runs WHERE {untouched.replace('$2', '$1')}", owner)
             await conn.execute(
                 "UPDATE actions SET state = 'interrupted', finished_at = $1, "
-                "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent'",
+                "error = 'the daemon stopped between intent and outcome' WHERE state = 'intent' "
+                f"AND {mine}",
                 at,
+                owner,
             )
             await conn.execute(
                 "UPDATE runs SET state = 'interrupted', finished_at = $1, "
-                "error = 'the daemon stopped during the run' WHERE state = 'running'",
+                f"error = 'the daemon stopped during the run' WHERE state = 'running' AND {mine}",
                 at,
+                owner,
             )
         return [record(ActionRecord, row, state=ActionState.INTERRUPTED) for row in rows]
 

@@ -15,6 +15,7 @@ from remediator.store.postgres.governance import GovernanceRepository
 from remediator.store.postgres.incidents import IncidentRepository
 from remediator.store.postgres.intake import IntakeRepository
 from remediator.store.postgres.outbox import OutboxRepository
+from remediator.store.postgres.replicas import ReplicaRepository
 from remediator.store.postgres.runs import RunRepository
 from remediator.store.postgres.slack import SlackRepository
 from remediator.store.postgres.storm import StormRepository
@@ -31,8 +32,11 @@ class PostgresStore:
         pool_min: int = 1,
         pool_max: int = 10,
         clock: Clock = SYSTEM,
+        replica: str | None = None,
     ) -> None:
-        self.database = db = Database(dsn, min_size=pool_min, max_size=pool_max, clock=clock)
+        self.database = db = Database(
+            dsn, min_size=pool_min, max_size=pool_max, clock=clock, replica=replica
+        )
         resends = Resends()
         self.intake = IntakeRepository(db, resends)
         self.episodes = EpisodeRepository(db, resends)
@@ -43,6 +47,15 @@ class PostgresStore:
         self.storm = StormRepository(db)
         self.incidents = IncidentRepository(db)
         self.slack = SlackRepository(db)
+        self.coordination = ReplicaRepository(db)
+
+    @property
+    def replica(self) -> str:
+        return self.database.replica
+
+    @property
+    def shared(self) -> bool:
+        return True  # any number of processes on one database
 
     async def open(self) -> None:
         await self.database.open()
@@ -155,3 +168,13 @@ class PostgresStore:
     set_approval_message = via("slack", SlackRepository.set_approval_message)
     approval_message = via("slack", SlackRepository.approval_message)
     claim_run_now = via("slack", SlackRepository.claim_run_now)
+    # replicas
+    register = via("coordination", ReplicaRepository.register)
+    heartbeat = via("coordination", ReplicaRepository.heartbeat)
+    fence_expired = via("coordination", ReplicaRepository.fence_expired)
+    release = via("coordination", ReplicaRepository.release)
+    replicas = via("coordination", ReplicaRepository.replicas)
+    admission = via("coordination", ReplicaRepository.admission)
+    actions_in_flight = via("coordination", ReplicaRepository.actions_in_flight)
+    claim_work = via("coordination", ReplicaRepository.claim_work)
+    hold_channel = via("coordination", ReplicaRepository.hold_channel)

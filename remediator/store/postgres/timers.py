@@ -86,25 +86,32 @@ class TimerRepository:
 
     async def claim_timer(self, timer_id: int) -> bool:
         status = await self.db.execute(
-            "UPDATE timers SET state = 'running' WHERE id = $1 AND state = 'waiting'", timer_id
+            "UPDATE timers SET state = 'running', owner = $1 WHERE id = $2 AND state = 'waiting'",
+            self.db.replica,
+            timer_id,
         )
         return rowcount(status) == 1
 
-    async def requeue_running_timers(self) -> int:
+    async def requeue_running_timers(self, owner: str | None = None) -> int:
         status = await self.db.execute(
-            "UPDATE timers SET state = 'waiting' WHERE state = 'running'"
+            "UPDATE timers SET state = 'waiting', owner = NULL WHERE state = 'running' "
+            "AND ($1::text IS NULL OR owner = $1)",
+            owner,
         )
         return rowcount(status)
 
     async def finish_timer(
         self, timer_id: int, state: TimerState, error: str | None = None
     ) -> None:
+        # A timer requeued from a fenced replica is another runner's now.
         await self.db.execute(
-            "UPDATE timers SET state = $1, finished_at = $2, error = $3 WHERE id = $4",
+            "UPDATE timers SET state = $1, finished_at = $2, error = $3 WHERE id = $4 "
+            "AND (owner IS NULL OR owner = $5)",
             state,
             self.db.now(),
             error,
             timer_id,
+            self.db.replica,
         )
 
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
