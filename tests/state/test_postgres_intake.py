@@ -189,3 +189,19 @@ async def test_dispatch_work_is_claimed_by_one_replica_until_it_is_fenced(
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("state_backend", ["postgres"])
+async def test_a_nul_in_a_label_does_not_stop_the_digest(
+    make_daemon: MakeDaemon,
+) -> None:
+    """PostgreSQL's text holds no NUL (SQLite's does): a label with one is kept as U+FFFD,
+    never a write that fails forever with every notification behind it waiting."""
+    daemon = await make_daemon(lag_registry([]))
+    hostile = notification([firing("a\u0000b")], receiver="r\u0000")
+    assert (await daemon.post(hostile))[0] == 200
+    assert (await daemon.post(notification([firing("orders")])))[0] == 200
+    await daemon.settle()
+    episodes = await daemon.engine.store.list_episodes()
+    assert sorted(e.labels["deployment"] for e in episodes) == ["a\u0000b", "orders"]
+    assert sorted(e.alertname for e in episodes) == ["KafkaLagHigh"] * 2

@@ -93,6 +93,7 @@ class Database:
                 timeout=self._connect_timeout,
                 command_timeout=self._command_timeout,
                 server_settings={"application_name": "remediator", "jit": "off"},
+                init=_init_connection,
             )
         try:
             if self._migrate:
@@ -168,6 +169,27 @@ class Database:
     async def fetchval(self, sql: str, *args: Any) -> Any:
         with unavailable("state read failed"):
             return await self.pool.fetchval(sql, *args)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "text", schema="pg_catalog", encoder=_encode_text, decoder=_decode_text, format="binary"
+    )
+
+
+def _encode_text(value: str) -> bytes:
+    """Text as PostgreSQL can hold it. Alert labels are the sender's: a NUL (which SQLite keeps
+    and PostgreSQL's text refuses) or a lone surrogate would make every write of that
+    notification fail, and the digest behind it stop; they become U+FFFD instead."""
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = value.encode("utf-8", "replace")
+    return encoded.replace(b"\x00", "\ufffd".encode()) if b"\x00" in encoded else encoded
+
+
+def _decode_text(data: bytes) -> str:
+    return data.decode("utf-8")
 
 
 def rowcount(status: str) -> int:
