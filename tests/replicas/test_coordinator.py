@@ -1,22 +1,34 @@
-"""The engine's side of replicas on SQLite: a fenced replica stops acting and nothing is
-called; a lease past only because the process was slow is renewed; the Coordinator reconciles
-what an expired replica held exactly once; the admin API and metrics show the replicas."""
+"""The engine's side of replicas, on both backends: a fenced replica stops acting and nothing
+is called; a lease past only because the process was slow is renewed; the Coordinator
+reconciles what an expired replica held exactly once; the admin API and metrics show the
+replicas. (A second store on the same record, with its own replica id, is the other replica.)"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import cast
 
-from remediator.store import SQLiteStore
+from remediator.store import PostgresStore, SQLiteStore
 from remediator.store.records import ActionState, DecisionKind, RunState, TimerState
 from tests.admin.helpers import READ, admin_config, call
-from tests.conftest import Daemon, MakeDaemon
+from tests.conftest import BOTH_BACKENDS, Daemon, MakeDaemon
 from tests.governance.helpers import START, World, auto, firing, labels, registry_with
-from tests.replicas.test_sqlite_replicas import INTENT, episode, expire, fence
+from tests.replicas.test_sqlite_replicas import INTENT, AnyStore, episode, expire, fence
+
+pytestmark = BOTH_BACKENDS
 
 
-def sqlite(daemon: Daemon) -> SQLiteStore:
-    return cast(SQLiteStore, daemon.engine.store)
+def sqlite(daemon: Daemon) -> AnyStore:
+    """The daemon's store, whichever backend."""
+    return cast(AnyStore, daemon.engine.store)
+
+
+def other(daemon: Daemon, replica: str) -> AnyStore:
+    """Another replica's store on the daemon's record."""
+    state = daemon.settings.state
+    if state.backend == "postgres":
+        return PostgresStore(state.dsn_value(), replica=replica)
+    return SQLiteStore(state.path, replica=replica)
 
 
 async def test_a_fenced_replica_refuses_its_intent_and_calls_nothing(
@@ -62,12 +74,14 @@ async def test_the_coordinator_reconciles_an_expired_replica_once(
     make_daemon: MakeDaemon,
 ) -> None:
     world = World()
-    daemon = await make_daemon(registry_with(world), config=auto(**admin_config()))
+    # Its own fencing loop stays out of the way: the test makes the passes itself.
+    config = auto(**admin_config(), state={"fence_check_seconds": 3600})
+    daemon = await make_daemon(registry_with(world), config=config)
     engine = daemon.engine
     store = sqlite(daemon)
     # Another replica, sharing the file for the test: it claimed a run, recorded its intent
     # and a running timer, and died (its lease ran out).
-    dead = SQLiteStore(store.path, replica="dead")
+    dead = other(daemon, "dead")
     await dead.open()
     try:
         await dead.register("dead-pod/7", 30)
@@ -142,13 +156,13 @@ async def test_a_replica_fenced_during_its_call_makes_no_further_call(
     assert status == 200
     async with asyncio.timeout(10):
         await world.started.wait()  # the first call is in flight
-    other = SQLiteStore(sqlite(daemon).path, replica="other")
-    await other.open()
+    reconciler = other(daemon, "other")
+    await reconciler.open()
     try:
-        await fence(other, engine.replica)
-        [cut] = await other.interrupt_unfinished(engine.replica)
+        await fence(reconciler, engine.replica)
+        [cut] = await reconciler.interrupt_unfinished(engine.replica)
     finally:
-        await other.close()
+        await reconciler.close()
     world.gate.set()  # type: ignore[union-attr]
     async with asyncio.timeout(10):
         await engine.lost.wait()

@@ -110,6 +110,9 @@ class ReplicaRepository:
 
     async def claim_work(self, item: WorkItem) -> bool:
         column = "firing_handled_at" if item.kind is WorkKind.FIRING else "resolved_handled_at"
+        # Not SKIP LOCKED: the episode's row is also locked for a moment by digests and marks,
+        # and skipping would leave the item to the next sweep; the claim waits for the lock
+        # and then sees who has it.
         status = await self.db.execute(
             f"UPDATE episodes SET dispatch_owner = $1 WHERE id = $2 AND {column} IS NULL "
             "AND (dispatch_owner IS NULL OR dispatch_owner = $1 OR dispatch_owner IN "

@@ -10,6 +10,7 @@ from typing import Any
 
 from remediator.store.codec import dumps
 from remediator.store.postgres.database import Database, rowcount
+from remediator.store.postgres.replicas import fenced
 from remediator.store.postgres.rows import records
 from remediator.store.records import TimerRecord, TimerState
 
@@ -85,8 +86,10 @@ class TimerRepository:
         return records(TimerRecord, rows)
 
     async def claim_timer(self, timer_id: int) -> bool:
+        # SKIP LOCKED: a replica claiming it at the same moment has it; do not wait to find out.
         status = await self.db.execute(
-            "UPDATE timers SET state = 'running', owner = $1 WHERE id = $2 AND state = 'waiting'",
+            "UPDATE timers SET state = 'running', owner = $1 WHERE id = (SELECT id FROM timers "
+            "WHERE id = $2 AND state = 'waiting' FOR UPDATE SKIP LOCKED)",
             self.db.replica,
             timer_id,
         )
@@ -103,10 +106,11 @@ class TimerRepository:
     async def finish_timer(
         self, timer_id: int, state: TimerState, error: str | None = None
     ) -> None:
-        # A timer requeued from a fenced replica is another runner's now.
+        # A timer requeued from a fenced replica is another runner's now: a fenced replica
+        # finishes nothing.
         await self.db.execute(
             "UPDATE timers SET state = $1, finished_at = $2, error = $3 WHERE id = $4 "
-            "AND (owner IS NULL OR owner = $5)",
+            f"AND (owner IS NULL OR owner = $5) AND NOT {fenced(5)}",
             state,
             self.db.now(),
             error,

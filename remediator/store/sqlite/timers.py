@@ -10,6 +10,7 @@ from typing import Any
 from remediator.store.codec import dumps, parse_ts, ts
 from remediator.store.records import TimerRecord, TimerState
 from remediator.store.sqlite.database import Database
+from remediator.store.sqlite.replicas import FENCED
 from remediator.store.sqlite.rows import records
 
 
@@ -113,11 +114,13 @@ class TimerRepository:
     async def finish_timer(
         self, timer_id: int, state: TimerState, error: str | None = None
     ) -> None:
-        # A timer requeued from a fenced replica is another runner's now.
+        # A timer requeued from a fenced replica is another runner's now: a fenced replica
+        # finishes nothing.
+        me = self.db.replica
         await self.db.write1(
             "UPDATE timers SET state = ?, finished_at = ?, error = ? WHERE id = ? "
-            "AND (owner IS NULL OR owner = ?)",
-            (state, ts(self.db.now()), error, timer_id, self.db.replica),
+            f"AND (owner IS NULL OR owner = ?) AND NOT {FENCED}",
+            (state, ts(self.db.now()), error, timer_id, me, me),
         )
 
     async def cancel_timers(self, episode_id: str, kind: str | None = None) -> int:
