@@ -186,6 +186,12 @@ class Governance:
         known = {s.name for s in self._pipeline.registry}
         self._pipeline.modes.load(await self._store.playbook_modes(), known)
 
+    async def refresh_modes(self) -> None:
+        """Before showing modes: with replicas sharing the store, an operator may have
+        changed an override through another replica (one process: nothing to read)."""
+        if self._store.shared:
+            await self.load_modes()
+
     async def run(
         self,
         playbook: str,

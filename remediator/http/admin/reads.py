@@ -65,6 +65,7 @@ async def breaker(request: web.Request) -> web.Response:
 
 async def playbooks(request: web.Request) -> web.Response:
     eng = engine(request)
+    await eng.governance.refresh_modes()
     out = []
     for spec in eng.registry:
         configured = eng.settings.playbook(spec.name)

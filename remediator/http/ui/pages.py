@@ -121,6 +121,7 @@ async def episode(request: web.Request) -> web.Response:
 
 async def governance(request: web.Request, *, message: str = "", status: int = 200) -> web.Response:
     engine = _engine(request)
+    await engine.governance.refresh_modes()
     modes = []
     for spec in engine.registry:
         configured = engine.settings.playbook(spec.name)
