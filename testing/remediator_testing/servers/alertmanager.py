@@ -207,13 +207,21 @@ class AlertmanagerCluster:
         *,
         binary: str | Path = DEFAULT_BINARY,
         ready_timeout: float = 30.0,
+        member_configs: Sequence[str | Mapping[str, Any]] | None = None,
         **member_kwargs: Any,
     ) -> None:
-        """``member_kwargs`` go to every AlertmanagerServer (e.g. ``peer_timeout``)."""
+        """``member_kwargs`` go to every AlertmanagerServer (e.g. ``peer_timeout``).
+
+        ``member_configs`` gives each member its own configuration instead of ``config`` (one
+        per member, in order): e.g. each peer delivering to a different replica of a receiver.
+        """
         if size < 2:
             raise ValueError("an HA cluster needs at least two members")
+        if member_configs is not None and len(member_configs) != size:
+            raise ValueError(f"member_configs: {len(member_configs)} configs for {size} members")
         self.size = size
         self.config = config
+        self.member_configs = list(member_configs) if member_configs is not None else None
         self.binary = binary
         self.ready_timeout = ready_timeout
         self.member_kwargs = member_kwargs
@@ -247,7 +255,7 @@ class AlertmanagerCluster:
         addresses = [f"{LOOPBACK}:{port}" for port in cluster_ports]
         for index, port in enumerate(cluster_ports):
             member = AlertmanagerServer(
-                self.config,
+                self.config if self.member_configs is None else self.member_configs[index],
                 binary=self.binary,
                 clustered=True,
                 cluster_port=port,
