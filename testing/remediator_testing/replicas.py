@@ -208,6 +208,7 @@ class Replicas:
         workdir: Path | None = None,
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
     ) -> None:
         if count < 1:
             raise ValueError("a group needs at least one replica")
@@ -215,6 +216,7 @@ class Replicas:
         self.count = count
         self.env = dict(env or {})
         self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="remediator-replicas-"))
         self.config_path = self.workdir / "remediator.json"  # JSON is YAML
@@ -269,6 +271,7 @@ class Replicas:
             hostname=f"replica-{len(self.members)}",
             env=self.env,
             startup_timeout=self.startup_timeout,
+            stop_timeout=self.stop_timeout,
         )
         self.members.append(member)
         await asyncio.to_thread(member.start)
