@@ -76,6 +76,7 @@ class ReplicaProcess(ManagedServer):
         self.hostname = hostname
         self.extra_env = dict(env or {})
         self._exit_code: int | None = None
+        self.frozen = False
 
     # -- what a test reads ---------------------------------------------------------
 
@@ -116,10 +117,12 @@ class ReplicaProcess(ManagedServer):
     def freeze(self) -> None:
         """SIGSTOP: the process stops running (a long GC pause, a frozen VM) until `thaw()`."""
         self.signal(signal.SIGSTOP)
+        self.frozen = True
 
     def thaw(self) -> None:
         """SIGCONT: a frozen process runs again from where it stopped."""
         self.signal(signal.SIGCONT)
+        self.frozen = False
 
     def wait_exit(self, timeout: float) -> int:
         """Block until the process ends by itself; its exit status (TimeoutExpired if not)."""
@@ -154,6 +157,7 @@ class ReplicaProcess(ManagedServer):
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            self.frozen = False
         super()._terminate(proc)
         self._exit_code = proc.returncode
 
@@ -233,7 +237,13 @@ class Replicas:
 
     @property
     def running(self) -> list[ReplicaProcess]:
+        """The replicas whose process is alive (frozen ones included)."""
         return [member for member in self.members if member.running]
+
+    @property
+    def responsive(self) -> list[ReplicaProcess]:
+        """The replicas alive and not frozen: those that can answer."""
+        return [member for member in self.running if not member.frozen]
 
     def by_pid(self, pid: int) -> ReplicaProcess:
         for member in self.members:

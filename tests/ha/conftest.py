@@ -143,8 +143,8 @@ class HA:
 
     async def settled(self, group: Replicas) -> bool:
         """Nothing left to do anywhere: the journal digested, no dispatch queued on any running
-        replica, no run running, every outbox message delivered."""
-        for member in group.running:
+        replica that can answer, no run running, every outbox message delivered."""
+        for member in group.responsive:
             metrics = await metric_values(member)
             if metrics.get("remediator_digest_backlog") or metrics.get(
                 "remediator_dispatch_queue_depth"
