@@ -119,6 +119,7 @@ async def test_sigkill_of_the_acting_replica_mid_rolling_restart_is_reconciled_o
     assert (after["redis-1"], after["redis-0"]) == (before["redis-1"], before["redis-0"])
     [(actions,)] = await ha.query("SELECT count(*) FROM actions")
     assert actions == 1
+    print(f"failover: paged {failover:.1f} s after the SIGKILL")
     assert failover < FAILOVER_WITHIN, failover
 
 
