@@ -161,11 +161,10 @@ class Engine:
         )
         self.pipeline.confirm_live = self.coordinator.confirm
         await self.coordinator.register()
-        if self.store.shared:
-            # Others may be live: only what expired replicas held is reconciled (a
-            # replica that restarted is a new one; its old self's lease expires).
-            await self.coordinator.fence_pass()
-        else:
+        if not self.store.shared:
+            # The one process: whatever an earlier one left is reconciled now. With replicas
+            # sharing the store, others may be live: the coordinator reconciles what expired
+            # ones held (a replica that restarted is a new one; its old self's lease expires).
             interrupted = await reconcile_interrupted(self.pipeline)
             if interrupted:
                 self.log.warning("reconciled interrupted runs", count=interrupted)

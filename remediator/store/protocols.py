@@ -551,8 +551,9 @@ class ReplicaStore(Protocol):
         ...
 
     async def release(self) -> None:
-        """A graceful stop: the lease ends now, so another replica fences this one at once
-        and reconciles what it left."""
+        """A graceful stop, once this replica reconciled what it held: its lease ends and it
+        is fenced by itself (nobody fences or reconciles it again; what it claimed is anyone's
+        at once, its dispatch work and outbox channels included)."""
         ...
 
     async def replicas(self) -> list[ReplicaRecord]:

@@ -6,6 +6,7 @@ replicas. (A second store on the same record, with its own replica id, is the ot
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import cast
 
 from remediator.store import PostgresStore, SQLiteStore
@@ -171,3 +172,38 @@ async def test_a_replica_fenced_during_its_call_makes_no_further_call(
     assert action.id == cut.id and action.state == ActionState.INTERRUPTED
     [run] = await engine.store.runs_for(cut.episode_id)
     assert run.state == RunState.INTERRUPTED  # as the reconciler left it
+
+
+async def test_a_replica_fences_others_only_after_a_lease_of_its_own_heartbeats(
+    make_daemon: MakeDaemon,
+) -> None:
+    """After an outage of the store every lease is past; a replica that fenced at once would
+    fence the live ones too. It waits until its own heartbeats held for a whole lease."""
+    world = World()
+    config = auto(state={"lease_seconds": 2.0, "fence_check_seconds": 0.05})
+    daemon = await make_daemon(registry_with(world), config=config)
+    coordinator = daemon.engine.coordinator
+    assert coordinator is not None
+    dead = other(daemon, "dead")
+    await dead.open()
+    try:
+        await dead.register("dead-pod/7", 30)
+        await expire(sqlite(daemon), "dead")
+        # As after an outage: its first heartbeat since the store came back, just now.
+        coordinator._healthy_since = time.monotonic()
+        back = time.monotonic()
+        passes = coordinator.passes
+        async with asyncio.timeout(10):
+            while coordinator.passes < passes + 3:
+                await asyncio.sleep(0.01)
+        [found] = [r for r in await sqlite(daemon).replicas() if r.id == "dead"]
+        assert found.fenced_at is None  # three passes went by: it waited
+
+        async with asyncio.timeout(10):
+            while "dead" not in coordinator.reconciled:  # fenced, then reconciled
+                await asyncio.sleep(0.02)
+        assert time.monotonic() - back >= 2.0
+        [found] = [r for r in await sqlite(daemon).replicas() if r.id == "dead"]
+        assert found.fenced_by == daemon.engine.replica
+    finally:
+        await dead.close()

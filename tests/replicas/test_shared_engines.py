@@ -4,6 +4,8 @@ processes, killed and frozen, are tests/ha's.)"""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from remediator.store.records import RunState
@@ -66,3 +68,32 @@ async def test_an_alert_delivered_to_both_replicas_is_acted_on_once(
     _, answer = await call(a, "GET", "/admin/status", token=READ)
     assert {r["id"] for r in answer["replicas"]} == {a.engine.replica, b.engine.replica}
     assert all(r["live"] for r in answer["replicas"])
+
+
+async def test_a_replica_stopped_mid_run_reconciles_it_and_lets_go_of_its_claims(
+    make_daemon: MakeDaemon,
+) -> None:
+    world = World(gate=asyncio.Event())
+    a = await make_daemon(registry_with(world), config=auto(**admin_config()))
+    b = await make_daemon(registry_with(World()), config=auto(**admin_config()))
+    status, _ = await a.post(firing(labels("orders")))
+    assert status == 200
+    async with asyncio.timeout(20):
+        await world.started.wait()  # a's call is under way
+    gone = a.engine.replica
+    assert await a.engine.store.hold_channel("pagerduty", 30)
+    assert not await b.engine.store.hold_channel("pagerduty", 30)
+    await a.client.close()  # a graceful stop (SIGTERM): the run is cut
+
+    [episode] = await b.engine.store.list_episodes()
+    [run] = await b.engine.store.runs_for(episode.id)
+    assert run.state == RunState.INTERRUPTED
+    assert f"was cut by the stop of replica {gone}" in (run.error or "")
+    [escalation] = await b.engine.store.escalations_for(episode.id)
+    assert escalation.reason.startswith(f"interrupted by the stop of replica {gone}")
+    by_id = {r.id: r for r in await b.engine.store.replicas()}
+    assert by_id[gone].fenced_by == gone and not by_id[gone].live
+    # Nobody fences it again (it reconciled itself), and its outbox channel is b's at once.
+    assert await b.engine.store.fence_expired() == []
+    assert await b.engine.store.hold_channel("pagerduty", 30)
+    assert world.calls == []

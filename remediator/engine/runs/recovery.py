@@ -56,12 +56,15 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-async def reconcile_interrupted(pipeline: Pipeline, owner: str | None = None) -> int:
+async def reconcile_interrupted(
+    pipeline: Pipeline, owner: str | None = None, cause: str | None = None
+) -> int:
     """Reconcile what the last life of the daemon left unfinished (`owner`: what that fenced
     replica left; None: everything, the one SQLite process at its start); returns how many
     runs."""
     store = pipeline.store
-    cause = "a restart" if owner is None else f"the loss of replica {owner}"
+    if cause is None:
+        cause = "a restart" if owner is None else f"the loss of replica {owner}"
     await store.requeue_running_timers(owner)
     runs = await store.unfinished_runs(owner)
     open_intents: dict[int, list[ActionRecord]] = defaultdict(list)

@@ -14,6 +14,13 @@ non-zero so that the orchestrator restarts it as a new replica.
 
 Leases and fencing are on the store's clock, never this process's (engine clocks may be a
 test's manual clock, and replicas' clocks may disagree); the loops wait on real time.
+
+A replica fences others only once its own heartbeats have succeeded for a whole lease: after
+the store was away longer than the lease (a PostgreSQL outage), every lease is past, and
+replicas fencing at once as the store comes back would fence each other and all restart. By
+then every live replica has renewed its lease; only the dead ones are still expired. On a
+shared store a pass also renews this replica's own lease first, so a replica that was itself
+frozen finds out that it was fenced before it reconciles anything.
 """
 
 from __future__ import annotations
@@ -30,6 +37,12 @@ from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.tasks import stop_tasks
+
+
+def _now() -> float:
+    """Real time, as the loops wait (asyncio's loop clock): a lease is the world's time, never
+    the engine's clock, which may be a test's manual one."""
+    return asyncio.get_running_loop().time()
 
 
 def replica_name() -> str:
@@ -63,6 +76,9 @@ class Coordinator:
         self._owed: list[str] = []  # fenced by this replica, not reconciled yet
         self._tasks: list[asyncio.Task[None]] = []
         self._fencing = asyncio.Lock()
+        # Since when (monotonic) every heartbeat succeeded; None while the store is away.
+        self._healthy_since: float | None = None
+        self.passes = 0  # passes of the fencing loop, fencing or waiting for health
         self._log = get_logger(component="replicas", replica=store.replica)
 
     @property
@@ -72,6 +88,7 @@ class Coordinator:
     async def register(self) -> None:
         """Join before claiming anything (the store refuses intents of an unleased replica)."""
         await self._store.register(self.name, self.lease)
+        self._healthy_since = _now()
         self._metrics.replica_fenced.set(0)
         self._log.info("replica registered", name=self.name, lease_seconds=self.lease)
 
@@ -84,21 +101,40 @@ class Coordinator:
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks = []
-        if not self.fenced.is_set():
-            # Gracefully: the lease ends now, so another replica takes over what is left
-            # without waiting for it to expire.
-            with contextlib.suppress(StoreUnavailable):
-                await self._store.release()
+        if self.fenced.is_set():
+            return
+        # Gracefully: what the stop cut (a run cancelled mid-way) is reconciled now, by this
+        # replica, and it fences itself, so that the others take its claims over at once
+        # instead of a lease later. (One process on SQLite: its next start reconciles.) If
+        # the store is away, its lease expires and another replica does it.
+        with contextlib.suppress(StoreUnavailable):
+            if self._store.shared:
+                cause = f"the stop of replica {self.replica}"
+                await reconcile_interrupted(self._pipeline, self.replica, cause)
+            await self._store.release()
 
     # -- this replica ----------------------------------------------------------------------
     async def heartbeat(self) -> bool:
         """Renew the lease now; False (and `lost`) when this replica was fenced."""
         if self.fenced.is_set():
             return False
-        if await self._store.heartbeat(self.lease):
+        try:
+            renewed = await self._store.heartbeat(self.lease)
+        except StoreUnavailable:
+            self._healthy_since = None
+            raise
+        if renewed:
+            if self._healthy_since is None:
+                self._healthy_since = _now()
             return True
         self.lost("fenced by another replica: its lease had expired")
         return False
+
+    @property
+    def healthy(self) -> bool:
+        """Its heartbeats have succeeded for a whole lease: it may fence others."""
+        since = self._healthy_since
+        return since is not None and _now() - since >= self.lease
 
     async def confirm(self) -> bool:
         """The store refused an intent as fenced: whether this replica is still live (its
@@ -137,6 +173,8 @@ class Coordinator:
         async with self._fencing:
             if self.fenced.is_set():
                 return []
+            if self._store.shared and not await self.heartbeat():
+                return []  # this replica was fenced itself (it was frozen): it stops
             fenced = await self._store.fence_expired()
             for replica in fenced:
                 self._log.warning("fenced an expired replica; reconciling it", fenced=replica)
@@ -153,6 +191,9 @@ class Coordinator:
     async def _fences(self) -> None:
         while not self.fenced.is_set():
             await asyncio.sleep(self.fence_interval)
+            self.passes += 1
+            if not self.healthy:
+                continue  # renewing its own lease first (at start, after an outage)
             try:
                 await self.fence_pass()
             except StoreUnavailable as exc:

@@ -63,7 +63,8 @@ class ReplicaRepository:
 
     async def release(self) -> None:
         await self.db.execute(
-            "UPDATE replicas SET lease_until = now() WHERE id = $1 AND fenced_at IS NULL",
+            "UPDATE replicas SET lease_until = now(), fenced_at = now(), fenced_by = id "
+            "WHERE id = $1 AND fenced_at IS NULL",
             self.db.replica,
         )
 

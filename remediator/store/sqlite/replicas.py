@@ -75,7 +75,8 @@ class ReplicaRepository:
 
     async def release(self) -> None:
         await self.db.write1(
-            f"UPDATE replicas SET lease_until = {NOW} WHERE id = ? AND fenced_at IS NULL",
+            f"UPDATE replicas SET lease_until = {NOW}, fenced_at = {NOW}, fenced_by = id "
+            "WHERE id = ? AND fenced_at IS NULL",
             (self.db.replica,),
             urgent=True,
         )
