@@ -9,6 +9,9 @@ import asyncio
 import time
 from typing import cast
 
+import pytest
+
+from remediator.playbook import Action, ActionRefused, Target
 from remediator.store import PostgresStore, SQLiteStore
 from remediator.store.records import ActionState, DecisionKind, RunState, TimerState
 from tests.admin.helpers import READ, admin_config, call
@@ -207,3 +210,37 @@ async def test_a_replica_fences_others_only_after_a_lease_of_its_own_heartbeats(
         assert found.fenced_by == daemon.engine.replica
     finally:
         await dead.close()
+
+
+async def test_a_later_step_on_a_run_another_live_replica_runs_is_refused(
+    make_daemon: MakeDaemon,
+) -> None:
+    """A timer's step (a follow-up) on a run still running on another live replica: refused
+    like any guard's refusal, and this replica goes on (it is not fenced)."""
+    world = World()
+    daemon = await make_daemon(registry_with(world), config=auto())
+    engine = daemon.engine
+    owner = other(daemon, "a")
+    await owner.open()
+    try:
+        await owner.register("a-pod/1", 30)
+        eid = await episode(owner)
+        run_id = await owner.claim_run(eid, "scale", "Deployment/shop/orders", "auto")
+        assert run_id is not None
+        spec = engine.registry.get("scale")
+        assert spec is not None
+        target = Target("Deployment", "orders", "shop")
+        run = engine.pipeline.new_run(spec, target, eid, run_id, False, engine.log)
+        called: list[str] = []
+
+        async def call() -> str:
+            called.append("made")
+            return "ok"
+
+        action = Action("patch", "deployments/scale", target, "scale orders", body={})
+        with pytest.raises(ActionRefused, match=f"run {run_id} belongs to replica a"):
+            await run.act(action, call)
+        assert called == [] and not engine.fenced
+        assert await engine.store.actions_for(eid) == []
+    finally:
+        await owner.close()

@@ -35,7 +35,7 @@ from remediator.engine.runs.executor import RunExecutor, Said
 from remediator.engine.runs.incidents import Incidents
 from remediator.engine.runs.locks import KeyedLocks
 from remediator.engine.runs.modes import PlaybookModes
-from remediator.engine.runs.run import REVERT, EngineRun
+from remediator.engine.runs.run import REPLICAS, REVERT, EngineRun
 from remediator.logs import get_logger
 from remediator.metrics import Metrics
 from remediator.playbook import (
@@ -55,9 +55,10 @@ from remediator.store.records import (
     WorkKind,
 )
 
-# Refusals that say nothing new about a storm: the breaker's own, and GitOps policies (a
-# configured choice to hand a change to humans, not a sign of trouble).
-_NOT_A_REFUSAL_BURST = frozenset({"storm_breaker", "gitops"})
+# Refusals that say nothing new about a storm: the breaker's own, GitOps policies (a
+# configured choice to hand a change to humans, not a sign of trouble), and a run another
+# replica owns (engine/runs/run.py).
+_NOT_A_REFUSAL_BURST = frozenset({"storm_breaker", "gitops", REPLICAS})
 # The kind of refusal (and the start of its reason) for a target outside the namespace scope.
 OUT_OF_SCOPE = "out_of_scope"
 

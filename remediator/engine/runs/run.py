@@ -34,6 +34,7 @@ from remediator.store.records import ActionState
 
 T = TypeVar("T")
 REVERT = "revert"  # timer kind: a playbook's revert handler, armed when the episode resolves
+REPLICAS = "replicas"  # the refusal of an action on a run another live replica owns
 FOLLOW_UP = "follow_up"  # timer kind: a playbook's next step, if its alert still fires then
 _MAX_RESULT = 2000
 
@@ -195,7 +196,13 @@ class EngineRun:
             self.log.error("intent refused", action=action.summary, reason=str(fenced))
             if self._confirm is None or not await self._confirm():
                 raise
-        return await self._record_intent(action)
+        try:
+            return await self._record_intent(action)
+        except Fenced as fenced:
+            # Live, and still refused: the run is another live replica's (a later step came
+            # due while that replica still runs it). Not this replica's to act on: refused,
+            # and said like any refusal, while this replica goes on.
+            raise ActionRefused(REPLICAS, str(fenced)) from fenced
 
     async def _record_intent(self, action: Action) -> int:
         return await self._store.record_intent(
