@@ -244,3 +244,38 @@ async def test_a_later_step_on_a_run_another_live_replica_runs_is_refused(
         assert await engine.store.actions_for(eid) == []
     finally:
         await owner.close()
+
+
+async def test_what_a_fencer_died_before_reconciling_is_reconciled_with_it(
+    make_daemon: MakeDaemon,
+) -> None:
+    """b fenced c and died before reconciling it: whoever fences b reconciles c too."""
+    world = World()
+    config = auto(state={"fence_check_seconds": 3600})
+    daemon = await make_daemon(registry_with(world), config=config)
+    engine = daemon.engine
+    assert engine.coordinator is not None
+    b, c = other(daemon, "b"), other(daemon, "c")
+    await b.open()
+    await c.open()
+    try:
+        await b.register("b-pod/1", 30)
+        await c.register("c-pod/1", 30)
+        eid = await episode(c)
+        run_id = await c.claim_run(eid, "scale", "Deployment/shop/orders", "auto")
+        assert run_id is not None
+        await c.record_intent(run_id, eid, **INTENT)
+        await expire(b, "c")
+        assert await b.fence_expired() == ["c"]  # ... and b died here
+        await expire(b, "b")
+        assert await engine.coordinator.fence_pass() == ["b"]
+        assert engine.coordinator.reconciled == {"b": 0, "c": 1}
+        [run] = await engine.store.runs_for(eid)
+        assert run.state == RunState.INTERRUPTED
+        assert "cut by the loss of replica c" in (run.error or "")
+        assert len(await engine.store.escalations_for(eid)) == 1
+        assert await engine.coordinator.fence_pass() == []
+        assert engine.coordinator.reconciled == {"b": 0, "c": 1}
+    finally:
+        await c.close()
+        await b.close()

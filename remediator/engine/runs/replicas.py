@@ -186,6 +186,16 @@ class Coordinator:
                 self._owed.pop(0)
                 self.reconciled[replica] = self.reconciled.get(replica, 0) + count
                 self._log.warning("reconciled a fenced replica", fenced=replica, runs=count)
+                # The replicas it had fenced and still holding runs or timers: it died before
+                # it reconciled them (reconciling is idempotent: what is done is not found).
+                for other in await self._store.replicas():
+                    if (
+                        other.fenced_by == replica
+                        and other.id not in (replica, self.replica)
+                        and (other.runs or other.timers)
+                        and other.id not in self._owed
+                    ):
+                        self._owed.append(other.id)
             return fenced
 
     async def _fences(self) -> None:
