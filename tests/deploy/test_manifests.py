@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from remediator.config import ConfigError, load_settings
+from remediator.config import load_settings
 from remediator.engine import rbac
 from remediator.engine.assembly import load_registry
 from tests.alert_rules.support import explain, run, tool
@@ -175,11 +175,11 @@ def test_ha_config_differs_only_by_the_state_backend_it_needs() -> None:
     assert {k: v for k, v in ha.items() if k != "state"} == {
         k: v for k, v in single.items() if k != "state"
     }
-    # This version has no PostgreSQL backend (issue 16): its config model rejects exactly
-    # these keys. When the backend lands, this test must change to load the ha config whole.
-    with pytest.raises(ConfigError) as rejected:
-        load_settings_text(yaml.safe_dump(ha))
-    assert all(p.startswith("state.") for p in rejected.value.problems), rejected.value.problems
+    # The whole ha config loads (issue 16: the PostgreSQL backend and replicas).
+    settings = load_settings_text(yaml.safe_dump(ha))
+    assert settings.state.backend == "postgres"
+    assert settings.state.dsn_file is not None
+    assert str(settings.state.dsn_file) == "/run/secrets/remediator/state-dsn"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
