@@ -158,6 +158,7 @@ class Engine:
             fence_interval=state.fence_check_seconds,
             name=self.replica_name,
             on_lost=self._lost,
+            forget_after=state.retention_days * 86400.0,
         )
         self.pipeline.confirm_live = self.coordinator.confirm
         await self.coordinator.register()

@@ -560,6 +560,12 @@ class ReplicaStore(Protocol):
         """Every replica, live and fenced, with what each holds."""
         ...
 
+    async def forget_replicas(self, fenced_for_seconds: float) -> int:
+        """Delete the replicas fenced longer ago than that which hold nothing any more (no
+        running run or timer, no dispatch work): a process restarted every day leaves a row
+        a day. Returns how many."""
+        ...
+
     def admission(self) -> AbstractAsyncContextManager[None]:
         """Held around a guard check and its intent: one admission at a time across replicas
         (PostgreSQL: a transaction holding the `admission` row FOR UPDATE; SQLite: nothing,

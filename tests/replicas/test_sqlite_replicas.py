@@ -83,14 +83,14 @@ async def expire(store: AnyStore, replica: str) -> None:
 async def fence(store: AnyStore, replica: str) -> None:
     if isinstance(store, PostgresStore):
         await store.database.execute(
-            "UPDATE replicas SET fenced_at = '2026-12-03T00:00:00+00', fenced_by = 'x' "
+            "UPDATE replicas SET fenced_at = '2000-01-01T00:00:00+00', fenced_by = 'x' "
             "WHERE id = $1",
             replica,
         )
         return
     async with store.database.write() as db:
         await db.execute(
-            "UPDATE replicas SET fenced_at = '2026-12-03T00:00:00.000+00:00', fenced_by = 'x' "
+            "UPDATE replicas SET fenced_at = '2000-01-01T00:00:00.000+00:00', fenced_by = 'x' "
             "WHERE id = ?",
             (replica,),
         )
@@ -247,3 +247,18 @@ async def test_actions_in_flight_count_intents_of_replicas_not_fenced(
 
     await asyncio.gather(admit(a, "a"), admit(b, "b"))
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+async def test_replicas_fenced_long_ago_holding_nothing_are_forgotten(
+    stores: tuple[AnyStore, AnyStore],
+) -> None:
+    a, b = stores
+    await a.register("a/1", 30)
+    await b.register("b/1", 30)
+    eid = await episode(a)
+    assert await a.claim_run(eid, "scale", "Deployment/shop/orders", "auto") is not None
+    await fence(b, "a")  # fenced long ago, and still holding its running run
+    await fence(a, "b")  # fenced long ago, holding nothing
+    assert await a.forget_replicas(3600) == 1
+    assert [r.id for r in await a.replicas()] == ["a"]
+    assert await a.forget_replicas(10 * 365 * 86400) == 0  # not fenced that long ago

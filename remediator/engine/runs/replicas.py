@@ -38,6 +38,8 @@ from remediator.metrics import Metrics
 from remediator.store import Store, StoreUnavailable
 from remediator.tasks import stop_tasks
 
+FORGET_EVERY = 3600.0  # seconds between two deletions of replicas fenced long ago
+
 
 def _now() -> float:
     """Real time, as the loops wait (asyncio's loop clock): a lease is the world's time, never
@@ -62,6 +64,7 @@ class Coordinator:
         fence_interval: float,
         name: str | None = None,
         on_lost: Callable[[str], None] | None = None,
+        forget_after: float = 30 * 86400.0,
     ) -> None:
         self._store = store
         self._pipeline = pipeline
@@ -79,6 +82,9 @@ class Coordinator:
         # Since when (monotonic) every heartbeat succeeded; None while the store is away.
         self._healthy_since: float | None = None
         self.passes = 0  # passes of the fencing loop, fencing or waiting for health
+        # Fenced replicas that hold nothing are forgotten this long after (once an hour).
+        self._forget_after = forget_after
+        self._forgot_at: float | None = None
         self._log = get_logger(component="replicas", replica=store.replica)
 
     @property
@@ -198,6 +204,14 @@ class Coordinator:
                         self._owed.append(other.id)
             return fenced
 
+    async def _forget(self) -> None:
+        if self._forgot_at is not None and _now() - self._forgot_at < FORGET_EVERY:
+            return
+        self._forgot_at = _now()
+        forgotten = await self._store.forget_replicas(self._forget_after)
+        if forgotten:
+            self._log.info("forgot replicas fenced long ago", count=forgotten)
+
     async def _fences(self) -> None:
         while not self.fenced.is_set():
             await asyncio.sleep(self.fence_interval)
@@ -206,6 +220,7 @@ class Coordinator:
                 continue  # renewing its own lease first (at start, after an outage)
             try:
                 await self.fence_pass()
+                await self._forget()
             except StoreUnavailable as exc:
                 self._log.error("cannot fence expired replicas", error=str(exc))
             except Exception:  # never die: a dead fencer leaves dead replicas' work stuck

@@ -25,6 +25,17 @@ from remediator.store.records import ReplicaRecord, WorkItem, WorkKind
 FENCED = "EXISTS (SELECT 1 FROM replicas WHERE id = ${} AND fenced_at IS NOT NULL)"
 
 
+# Replicas that hold something: a running run or timer, an episode to dispatch.
+_HOLDERS = (
+    "SELECT owner FROM runs WHERE state = 'running' AND owner IS NOT NULL UNION "
+    "SELECT owner FROM timers WHERE state = 'running' AND owner IS NOT NULL UNION "
+    "SELECT dispatch_owner FROM episodes WHERE firing_handled_at IS NULL AND "
+    "status = 'firing' AND dispatch_owner IS NOT NULL UNION "
+    "SELECT dispatch_owner FROM episodes WHERE resolved_handled_at IS NULL AND "
+    "status = 'resolved' AND dispatch_owner IS NOT NULL"
+)
+
+
 def fenced(param: int) -> str:
     return FENCED.format(param)
 
@@ -92,6 +103,14 @@ class ReplicaRepository:
                 if owner in held:
                     held[owner][kind].append(value)
         return [record(ReplicaRecord, row, **held[row["id"]]) for row in rows]
+
+    async def forget_replicas(self, fenced_for_seconds: float) -> int:
+        status = await self.db.execute(
+            "DELETE FROM replicas WHERE fenced_at < now() - make_interval(secs => $1) "
+            f"AND id NOT IN ({_HOLDERS})",
+            fenced_for_seconds,
+        )
+        return rowcount(status)
 
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:

@@ -174,6 +174,7 @@ class PostgresStore:
     fence_expired = via("coordination", ReplicaRepository.fence_expired)
     release = via("coordination", ReplicaRepository.release)
     replicas = via("coordination", ReplicaRepository.replicas)
+    forget_replicas = via("coordination", ReplicaRepository.forget_replicas)
     admission = via("coordination", ReplicaRepository.admission)
     actions_in_flight = via("coordination", ReplicaRepository.actions_in_flight)
     claim_work = via("coordination", ReplicaRepository.claim_work)

@@ -36,6 +36,16 @@ STOPPED = (
     f"(fenced_at IS NOT NULL OR lease_until <= {NOW}))"
 )
 FENCED = "EXISTS (SELECT 1 FROM replicas WHERE id = ? AND fenced_at IS NOT NULL)"
+# Replicas that hold something: a running run or timer, an episode to dispatch (each half as
+# its partial index says, never a scan of every episode).
+_HOLDERS = (
+    "SELECT owner FROM runs WHERE state = 'running' AND owner IS NOT NULL UNION "
+    "SELECT owner FROM timers WHERE state = 'running' AND owner IS NOT NULL UNION "
+    "SELECT dispatch_owner FROM episodes WHERE firing_handled_at IS NULL AND "
+    "status = 'firing' AND dispatch_owner IS NOT NULL UNION "
+    "SELECT dispatch_owner FROM episodes WHERE resolved_handled_at IS NULL AND "
+    "status = 'resolved' AND dispatch_owner IS NOT NULL"
+)
 
 
 class ReplicaRepository:
@@ -106,6 +116,15 @@ class ReplicaRepository:
                 if owner in held:
                     held[owner][kind].append(value)
         return [record(ReplicaRecord, row, **held[row["id"]]) for row in rows]
+
+    async def forget_replicas(self, fenced_for_seconds: float) -> int:
+        before, modifier = lease_end(-fenced_for_seconds)
+        _lastrowid, rowcount = await self.db.write1(
+            f"DELETE FROM replicas WHERE fenced_at IS NOT NULL AND fenced_at < {before} "
+            f"AND id NOT IN ({_HOLDERS})",
+            (modifier,),
+        )
+        return rowcount
 
     @asynccontextmanager
     async def admission(self) -> AsyncIterator[None]:
