@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from remediator_testing.alerts import alert, notification
 from remediator_testing.replicas import ReplicaProcess, Replicas
 from tests.ha.conftest import CHECK_SECONDS, HA, LEASE_SECONDS, TOKEN, gather_posts
@@ -152,3 +154,73 @@ async def test_a_replica_frozen_past_its_lease_does_not_act_when_it_wakes(ha: HA
     status, reply = await newcomer.get_json("/readyz")
     assert status == 200, reply
     assert len(evictions(ha)) == 1
+
+
+def scale_patches(ha: HA) -> list[Any]:
+    return [
+        r
+        for r in ha.emu.requests
+        if r.method == "PATCH" and r.path.endswith("/deployments/consumer/scale")
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (#16): interrupt_unfinished marks the dead replica's runs interrupted in "
+    "one transaction before each is read back, reported and escalated; a reconciler killed in "
+    "between leaves the run 'interrupted' ('the daemon stopped during the run') with no "
+    "report and no page, and no later reconciliation looks at it (it holds no running run). "
+    "The same holds for a single process killed during its start-up reconciliation.",
+)
+async def test_a_replica_killed_while_reconciling_another_leaves_nothing_unreconciled(
+    ha: HA,
+) -> None:
+    """The replica that fenced a dead one dies in the middle of reconciling it: a third replica
+    must still reconcile what the first one held (a run cut during its call, reported once)."""
+    ha.emu.add_deployment("shop", "consumer", replicas=3)
+    await ha.emu.wait_rolled_out("shop", "consumer")
+    # The API server applies the scale-up and answers only after a minute: the acting replica
+    # dies first, with an intent and no outcome.
+    ha.emu.faults.add(
+        path_regex="/deployments/consumer/scale$", method="PATCH", answer_after_s=60, times=1
+    )
+    group = await ha.start(
+        3, playbooks={"scale-on-lag": {"params": {"partitions": 12, "cooldown_seconds": 0}}}
+    )
+    firing = alert(
+        labels("KafkaLagHigh", deployment="consumer", consumergroup="ingest", topic="ticks"),
+        starts_at=START,
+    )
+    payload = notification([firing])
+    assert await gather_posts([m.post(payload, token=TOKEN) for m in group]) == [200] * 3
+
+    def replicas() -> int:
+        return int(ha.emu.get("apps/v1", "deployments", "shop", "consumer")["spec"]["replicas"])
+
+    await ha.until("the scale-up to apply", lambda: replicas() == 5)
+    acting = await ha.acting(group)
+    # Reading the scale back (what reconciliation does with an intent and no outcome) is slow:
+    # the replica that fences the acting one is still reconciling when it is killed.
+    ha.emu.faults.add(path_regex="/deployments/consumer(/scale)?$", method="GET", latency_s=5)
+    acting.kill()
+
+    async def fenced_by() -> str | None:
+        rows = await ha.query("SELECT fenced_by FROM replicas WHERE fenced_at IS NOT NULL")
+        return rows[0]["fenced_by"] if rows else None
+
+    fencer_id = await ha.until("the acting replica to be fenced", fenced_by, within=20)
+    [(fencer_name,)] = await ha.query("SELECT name FROM replicas WHERE id = $1", fencer_id)
+    fencer = group.by_name(fencer_name)
+    fencer.kill()
+    ha.emu.faults.clear()
+
+    # Fenced within a lease and a check of the kill, then reconciled again without the slow
+    # read: well within 15 s.
+    [page] = await ha.pagerduty.wait_for(1, within=15)
+    summary = page["payload"]["summary"]
+    assert "found applied: scale Deployment/shop/consumer from 3 to 5 replicas" in summary
+    await ha.until("the last replica to have nothing left to do", lambda: ha.settled(group))
+    runs = await ha.query("SELECT state FROM runs")
+    assert [run["state"] for run in runs] == ["interrupted"]
+    assert len(ha.pagerduty.events) == 1
+    assert len(scale_patches(ha)) == 1
