@@ -380,12 +380,18 @@ async def drain(urls: list[str], journal: Journal | None = None, limit: float = 
     raise RuntimeError(f"the daemon did not drain in {limit:.0f} s")
 
 
-async def outbox_empty(urls: list[str], limit: float = 30.0) -> bool:
-    """Whether the outbox was delivered (the storm's page and message) within `limit`."""
+async def outbox_empty(
+    urls: list[str], undelivered: Journal | None = None, limit: float = 30.0
+) -> bool:
+    """Whether the outbox was delivered (the storm's page and message) within `limit`: by the
+    record when `undelivered` counts it there (PostgreSQL, shared by the replicas), else by
+    the daemon's `remediator_outbox_pending`."""
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
-        pending = await summed(urls, "remediator_outbox_pending{")
-        if not any(pending.values()):
+        if undelivered is not None:
+            if await undelivered() == 0:
+                return True
+        elif not any((await summed(urls, "remediator_outbox_pending{")).values()):
             return True
         await asyncio.sleep(0.1)
     return False
@@ -474,6 +480,7 @@ COUNTS = {
     "notifications": "SELECT count(*) FROM notifications",
     "storms": "SELECT count(*) FROM breaker",
     "runs": "SELECT count(*) FROM runs",
+    "undelivered": "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
 }
 
 
@@ -519,17 +526,24 @@ async def run_phase(
         state: dict[str, Any] = {"backend": "postgres", "dsn": dsn}
         pg_pids = [postgres.pid]
 
-        async def journal() -> int:
+        async def count(sql: str) -> int:
             conn = await asyncpg.connect(dsn)
             try:
-                return int(await conn.fetchval("SELECT count(*) FROM intake_journal"))
+                return int(await conn.fetchval(sql))
             finally:
                 await conn.close()
 
+        async def journal() -> int:
+            return await count("SELECT count(*) FROM intake_journal")
+
+        async def outbox() -> int:
+            return await count(COUNTS["undelivered"])
+
         check: Journal | None = journal
+        undelivered: Journal | None = outbox
     else:
         state = {"path": str(phase_dir / "state.db"), "synchronous": "full"}
-        check = None
+        check = undelivered = None
     config = daemon_config(phase_dir, state, pagerduty.url, slack.api_url)
     pages0 = len([e for e in pagerduty.events if e.get("event_action") == "trigger"])
     posts0, updates0 = len(slack.messages), len(slack.interactive.updates)
@@ -557,7 +571,7 @@ async def run_phase(
         paced_lat, paced_err = await paced(urls, paced_bodies, args.rate)
         paced_drain = await drain(metric_urls, check)
         rss_end = [rss_mib(m.pid) for m in group]
-        delivered = await outbox_empty(metric_urls)
+        delivered = await outbox_empty(metric_urls, undelivered)
         held = (await summed(metric_urls, "remediator_storm_held_alerts_total")).get(
             "remediator_storm_held_alerts_total", 0.0
         )
@@ -613,7 +627,12 @@ def report(result: Result, n: int, expected: int, sent: int, args: argparse.Name
         f"({result.pages / per_storm:.0f} per storm); Slack messages {result.slack_posts} "
         f"posted + {result.slack_updates} updates "
         f"({(result.slack_posts + result.slack_updates) / per_storm:.0f} per storm)"
-        + ("" if result.delivered else "; the outbox had not delivered everything")
+        + (
+            ""
+            if result.delivered
+            else f"; the outbox had not delivered everything ({counts['undelivered']} "
+            "messages undelivered in the record at the end)"
+        )
     )
     print(
         f"ack latency, {args.concurrency} connections flat out: "
