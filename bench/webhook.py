@@ -500,6 +500,7 @@ class Result:
     slack_updates: int
     delivered: bool
     held: float
+    server_paced: dict[str, float]  # the daemon's own latency buckets over the paced phase
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -568,7 +569,12 @@ async def run_phase(
         drain_secs = await drain(metric_urls, check)
         rss_points.append((workload.distinct, rss_mib(first)))
         batches = await summed(metric_urls, "remediator_")
+        latency0 = await summed(metric_urls, "remediator_webhook_latency_seconds_bucket")
+        latency0.update(await summed(metric_urls, "remediator_intake_batch_seconds_bucket"))
         paced_lat, paced_err = await paced(urls, paced_bodies, args.rate)
+        latency1 = await summed(metric_urls, "remediator_webhook_latency_seconds_bucket")
+        latency1.update(await summed(metric_urls, "remediator_intake_batch_seconds_bucket"))
+        server_paced = {k: latency1[k] - latency0.get(k, 0.0) for k in latency1}
         paced_drain = await drain(metric_urls, check)
         rss_end = [rss_mib(m.pid) for m in group]
         delivered = await outbox_empty(metric_urls, undelivered)
@@ -605,6 +611,7 @@ async def run_phase(
         len(slack.interactive.updates) - updates0,
         delivered,
         held,
+        server_paced,
         counts,
     )
 
@@ -643,6 +650,23 @@ def report(result: Result, n: int, expected: int, sent: int, args: argparse.Name
         f"p99 {pct(result.paced_lat, 0.99):.1f} ms, errors {result.paced_err}   (target p99 < "
         f"25 ms); drained {result.paced_drain:.1f} s after it"
     )
+    for metric, what in (
+        ("remediator_webhook_latency_seconds", "answers"),
+        ("remediator_intake_batch_seconds", "journal commits"),
+    ):
+        buckets = {
+            float(name.split('le="')[1].split('"')[0]): value
+            for name, value in result.server_paced.items()
+            if name.startswith(metric + "_bucket")
+        }
+        if buckets:
+            total = buckets.get(float("inf"), 0.0) or 1.0
+            within = min((le for le, n in buckets.items() if n >= 0.99 * total), default=0.0)
+            print(
+                f"  the daemon's own {metric} over that phase: "
+                f"{total - buckets.get(0.025, total):.0f} of {total:.0f} {what} took over 25 ms; "
+                f"p99 within {within * 1000:g} ms"
+            )
     b = result.batches
     count = b.get("remediator_intake_batch_seconds_count", 0.0) or 1.0
     print(
